@@ -36,8 +36,8 @@ from importer.events import (
     parse_registry_notification,
     triage,
 )
-from tests.support.images import ImageBuilder, multi
-from tests.support.registry import LocalRegistry
+from importer.testbed.images import ImageBuilder, multi
+from importer.testbed.registry import LocalRegistry
 
 DATA = Path(__file__).parent / "data" / "events"
 

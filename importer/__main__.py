@@ -1,0 +1,7 @@
+"""`python -m importer`: the command line (see importer/cli.py)."""
+
+import sys
+
+from importer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,231 @@
+"""The command line: `python -m importer COMMAND …` (each command has --help).
+
+    check REF --policy FILE [--json]   verdict for one image; exit 0 compliant/ignored, 1 violation,
+                                       2 usage or policy error, 3 registry or network error
+    serve [--host H] [--port P]        the local host (Functions routes) for registry notifications
+    outcomes [--json] [--limit N]      the newest recorded outcomes
+    demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
+
+Settings come from the environment (see importer/settings.py and the README); `check` against a loopback
+registry needs none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from importer.manifests import ManifestError
+from importer.outcome import Outcome
+from importer.pipeline import evaluate, reference_of, verdict_fields
+from importer.policy import Policy, PolicyError, load_policy
+from importer.reference import ReferenceError, parse_reference
+from importer.registry import RegistryError
+from importer.registry.oci import OciRegistry
+from importer.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_REGISTRY = 3
+
+
+class UsageError(Exception):
+    """Bad arguments, settings or policy: exit 2 with the message."""
+
+
+def _settings(policy_path: str | None) -> Settings:
+    try:
+        policy: Policy | None = load_policy(policy_path) if policy_path else None
+        return load_settings(policy=policy)
+    except (PolicyError, SettingsError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _print_verdict(record: dict[str, Any]) -> None:
+    print(f"{record['reference']}  {record['verdict']}" + (f" → {record['action']}" if record["action"] != "none" else ""))
+    rows = [
+        ("digest", record["digest"]),
+        ("kind", f"{record['kind']} ({record['media_type']})" if record["kind"] else None),
+        ("platforms", ", ".join(record["platforms"]) or "—"),
+        ("required", ", ".join(record["required"]) or "—"),
+        ("missing", ", ".join(record["missing"])),
+        ("forbidden", ", ".join(record["forbidden"])),
+        ("inconsistent", "; ".join(record["inconsistent"])),
+        ("reason", record["reason"]),
+    ]
+    for name, value in rows:
+        if value:
+            print(f"  {name:<12} {value}")
+
+
+def command_check(args: argparse.Namespace) -> int:
+    settings = _settings(args.policy)
+    try:
+        reference = parse_reference(args.ref)
+    except ReferenceError as error:
+        raise UsageError(str(error)) from None
+    registry = OciRegistry(
+        reference.registry,
+        credentials=settings.credentials_for(reference.registry),
+        allow_http=settings.allows_http(reference.registry),
+    )
+    try:
+        facts, verdict = evaluate(
+            settings.policy, registry, reference.repository, reference.digest or reference.tag or "latest"
+        )
+    except (RegistryError, ManifestError) as error:
+        print(f"error: {args.ref}: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    outcome = Outcome(
+        event_id="",
+        received_at="",
+        result="ignored",
+        repository=reference.repository,
+        tag=reference.tag,
+        digest=reference.digest,
+        **verdict_fields(facts, verdict),  # type: ignore[arg-type]
+    )
+    outcome = outcome.replace(
+        reference=reference_of(reference.registry, reference.repository, reference.tag, outcome.digest)
+    )
+    record = outcome.verdict_dict()
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        _print_verdict(record)
+    return EXIT_VIOLATION if verdict.verdict == "violation" else EXIT_OK
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from importer.runtime import Runtime
+    from importer.serve import LocalHost
+
+    settings = _settings(args.policy)
+    runtime = Runtime.from_settings(settings)
+    host = LocalHost(runtime.api, host=args.host, port=args.port)
+    print(f"Platform Guard listening on {host.url}", flush=True)
+    print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
+    print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}")
+    if not settings.webhook_token:
+        print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
+    try:
+        host.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        host.stop()
+        runtime.pipeline.ledger.close()
+    return EXIT_OK
+
+
+def format_outcomes(outcomes: Sequence[Outcome]) -> str:
+    """A fixed-width table of outcomes, oldest first."""
+    rows = [("RECEIVED", "RESULT", "REFERENCE", "PLATFORMS", "REASON")]
+    for outcome in reversed(outcomes):
+        reference = outcome.reference or outcome.repository or outcome.event_id
+        rows.append(
+            (
+                outcome.received_at,
+                outcome.result,
+                reference if len(reference) <= 60 else reference[:57] + "...",
+                ",".join(outcome.platforms),
+                outcome.error or outcome.reason or "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
+    )
+
+
+def command_outcomes(args: argparse.Namespace) -> int:
+    from importer.ledger.sqlite import SqliteLedger
+
+    settings = _settings(None)
+    if not settings.ledger_path.exists():
+        print(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER?)", file=sys.stderr)
+        return EXIT_OK
+    ledger = SqliteLedger(settings.ledger_path)
+    try:
+        outcomes = ledger.outcomes(limit=args.limit, repository=args.repository)
+    finally:
+        ledger.close()
+    if args.json:
+        for outcome in outcomes:
+            print(json.dumps(outcome.as_dict()))
+    else:
+        print(format_outcomes(outcomes))
+    return EXIT_OK
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from importer.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m importer",
+        description="Platform Guard: keep every image in a registry runnable on the platforms your clusters use.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="verdict for one image reference",
+        description="Inspect REF and compare the platforms it offers with the policy. Exit codes: 0 compliant or "
+        "ignored, 1 violation, 2 usage or policy error, 3 registry or network error.",
+    )
+    check.add_argument("ref", metavar="REF", help="image reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
+    check.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    check.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    check.set_defaults(run=command_check)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the local host for registry notifications",
+        description="Serve the Functions routes locally: POST /runtime/webhooks/eventgrid?functionName=NAME, "
+        "POST /api/registry-events, OPTIONS/POST /api/cloudevents, GET /api/health.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7071, help="port (default 7071, like the Functions host)")
+    serve.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    serve.set_defaults(run=command_serve)
+
+    outcomes = commands.add_parser(
+        "outcomes", help="show recorded outcomes", description="Show the newest outcomes in the ledger."
+    )
+    outcomes.add_argument("--json", action="store_true", help="one JSON record per line, newest first")
+    outcomes.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    outcomes.add_argument("--repository", help="only this repository")
+    outcomes.set_defaults(run=command_outcomes)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the end-to-end demo on this machine",
+        description="Start a local registry and the local host, push right and wrong images, print the outcomes. "
+        "Needs docker-registry and skopeo (the README's first command installs them).",
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the demo's folder instead of removing it")
+    demo.set_defaults(run=command_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.run(args))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,129 @@
+"""The outcome record: one per event, written to the ledger, the log and the alert sinks (DESIGN.md §4).
+
+    record = Outcome.for_event(event_id="…", received_at="…", registry="…")
+    record = record.with_verdict(reference, facts_or_none, verdict)
+    record.as_dict()    # the JSON object every consumer reads; keys in OUTCOME_FIELDS order
+
+VERDICT_FIELDS is the `check --json` contract; OUTCOME_FIELDS adds the event and result fields. Infra's alert
+query and the docs read these tuples, so they are the single source of the field names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+VERDICT_FIELDS: tuple[str, ...] = (
+    "reference",
+    "repository",
+    "tag",
+    "digest",
+    "media_type",
+    "kind",
+    "platforms",
+    "required",
+    "missing",
+    "forbidden",
+    "inconsistent",
+    "verdict",
+    "action",
+    "reason",
+)
+EVENT_FIELDS: tuple[str, ...] = (
+    "event_id",
+    "received_at",
+    "registry",
+    "actor",
+    "user_agent",
+    "result",
+    "new_digest",
+    "preserved_as",
+    "source",
+    "duration_ms",
+    "error",
+)
+# Compatible extensions of the contract: which route the event came by, and index children with no platform.
+EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform")
+OUTCOME_FIELDS: tuple[str, ...] = VERDICT_FIELDS + EVENT_FIELDS + EXTRA_FIELDS
+
+RESULTS: tuple[str, ...] = (
+    "compliant",
+    "reimported",
+    "quarantined",
+    "alerted",
+    "ignored",
+    "superseded",
+    "duplicate",
+    "rejected",
+    "failed",
+)
+# Results that page someone.
+ALERTING_RESULTS = frozenset({"quarantined", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One recorded outcome; every field of OUTCOME_FIELDS, None where it does not apply."""
+
+    event_id: str
+    received_at: str
+    result: str
+    registry: str | None = None
+    reference: str | None = None
+    repository: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+    media_type: str | None = None
+    kind: str | None = None
+    platforms: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+    inconsistent: tuple[str, ...] = ()
+    verdict: str | None = None
+    action: str | None = None
+    reason: str | None = None
+    actor: str | None = None
+    user_agent: str | None = None
+    new_digest: str | None = None
+    preserved_as: str | None = None
+    source: str | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    schema: str | None = None
+    no_platform: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.result not in RESULTS:
+            raise ValueError(f"unknown outcome result {self.result!r}")
+
+    def replace(self, **changes: Any) -> "Outcome":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict, keys in OUTCOME_FIELDS order, lists for sequences."""
+        record: dict[str, Any] = {}
+        for name in OUTCOME_FIELDS:
+            value = getattr(self, name)
+            record[name] = list(value) if isinstance(value, tuple) else value
+        return record
+
+    def verdict_dict(self) -> dict[str, Any]:
+        """Only the verdict fields: the `check --json` object."""
+        full = self.as_dict()
+        return {name: full[name] for name in VERDICT_FIELDS}
+
+    @property
+    def alerts(self) -> bool:
+        """Whether this outcome goes to the alert sinks."""
+        return self.result in ALERTING_RESULTS
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "Outcome":
+        """Rebuild an outcome read back from the ledger."""
+        values = {name: record.get(name) for name in OUTCOME_FIELDS if name in record}
+        for name in ("platforms", "required", "missing", "forbidden", "inconsistent", "no_platform"):
+            values[name] = tuple(values.get(name) or ())
+        return cls(**values)

@@ -1,0 +1,198 @@
+"""The one place that strings the steps together: event → claim → inspect → decide → outcome.
+
+    pipeline = Pipeline.from_settings(load_settings())
+    outcomes = pipeline.handle_all(parse_registry_notification(body, content_type))
+    # raises TransientFailure (after recording) when a registry problem may pass: fail the delivery so it is retried
+
+Every event the parsers return ends in exactly one recorded outcome per delivery: rejected (bad event, unknown
+registry), duplicate (a redelivery), ignored, compliant, alerted (a violation, alert only), or failed.
+Entry points (function_app.py, the local host, the CLI) only parse and call this.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+
+from importer.alerts import LogSink, OutcomeSink
+from importer.decide import VIOLATION, Facts, Verdict, decide, ignored
+from importer.events import ParsedEvent, PushEvent, RejectedEvent, triage
+from importer.inspect import inspect_manifest
+from importer.ledger import Ledger
+from importer.ledger.sqlite import SqliteLedger
+from importer.manifests import ManifestError
+from importer.outcome import Outcome
+from importer.policy import Policy
+from importer.registry import Registry, RegistryError
+from importer.registry.directory import RegistryDirectory
+from importer.settings import Settings
+
+log = logging.getLogger("platform_guard.pipeline")
+
+
+class TransientFailure(Exception):
+    """Handling failed for a reason that may pass (registry 5xx, 429, timeouts): deliver the event again."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def reference_of(registry: str | None, repository: str, tag: str | None, digest: str | None) -> str:
+    """`registry/repository:tag@digest`, leaving out what is unknown."""
+    text = f"{registry}/{repository}" if registry else repository
+    if tag:
+        text += f":{tag}"
+    if digest:
+        text += f"@{digest}"
+    return text
+
+
+def verdict_fields(facts: Facts | None, verdict: Verdict) -> dict[str, object]:
+    """The outcome fields a verdict fills in."""
+    fields: dict[str, object] = {
+        "platforms": verdict.platforms,
+        "required": verdict.required,
+        "missing": verdict.missing,
+        "forbidden": verdict.forbidden,
+        "inconsistent": verdict.inconsistent,
+        "verdict": verdict.verdict,
+        "action": verdict.action,
+        "reason": verdict.reason,
+        "no_platform": verdict.no_platform,
+    }
+    if facts is not None:
+        fields.update(digest=facts.digest, media_type=facts.media_type, kind=facts.kind)
+    return fields
+
+
+def evaluate(policy: Policy, registry: Registry, repository: str, reference: str) -> tuple[Facts | None, Verdict]:
+    """Inspect `repository@reference` (digest or tag) and decide; ignored repositories are not read at all.
+
+    Shared by the event path and `check`, so both give the same verdict for the same manifest.
+    """
+    rule = policy.rule_for(repository)
+    if rule.ignore:
+        return None, ignored(rule, "repository is ignored by the policy")
+    if policy.quarantine.holds(repository):
+        return None, ignored(rule, "quarantine repository: images here are held on purpose")
+    facts = inspect_manifest(registry, repository, reference, rule)
+    return facts, decide(facts, rule)
+
+
+class Pipeline:
+    """Handles parsed events against one policy, ledger, set of registries and sinks."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        ledger: Ledger,
+        registries: RegistryDirectory,
+        sinks: Sequence[OutcomeSink] = (),
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.policy = policy
+        self.ledger = ledger
+        self.registries = registries
+        self.sinks = tuple(sinks) or (LogSink(),)
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, ledger: Ledger | None = None) -> "Pipeline":
+        """The pipeline the entry points use: SQLite ledger, OCI clients, the JSON log sink."""
+        return cls(
+            policy=settings.policy,
+            ledger=ledger or SqliteLedger(settings.ledger_path),
+            registries=RegistryDirectory(settings),
+        )
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    def handle_all(self, events: Iterable[ParsedEvent]) -> list[Outcome]:
+        """Handle every event of one delivery; TransientFailure at the end if any of them must be retried."""
+        outcomes: list[Outcome] = []
+        transient: list[str] = []
+        for event in events:
+            try:
+                outcome = self.handle(event)
+            except TransientFailure as failure:
+                transient.append(str(failure))
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
+        if transient:
+            raise TransientFailure("; ".join(transient))
+        return outcomes
+
+    def reject_payload(self, event_id: str, reason: str, *, schema: str | None = None) -> Outcome:
+        """Record a delivery whose body is not an event payload at all."""
+        return self._finish(
+            Outcome(event_id=event_id, received_at=self._clock(), result="rejected", reason=reason, schema=schema),
+            time.perf_counter(),
+        )
+
+    def handle(self, event: ParsedEvent) -> Outcome | None:
+        """Handle one event; None when it is dropped silently (pulls, mounts, blob pushes)."""
+        started = time.perf_counter()
+        received_at = self._clock()
+        if isinstance(event, RejectedEvent):
+            outcome = Outcome(event_id=event.event_id, received_at=received_at, result="rejected", reason=event.reason)
+            return self._finish(outcome, started)
+        sorting = triage(event)
+        if sorting.disposition == "drop":
+            return None
+        base = Outcome(
+            event_id=event.event_id,
+            received_at=received_at,
+            result="rejected",
+            repository=event.repository,
+            tag=event.tag,
+            digest=event.digest,
+            media_type=event.media_type,
+            actor=event.actor,
+            user_agent=event.user_agent,
+            schema=event.schema,
+        )
+        host = self.registries.guarded_host(event.origin)
+        if host is None:
+            reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
+            return self._finish(base.replace(reason=reason), started)
+        base = base.replace(registry=host, reference=reference_of(host, event.repository, event.tag, event.digest))
+        if not self.ledger.claim(event.event_id):
+            return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
+        if sorting.disposition == "ignore":
+            return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
+        return self._decide(event, host, base, started)
+
+    def _decide(self, event: PushEvent, host: str, base: Outcome, started: float) -> Outcome:
+        assert event.digest is not None
+        try:
+            facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
+        except RegistryError as error:
+            if error.transient:
+                self.ledger.release(event.event_id)
+                self._finish(base.replace(result="failed", error=f"{error} (will be retried)"), started)
+                raise TransientFailure(str(error)) from error
+            return self._finish(base.replace(result="failed", error=str(error)), started)
+        except ManifestError as error:
+            return self._finish(base.replace(result="failed", error=str(error)), started)
+        except Exception as error:  # a bug: record it, free the claim, and let the delivery be retried
+            self.ledger.release(event.event_id)
+            log.exception("unexpected error handling event %s", event.event_id)
+            self._finish(base.replace(result="failed", error=f"internal error: {type(error).__name__}: {error}"), started)
+            raise
+        result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
+        return self._finish(base.replace(result=result, **verdict_fields(facts, verdict)), started)
+
+    def _finish(self, outcome: Outcome, started: float) -> Outcome:
+        outcome = outcome.replace(duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        self.ledger.record(outcome)
+        for sink in self.sinks:
+            try:
+                sink.emit(outcome)
+            except Exception:  # a sink must never lose the recorded outcome or fail the event
+                log.exception("outcome sink %s failed", type(sink).__name__)
+        return outcome
