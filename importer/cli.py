@@ -81,19 +81,16 @@ def command_check(args: argparse.Namespace) -> int:
     except (RegistryError, ManifestError) as error:
         print(f"error: {args.ref}: {error}", file=sys.stderr)
         return EXIT_REGISTRY
-    outcome = Outcome(
+    fields = {"digest": reference.digest, **verdict_fields(facts, verdict)}
+    record = Outcome(
         event_id="",
         received_at="",
-        result="ignored",
+        result="ignored",  # unused: `check` prints only the verdict fields
         repository=reference.repository,
         tag=reference.tag,
-        digest=reference.digest,
-        **verdict_fields(facts, verdict),  # type: ignore[arg-type]
-    )
-    outcome = outcome.replace(
-        reference=reference_of(reference.registry, reference.repository, reference.tag, outcome.digest)
-    )
-    record = outcome.verdict_dict()
+        reference=reference_of(reference.registry, reference.repository, reference.tag, fields["digest"]),  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
+    ).verdict_dict()
     if args.json:
         print(json.dumps(record, indent=2))
     else:

@@ -1,0 +1,40 @@
+"""Shared fixtures: real registries, a guarded registry stack, and an image builder, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from importer.testbed.images import ImageBuilder
+from importer.testbed.registry import LocalRegistry
+from importer.testbed.stack import GuardedRegistry
+
+
+@pytest.fixture
+def builder(tmp_path: Path) -> ImageBuilder:
+    """An empty OCI layout to build test images in."""
+    return ImageBuilder(tmp_path / "layout")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A plain distribution registry (no notifications), stopped after the test."""
+    with LocalRegistry(tmp_path / "plain-registry") as running:
+        yield running
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[Callable[..., GuardedRegistry]]:
+    """Start a registry guarded by a local host with the given policy text: `stack = guarded(POLICY)`."""
+    stacks: list[GuardedRegistry] = []
+
+    def start(policy_text: str | None = None, **options: object) -> GuardedRegistry:
+        stack = GuardedRegistry(tmp_path / f"stack-{len(stacks)}", policy_text, **options)  # type: ignore[arg-type]
+        stacks.append(stack.start())
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
