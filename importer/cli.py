@@ -2,6 +2,8 @@
 
     check REF --policy FILE [--json]   verdict for one image; exit 0 compliant/ignored, 1 violation,
                                        2 usage or policy error, 3 registry or network error
+    copy SRC DST [--platform P …]      copy an image, a whole index or some of its platforms (exit 0 ok,
+                                       2 usage or platform not offered, 3 registry or network error)
     serve [--host H] [--port P]        the local host (Functions routes) for registry notifications
     outcomes [--json] [--limit N]      the newest recorded outcomes
     demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
@@ -98,6 +100,86 @@ def command_check(args: argparse.Namespace) -> int:
     return EXIT_VIOLATION if verdict.verdict == "violation" else EXIT_OK
 
 
+def _has_explicit_tag(text: str) -> bool:
+    """True when a reference names a tag itself (parse_reference fills in `latest` otherwise)."""
+    name = text.partition("@")[0]
+    return ":" in name.rsplit("/", 1)[-1]
+
+
+def command_copy(args: argparse.Namespace) -> int:
+    from importer.platforms import PlatformError, parse, validate_pattern
+    from importer.progress import ProgressBar, format_megabytes
+    from importer.registry.copy import CopyError, CopyEvent, copy_image
+
+    if args.all and args.platform:
+        raise UsageError("--all copies every platform: give --all or --platform, not both")
+    try:
+        source = parse_reference(args.src)
+        target = parse_reference(args.dst)
+    except ReferenceError as error:
+        raise UsageError(str(error)) from None
+    if target.digest is not None:
+        raise UsageError(f"DST {args.dst!r}: name a tag (or none, to reuse the source's), not a digest")
+    target_tag = target.tag if _has_explicit_tag(args.dst) else source.tag
+    try:
+        platforms = tuple(parse(text) for text in args.platform or ())
+        for pattern in args.exclude or ():
+            validate_pattern(pattern)
+    except PlatformError as error:
+        raise UsageError(str(error)) from None
+    settings = _settings(None)
+    clients: dict[str, OciRegistry] = {}
+    for host in dict.fromkeys((source.registry, target.registry)):
+        clients[host] = OciRegistry(
+            host, credentials=settings.credentials_for(host), allow_http=settings.allows_http(host)
+        )
+    destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")
+    bar = ProgressBar(f"copying {args.src}")
+
+    def show(event: CopyEvent) -> None:
+        if event.kind == "planned":
+            bar.start(event.size, event.blobs)
+        elif event.kind == "streamed":
+            bar.advance(event.size)
+        elif event.kind == "blob":
+            bar.advance(0 if event.outcome == "uploaded" else event.size, items=1)
+
+    try:
+        result = copy_image(
+            clients[source.registry], source.repository, source.manifest_reference,
+            clients[target.registry], target.repository, target_tag,
+            platforms=platforms, strict=args.strict, exclude=tuple(args.exclude or ()), flatten=args.flatten,
+            parallel=args.parallel, progress=show,
+        )
+    except CopyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except RegistryError as error:
+        print(f"error: copying {args.src} to {destination}: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    finally:
+        bar.finish()
+        for client in clients.values():
+            client.close()
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        stats = result.stats
+        print(
+            f"copied {source} → {destination}  digest {result.digest}  platforms {', '.join(result.platforms) or '—'}"
+            f"  blobs: {stats.blobs_skipped} skipped, {stats.blobs_mounted} mounted, {stats.blobs_uploaded} uploaded, "
+            f"{format_megabytes(stats.bytes_uploaded)}"
+        )
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from importer.runtime import Runtime
     from importer.serve import LocalHost
@@ -184,6 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
     check.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     check.set_defaults(run=command_check)
+
+    copy = commands.add_parser(
+        "copy",
+        help="copy an image, a whole index or some of its platforms",
+        description="Copy SRC to DST: every blob (skipped when present, mounted within one registry, streamed "
+        "otherwise), then child manifests, then the tag. With --platform, a new index holds the best child for each "
+        "platform plus their attestations; --exclude drops platforms; --flatten points the tag at the one chosen "
+        "manifest. Exit codes: 0 copied, 2 usage error or platform not offered, 3 registry or network error.",
+    )
+    copy.add_argument("src", metavar="SRC", help="source reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
+    copy.add_argument("dst", metavar="DST", help="target reference; without a tag, the source's tag is used")
+    copy.add_argument(
+        "--platform", action="append", metavar="P", help="copy the best child for P (os/arch[/variant]); repeatable"
+    )
+    copy.add_argument("--all", action="store_true", help="copy every platform as is (the default without --platform)")
+    copy.add_argument("--strict", action="store_true", help="a child must match P exactly (no compatible fallback)")
+    copy.add_argument("--flatten", action="store_true", help="with one --platform: tag that child manifest itself")
+    copy.add_argument(
+        "--exclude", action="append", metavar="PATTERN", help="drop platforms matching PATTERN (e.g. 'windows/*')"
+    )
+    copy.add_argument("--parallel", type=_positive_int, default=4, metavar="N", help="blobs at a time (default 4)")
+    copy.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    copy.set_defaults(run=command_copy)
 
     serve = commands.add_parser(
         "serve",

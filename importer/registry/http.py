@@ -272,7 +272,8 @@ class HttpTransport:
                 if raw.status >= 400:
                     data, complete = _read_up_to(raw, ERROR_BODY_BYTES)
                     return Response(raw.status, raw.headers, data[:ERROR_BODY_BYTES], final_url)
-                declared = _declared_length(raw.headers)
+                # A HEAD announces the size of what a GET would send, and sends nothing: no cap applies.
+                declared = None if method == "HEAD" else _declared_length(raw.headers)
                 if declared is not None and declared > max_body:
                     raise TooLarge(
                         f"{context}: the registry announces {declared} bytes, more than the {max_body} allowed"

@@ -1,0 +1,105 @@
+"""A one-line progress bar on stderr, drawn only when stderr is a terminal (pipes and logs stay clean).
+
+    bar = ProgressBar("copying team/app:1")
+    bar.start(total_bytes, total_items=12)      # e.g. 12 blobs
+    bar.advance(len(chunk))                      # bytes done; advance(0, items=1) when an item finishes
+    bar.finish()                                 # final state and a newline (nothing when disabled)
+
+Redraws are throttled to one every `interval` seconds; calls may come from several threads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+MEGABYTE = 1_000_000
+
+
+def format_megabytes(size: int) -> str:
+    """`1234567` → `"1.2 MB"` (decimal megabytes, like registries and docker report sizes)."""
+    return f"{size / MEGABYTE:.1f} MB"
+
+
+class ProgressBar:
+    """`label [#####.....]  12.3/64.0 MB  19%  3/12 blobs`, redrawn in place with a carriage return."""
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        width: int = 30,
+        interval: float = 0.1,
+        item_name: str = "blobs",
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self.enabled = _is_terminal(self._stream) if enabled is None else enabled
+        self._label = label
+        self._width = width
+        self._interval = interval
+        self._item_name = item_name
+        self._lock = threading.Lock()
+        self._total = 0
+        self._done = 0
+        self._total_items = 0
+        self._items_done = 0
+        self._started = False
+        self._last_draw = float("-inf")
+
+    def start(self, total: int, total_items: int = 0) -> None:
+        """Set the totals and draw the empty bar."""
+        with self._lock:
+            self._total, self._total_items = max(total, 0), max(total_items, 0)
+            self._done = self._items_done = 0
+            self._started = True
+            self._draw(force=True)
+
+    def advance(self, amount: int = 0, *, items: int = 0) -> None:
+        """Count `amount` more units (bytes) and `items` more finished items."""
+        with self._lock:
+            self._done = min(self._done + amount, self._total) if self._total else self._done + amount
+            self._items_done += items
+            self._draw(force=False)
+
+    def finish(self) -> None:
+        """Draw the final state and end the line; safe to call more than once, or without start."""
+        with self._lock:
+            if self._started:
+                self._draw(force=True)
+                if self.enabled:
+                    self._stream.write("\n")
+                    self._stream.flush()
+            self._started = False
+
+    def render(self) -> str:
+        """The bar as text, without the carriage return."""
+        fraction = self._done / self._total if self._total else (1.0 if self._started else 0.0)
+        filled = round(fraction * self._width)
+        text = (
+            f"{self._label} [{'#' * filled}{'.' * (self._width - filled)}]  "
+            f"{self._done / MEGABYTE:.1f}/{self._total / MEGABYTE:.1f} MB  {fraction:4.0%}"
+        )
+        if self._total_items:
+            text += f"  {self._items_done}/{self._total_items} {self._item_name}"
+        return text
+
+    def _draw(self, *, force: bool) -> None:
+        if not self.enabled or not self._started:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < self._interval:
+            return
+        self._last_draw = now
+        self._stream.write("\r" + self.render())
+        self._stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # detached or closed streams
+        return False
