@@ -109,8 +109,10 @@ Manifest = Index | ImageManifest
 def _load_json(raw: bytes, what: str) -> object:
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, and integers over the digit limit
         raise ManifestError(f"{what} is not valid JSON ({error})") from None
+    except RecursionError:  # registries store any blob: a config may nest deeper than the parser goes
+        raise ManifestError(f"{what} is not valid JSON (nested too deeply)") from None
 
 
 def _string(obj: Mapping[str, object], key: str, where: str, *, required: bool = True) -> str | None:
