@@ -6,6 +6,7 @@
                                        2 usage or platform not offered, 3 registry or network error)
     serve [--host H] [--port P]        the local host (Functions routes) for registry notifications
     outcomes [--json] [--limit N]      the newest recorded outcomes
+    release QUARANTINED_REF [--to R:T] put a quarantined image back on purpose
     demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
 
 Settings come from the environment (see importer/settings.py and the README); `check` against a loopback
@@ -48,6 +49,11 @@ def _settings(policy_path: str | None) -> Settings:
         raise UsageError(str(error)) from None
 
 
+def _client(settings: Settings, host: str) -> OciRegistry:
+    """A registry client for a host the user named, with its credentials and plain-HTTP permission from settings."""
+    return OciRegistry(host, credentials=settings.credentials_for(host), allow_http=settings.allows_http(host))
+
+
 def _print_verdict(record: dict[str, Any]) -> None:
     print(f"{record['reference']}  {record['verdict']}" + (f" → {record['action']}" if record["action"] != "none" else ""))
     rows = [
@@ -71,11 +77,7 @@ def command_check(args: argparse.Namespace) -> int:
         reference = parse_reference(args.ref)
     except ReferenceError as error:
         raise UsageError(str(error)) from None
-    registry = OciRegistry(
-        reference.registry,
-        credentials=settings.credentials_for(reference.registry),
-        allow_http=settings.allows_http(reference.registry),
-    )
+    registry = _client(settings, reference.registry)
     try:
         facts, verdict = evaluate(
             settings.policy, registry, reference.repository, reference.digest or reference.tag or "latest"
@@ -130,9 +132,7 @@ def command_copy(args: argparse.Namespace) -> int:
     settings = _settings(None)
     clients: dict[str, OciRegistry] = {}
     for host in dict.fromkeys((source.registry, target.registry)):
-        clients[host] = OciRegistry(
-            host, credentials=settings.credentials_for(host), allow_http=settings.allows_http(host)
-        )
+        clients[host] = _client(settings, host)
     destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")
     bar = ProgressBar(f"copying {args.src}")
 
@@ -242,6 +242,49 @@ def command_outcomes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_release(args: argparse.Namespace) -> int:
+    from importer.ledger.sqlite import SqliteLedger
+    from importer.reference import validate_repository, validate_tag
+    from importer.remediate import ReleaseError, release
+
+    settings = _settings(args.policy)
+    try:
+        reference = parse_reference(args.ref)
+        destination: tuple[str, str] | None = None
+        if args.to:
+            repository, colon, tag = args.to.rpartition(":")
+            if not colon or "/" in tag:
+                raise ReferenceError(f"--to {args.to!r}: expected REPOSITORY:TAG in the same registry")
+            validate_repository(repository)
+            validate_tag(tag)
+            destination = (repository, tag)
+    except (ReferenceError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    registry = _client(settings, reference.registry)
+    ledger = SqliteLedger(settings.ledger_path)
+    try:
+        released = release(
+            registry,
+            settings.policy,
+            ledger,
+            host=reference.registry,
+            quarantine_repository=reference.repository,
+            quarantine_reference=reference.manifest_reference,
+            to=destination,
+            force=args.force,
+        )
+    except ReleaseError as error:
+        raise UsageError(str(error)) from None
+    except (RegistryError, ManifestError) as error:
+        print(f"error: releasing {args.ref}: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    finally:
+        ledger.close()
+        registry.close()
+    print(f"released {released.source} → {released.destination}  digest {released.digest}")
+    return EXIT_OK
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from importer.demo import run_demo
 
@@ -308,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("--limit", type=int, default=50, help="how many (default 50)")
     outcomes.add_argument("--repository", help="only this repository")
     outcomes.set_defaults(run=command_outcomes)
+
+    release = commands.add_parser(
+        "release",
+        help="put a quarantined image back on purpose",
+        description="Copy a quarantined image back (same digest, blobs mounted) to the repository and tag it was "
+        "quarantined from, or to --to REPO:TAG, and remember it as released so it is not quarantined again.",
+    )
+    release.add_argument("ref", metavar="QUARANTINED_REF", help="e.g. REGISTRY/quarantine/team/app:1.0.sha256-<hex>")
+    release.add_argument("--to", metavar="REPO:TAG", help="where to put it (default: where it came from)")
+    release.add_argument("--force", action="store_true", help="overwrite a destination tag that moved since")
+    release.add_argument("--policy", metavar="FILE", help="policy YAML, for its quarantine repository template")
+    release.set_defaults(run=command_release)
 
     demo = commands.add_parser(
         "demo",

@@ -43,8 +43,9 @@ EVENT_FIELDS: tuple[str, ...] = (
     "duration_ms",
     "error",
 )
-# Compatible extensions of the contract: which route the event came by, and index children with no platform.
-EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform")
+# Compatible extensions of the contract: which route the event came by, index children with no platform, the
+# tags a quarantine removed, and the kind of alert raised ("violation", "quarantined", "failed", "loopguard").
+EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert")
 OUTCOME_FIELDS: tuple[str, ...] = VERDICT_FIELDS + EVENT_FIELDS + EXTRA_FIELDS
 
 RESULTS: tuple[str, ...] = (
@@ -58,7 +59,7 @@ RESULTS: tuple[str, ...] = (
     "rejected",
     "failed",
 )
-# Results that page someone.
+# Results that page someone (besides a loop-guard stop, which has `alert: loopguard`).
 ALERTING_RESULTS = frozenset({"quarantined", "failed"})
 
 
@@ -93,6 +94,8 @@ class Outcome:
     error: str | None = None
     schema: str | None = None
     no_platform: tuple[str, ...] = field(default=())
+    affected_tags: tuple[str, ...] = field(default=())
+    alert: str | None = None
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
@@ -118,12 +121,12 @@ class Outcome:
     @property
     def alerts(self) -> bool:
         """Whether this outcome goes to the alert sinks."""
-        return self.result in ALERTING_RESULTS
+        return self.result in ALERTING_RESULTS or self.alert == "loopguard"
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "Outcome":
         """Rebuild an outcome read back from the ledger."""
         values = {name: record.get(name) for name in OUTCOME_FIELDS if name in record}
-        for name in ("platforms", "required", "missing", "forbidden", "inconsistent", "no_platform"):
+        for name in ("platforms", "required", "missing", "forbidden", "inconsistent", "no_platform", "affected_tags"):
             values[name] = tuple(values.get(name) or ())
         return cls(**values)

@@ -5,7 +5,8 @@
     # raises TransientFailure (after recording) when a registry problem may pass: fail the delivery so it is retried
 
 Every event the parsers return ends in exactly one recorded outcome per delivery: rejected (bad event, unknown
-registry), duplicate (a redelivery), ignored, compliant, alerted (a violation, alert only), or failed.
+registry), duplicate (a redelivery), ignored, compliant, alerted (a violation, alert only), reimported, quarantined,
+superseded (a newer push won), or failed. Remediation itself lives in importer/remediate.py.
 Entry points (function_app.py, the local host, the CLI) only parse and call this.
 """
 
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 
-from importer.alerts import LogSink, OutcomeSink
+from importer.alerts import LogSink, OutcomeSink, WebhookSink
 from importer.decide import VIOLATION, Facts, Verdict, decide, ignored
 from importer.events import ParsedEvent, PushEvent, RejectedEvent, triage
 from importer.inspect import inspect_manifest
@@ -24,9 +25,11 @@ from importer.ledger import Ledger
 from importer.ledger.sqlite import SqliteLedger
 from importer.manifests import ManifestError
 from importer.outcome import Outcome
-from importer.policy import Policy
-from importer.registry import Registry, RegistryError
+from importer.policy import Policy, repository_matcher
+from importer.registry import NotFound, Registry, RegistryError
+from importer.registry.copy import CopyError
 from importer.registry.directory import RegistryDirectory
+from importer.remediate import Remediator, Target
 from importer.settings import Settings
 
 log = logging.getLogger("platform_guard.pipeline")
@@ -93,20 +96,32 @@ class Pipeline:
         registries: RegistryDirectory,
         sinks: Sequence[OutcomeSink] = (),
         clock: Callable[[], str] = utc_now,
+        loop_limit: int = 3,
+        loop_window: float = 3600.0,
+        paused_repositories: Sequence[str] = (),
     ) -> None:
         self.policy = policy
         self.ledger = ledger
         self.registries = registries
         self.sinks = tuple(sinks) or (LogSink(),)
+        self.remediator = Remediator(policy, registries, ledger, loop_limit=loop_limit, loop_window=loop_window)
+        self._paused = repository_matcher(tuple(paused_repositories))
         self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ledger: Ledger | None = None) -> "Pipeline":
-        """The pipeline the entry points use: SQLite ledger, OCI clients, the JSON log sink."""
+        """The pipeline the entry points use: SQLite ledger, OCI clients, the JSON log sink (+ alert webhook)."""
+        sinks: list[OutcomeSink] = [LogSink()]
+        if settings.alert_webhook_url:
+            sinks.append(WebhookSink(settings.alert_webhook_url, token=settings.alert_webhook_token))
         return cls(
             policy=settings.policy,
             ledger=ledger or SqliteLedger(settings.ledger_path),
             registries=RegistryDirectory(settings),
+            sinks=sinks,
+            loop_limit=settings.loop_limit,
+            loop_window=settings.loop_window,
+            paused_repositories=settings.paused_repositories,
         )
 
     # -- events -----------------------------------------------------------------------------------------
@@ -171,21 +186,56 @@ class Pipeline:
         assert event.digest is not None
         try:
             facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
+            result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
+            outcome = base.replace(result=result, **verdict_fields(facts, verdict))
+            if verdict.verdict == VIOLATION and facts is not None:
+                outcome = self._remediate(event, host, facts, verdict, outcome)
         except RegistryError as error:
             if error.transient:
                 self.ledger.release(event.event_id)
                 self._finish(base.replace(result="failed", error=f"{error} (will be retried)"), started)
                 raise TransientFailure(str(error)) from error
+            kept = self._already_quarantined(host, event) if isinstance(error, NotFound) else None
+            if kept is not None:
+                reason = f"{event.digest} was already quarantined as {kept}: nothing left to do"
+                return self._finish(base.replace(result="duplicate", reason=reason, preserved_as=kept), started)
             return self._finish(base.replace(result="failed", error=str(error)), started)
-        except ManifestError as error:
+        except (ManifestError, CopyError) as error:
             return self._finish(base.replace(result="failed", error=str(error)), started)
         except Exception as error:  # a bug: record it, free the claim, and let the delivery be retried
             self.ledger.release(event.event_id)
             log.exception("unexpected error handling event %s", event.event_id)
             self._finish(base.replace(result="failed", error=f"internal error: {type(error).__name__}: {error}"), started)
             raise
-        result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
-        return self._finish(base.replace(result=result, **verdict_fields(facts, verdict)), started)
+        return self._finish(outcome, started)
+
+    def _already_quarantined(self, host: str, event: PushEvent) -> str | None:
+        """Where an earlier outcome quarantined this digest (a late redelivery finds it gone), or None."""
+        for earlier in self.ledger.outcomes(repository=event.repository, limit=200):
+            if earlier.registry == host and earlier.digest == event.digest and earlier.result == "quarantined":
+                return earlier.preserved_as
+        return None
+
+    def _remediate(self, event: PushEvent, host: str, facts: Facts, verdict: Verdict, outcome: Outcome) -> Outcome:
+        """Act on a violation as the rule says: alert only, re-import, or quarantine."""
+        if self.ledger.is_released(f"{host}/{event.repository}", facts.digest):
+            return outcome.replace(result="ignored", action="none", reason=f"released on purpose; {verdict.reason}")
+        if verdict.action == "alert" or event.tag is None:
+            return outcome
+        if self._paused(event.repository):
+            return outcome.replace(reason=f"remediation paused for {event.repository}; {verdict.reason}")
+        rule = self.policy.rule_for(event.repository)
+        remedy = self.remediator.remediate(Target(host, event.repository, event.tag, facts.digest), facts, verdict, rule)
+        return outcome.replace(
+            result=remedy.result,
+            reason=remedy.reason,
+            new_digest=remedy.new_digest,
+            preserved_as=remedy.preserved_as,
+            source=remedy.source,
+            error=remedy.error,
+            alert=remedy.alert,
+            affected_tags=remedy.affected_tags,
+        )
 
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
         outcome = outcome.replace(duration_ms=round((time.perf_counter() - started) * 1000, 3))

@@ -60,7 +60,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -185,6 +185,12 @@ def _compile_glob(pattern: str) -> _RepositoryGlob:
     return _RepositoryGlob(pattern, re.compile("".join(parts)), literal_prefix)
 
 
+def repository_matcher(patterns: tuple[str, ...] | list[str]) -> Callable[[str], bool]:
+    """A predicate true for repository names matching any of `patterns` (the policy's glob rules); ValueError if bad."""
+    globs = tuple(_compile_glob(pattern) for pattern in patterns)
+    return lambda repository: any(glob.regex.fullmatch(repository) for glob in globs)
+
+
 # --- the model -----------------------------------------------------------------------------------
 
 
@@ -270,10 +276,15 @@ class Quarantine:
 
     def holds(self, repository: str) -> bool:
         """True when `repository` is itself a quarantine destination (pushes there must not be judged again)."""
+        return self.original_of(repository) is not None
+
+    def original_of(self, repository: str) -> str | None:
+        """The guarded repository whose quarantine `repository` is (``quarantine/team/app`` → ``team/app``), or None."""
         literal_parts = self.repository.split("{repository}")
         pattern = "(?P<name>.+)".join(re.escape(part) for part in literal_parts[:2])
         pattern += "".join("(?P=name)" + re.escape(part) for part in literal_parts[2:])
-        return re.fullmatch(pattern, repository) is not None
+        found = re.fullmatch(pattern, repository)
+        return found.group("name") if found else None
 
 
 @dataclass(frozen=True, slots=True)

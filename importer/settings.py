@@ -11,6 +11,10 @@
 | PLATFORM_GUARD_WEBHOOK_TOKEN | bearer token registries send to /api/registry-events and /api/cloudevents | none: those routes refuse |
 | PLATFORM_GUARD_INSECURE_REGISTRIES | hosts that may be reached over plain HTTP besides loopback | none |
 | PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME, _PASSWORD | credentials for a registry; KEY is its host upper-cased with every non-alphanumeric character as `_` (`docker.io` → `DOCKER_IO`) | anonymous |
+| PLATFORM_GUARD_LOOP_GUARD | at most N remediations of one tag per window: `N/SECONDS` | 3/3600 |
+| PLATFORM_GUARD_PAUSED_REPOSITORIES | comma-separated repository globs whose violations are only alerted (remediation paused) | none |
+| PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
+| PLATFORM_GUARD_ALERT_WEBHOOK_TOKEN | bearer token sent to that webhook | none |
 
 Secrets (the webhook token, passwords) never appear in a repr, a log line or an error.
 """
@@ -23,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from importer.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy, parse_policy
+from importer.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy, parse_policy, repository_matcher
+from importer.reference import is_loopback_host
 from importer.registry.oci import Credentials
 
 PREFIX = "PLATFORM_GUARD_"
@@ -63,6 +68,11 @@ class Settings:
     ledger_path: Path = Path("ledger.db")
     webhook_token: str | None = field(default=None, repr=False)
     credentials: Mapping[str, Credentials] = field(default_factory=dict, repr=False)
+    loop_limit: int = 3
+    loop_window: float = 3600.0
+    paused_repositories: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    alert_webhook_token: str | None = field(default=None, repr=False)
 
     def credentials_for(self, host: str) -> Credentials | None:
         return self.credentials.get(host.lower())
@@ -98,6 +108,43 @@ def _credentials(environ: Mapping[str, str], hosts: tuple[str, ...]) -> dict[str
     return found
 
 
+def _loop_guard(environ: Mapping[str, str]) -> tuple[int, float]:
+    name = PREFIX + "LOOP_GUARD"
+    raw = environ.get(name, "3/3600")
+    count, slash, window = raw.partition("/")
+    try:
+        limit, seconds = int(count), float(window)
+    except ValueError:
+        limit, seconds = -1, -1.0
+    if not slash or limit < 1 or seconds <= 0:
+        raise SettingsError(f"{name}: expected N/SECONDS with N ≥ 1 and SECONDS > 0, e.g. 3/3600 (got {raw!r})")
+    return limit, seconds
+
+
+def _paused(environ: Mapping[str, str]) -> tuple[str, ...]:
+    name = PREFIX + "PAUSED_REPOSITORIES"
+    globs = tuple(part.strip() for part in environ.get(name, "").split(",") if part.strip())
+    try:
+        repository_matcher(globs)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+    return globs
+
+
+def _webhook_url(environ: Mapping[str, str], insecure: tuple[str, ...]) -> str | None:
+    name = PREFIX + "ALERT_WEBHOOK_URL"
+    url = environ.get(name) or None
+    if url is None:
+        return None
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme not in ("http", "https") or not host:
+        raise SettingsError(f"{name}: expected an http(s) URL (got {url!r})")
+    if scheme == "http" and not (is_loopback_host(host) or host.lower() in insecure):
+        raise SettingsError(f"{name}: plain http is only allowed to loopback or PLATFORM_GUARD_INSECURE_REGISTRIES hosts")
+    return url
+
+
 def _upstream_hosts(policy: Policy) -> tuple[str, ...]:
     """Registry hosts the policy re-imports from: they may need credentials too."""
     templates = [policy.defaults.upstream, *(rule.upstream for rule in policy.rules)]
@@ -114,7 +161,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
     if token is not None and len(token) < 16:
         raise SettingsError(f"{PREFIX}WEBHOOK_TOKEN: must be at least 16 characters long")
     policy = policy or _policy(environ)
+    loop_limit, loop_window = _loop_guard(environ)
     return Settings(
+        loop_limit=loop_limit,
+        loop_window=loop_window,
+        paused_repositories=_paused(environ),
+        alert_webhook_url=_webhook_url(environ, insecure),
+        alert_webhook_token=environ.get(PREFIX + "ALERT_WEBHOOK_TOKEN") or None,
         registries=registries,
         insecure_registries=frozenset(insecure),
         policy=policy,

@@ -171,7 +171,7 @@ class TriggerCase:
 
 TRIGGER_CASES = {
     "amd64-image-compliant": TriggerCase(("linux/amd64",), True, "compliant", ("linux/amd64",)),
-    "arm64-image-alerted": TriggerCase(("linux/arm64",), True, "alerted", ("linux/arm64",), ("linux/amd64",)),
+    "arm64-image-quarantined": TriggerCase(("linux/arm64",), True, "quarantined", ("linux/arm64",), ("linux/amd64",)),
     "multi-arch-index-compliant": TriggerCase(
         ("linux/amd64", "linux/arm64"), True, "compliant", ("linux/amd64", "linux/arm64")
     ),

@@ -33,6 +33,21 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS outcomes_by_repository ON outcomes (repository, seq);
 CREATE INDEX IF NOT EXISTS outcomes_by_event ON outcomes (event_id);
+CREATE TABLE IF NOT EXISTS remediation_claims (
+    key     TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remediations (
+    scope TEXT NOT NULL,
+    at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remediations_by_scope ON remediations (scope, at);
+CREATE TABLE IF NOT EXISTS releases (
+    repository TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    at         REAL NOT NULL,
+    PRIMARY KEY (repository, digest)
+);
 """
 
 
@@ -92,6 +107,48 @@ class SqliteLedger:
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
         return [Outcome.from_dict(json.loads(row[0])) for row in rows]
+
+    def claim_remediation(self, key: str, *, lease_seconds: float, now: float) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM remediation_claims WHERE key = ? AND expires <= ?", (key, now))
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO remediation_claims (key, expires) VALUES (?, ?)", (key, now + lease_seconds)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cursor.rowcount == 1
+
+    def finish_remediation(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM remediation_claims WHERE key = ?", (key,))
+
+    def note_remediation(self, scope: str, *, now: float) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO remediations (scope, at) VALUES (?, ?)", (scope, now))
+
+    def count_remediations(self, scope: str, *, since: float) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM remediations WHERE scope = ? AND at >= ?", (scope, since)
+            ).fetchone()
+        return int(row[0])
+
+    def mark_released(self, repository: str, digest: str, *, now: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO releases (repository, digest, at) VALUES (?, ?, ?)", (repository, digest, now)
+            )
+
+    def is_released(self, repository: str, digest: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM releases WHERE repository = ? AND digest = ?", (repository, digest)
+            ).fetchone()
+        return row is not None
 
     def close(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from importer.http_api import GuardApi
 from importer.ledger.sqlite import SqliteLedger
@@ -29,15 +30,24 @@ WEBHOOK_TOKEN = "test-webhook-token-0123456789"
 class GuardedRegistry:
     """A registry guarded by a local host; both stopped on exit."""
 
-    def __init__(self, root: Path, policy_text: str | None = None, *, extra_registries: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        policy_text: str | None = None,
+        *,
+        extra_registries: tuple[str, ...] = (),
+        **settings: Any,
+    ) -> None:
+        """`settings` are further Settings fields (loop_limit, alert_webhook_url, …)."""
         self.root = Path(root)
         self.registry = LocalRegistry(self.root / "registry", token=WEBHOOK_TOKEN)
-        policy = parse_policy(policy_text, source="test-policy.yaml") if policy_text else None
+        if policy_text:
+            settings["policy"] = parse_policy(policy_text, source="test-policy.yaml")
         self.settings = Settings(
             registries=(self.registry.host, *extra_registries),
             ledger_path=self.root / "ledger.db",
             webhook_token=WEBHOOK_TOKEN,
-            **({"policy": policy} if policy else {}),
+            **settings,
         )
         self.ledger = SqliteLedger(self.settings.ledger_path)
         self.pipeline = Pipeline.from_settings(self.settings, ledger=self.ledger)
