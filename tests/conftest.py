@@ -38,3 +38,13 @@ def guarded(tmp_path: Path) -> Iterator[Callable[..., GuardedRegistry]]:
     yield start
     for stack in stacks:
         stack.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures tests measured (fault injection counts and the like) at the end of the run."""
+    from tests.figures import FIGURES
+
+    for section, lines in FIGURES.items():
+        terminalreporter.section(section)
+        for line in lines:
+            terminalreporter.write_line(line)
