@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -184,14 +185,26 @@ def command_serve(args: argparse.Namespace) -> int:
     from importer.runtime import Runtime
     from importer.serve import LocalHost
 
+    from importer.alerts import OUTCOME_LOGGER
+
     settings = _settings(args.policy)
     runtime = Runtime.from_settings(settings)
     host = LocalHost(runtime.api, host=args.host, port=args.port)
+    outcome_log = logging.getLogger(OUTCOME_LOGGER)  # one JSON line per outcome on stdout
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    outcome_log.addHandler(handler)
+    outcome_log.setLevel(logging.INFO)
+    outcome_log.propagate = False
     print(f"Platform Guard listening on {host.url}", flush=True)
     print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
     print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}")
     if not settings.webhook_token:
         print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C: the ledger is closed cleanly
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         host.serve_forever()
     except KeyboardInterrupt:
@@ -286,8 +299,10 @@ def command_release(args: argparse.Namespace) -> int:
 
 
 def command_demo(args: argparse.Namespace) -> int:
+    from importer.alerts import OUTCOME_LOGGER
     from importer.demo import run_demo
 
+    logging.getLogger(OUTCOME_LOGGER).setLevel(logging.CRITICAL)  # the demo prints its own table of outcomes
     return run_demo(keep=args.keep)
 
 

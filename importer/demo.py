@@ -1,8 +1,9 @@
-"""`python -m importer demo`: the whole path on this machine, with nothing configured.
+"""`python -m importer demo`: the whole story on this machine, with nothing configured.
 
-Starts a CNCF distribution registry on a free loopback port whose notifications go to the local host,
-pushes right and wrong images with skopeo (built in code by `importer.testbed`), waits for every push
-to be decided, and prints the outcomes. Needs `docker-registry` and `skopeo` (scripts/setup installs them).
+Starts two CNCF distribution registries on free loopback ports — a guarded one whose notifications go to the local
+host, and an upstream one holding the right variants — pushes right and wrong images with skopeo (built in code by
+`importer.testbed`), waits for every push to be decided, releases the quarantined image on purpose, and prints the
+outcomes. Needs `docker-registry` and `skopeo` (scripts/setup installs them).
 """
 
 from __future__ import annotations
@@ -17,26 +18,28 @@ from pathlib import Path
 
 from importer.cli import format_outcomes
 from importer.outcome import Outcome
+from importer.remediate import release
 from importer.testbed.images import Descriptor, ImageBuilder, multi, single
 from importer.testbed.push import push
+from importer.testbed.registry import LocalRegistry
 from importer.testbed.stack import GuardedRegistry
 
 DEMO_POLICY = """\
 version: 1
 defaults:
   require: [linux/amd64]
-  match: compatible
   on_violation: quarantine
 rules:
   - repositories: ["shop/**"]
     require: [linux/amd64, linux/arm64]
     forbid: ["windows/*"]
-    on_violation: alert
+    on_violation: reimport
+    upstream: "{upstream}/vendor/{{path}}"
   - repositories: ["sandbox/**"]
     ignore: true
 quarantine:
   mode: move
-  repository: "quarantine/{repository}"
+  repository: "quarantine/{{repository}}"
 """
 
 
@@ -59,22 +62,36 @@ def _inconsistent(builder: ImageBuilder) -> Descriptor:
 PUSHES = (
     DemoPush("shop/web", "1.0", "buildx multi-arch index with attestations", "compliant",
              lambda b: multi(b, ["linux/amd64", "linux/arm64"], attestations=True, seed="web")),
-    DemoPush("shop/api", "2.1", "arm64 image pushed from a laptop", "alerted",
-             lambda b: single(b, "linux/arm64", seed="api")),
+    DemoPush("shop/api", "2.1", "arm64 image pushed from a laptop", "reimported",
+             lambda b: single(b, "linux/arm64", seed="laptop")),
     DemoPush("shop/cart", "3.0", "Docker manifest list amd64 + arm64/v8", "compliant",
              lambda b: multi(b, ["linux/amd64", "linux/arm64/v8"], docker=True, seed="cart")),
-    DemoPush("shop/batch", "5", "index entry says amd64, config says arm64", "alerted", _inconsistent),
-    DemoPush("shop/win", "ltsc2022", "Windows image in a Linux-only repository", "alerted",
+    DemoPush("shop/batch", "5", "index entry says amd64, its config says arm64", "reimported", _inconsistent),
+    DemoPush("shop/win", "ltsc2022", "index with a Windows image in a Linux-only repository", "reimported",
              lambda b: multi(b, ["linux/amd64", "linux/arm64", "windows/amd64"], seed="win")),
-    DemoPush("tools/report", "1", "amd64 image, default rule", "compliant",
-             lambda b: single(b, "linux/amd64", seed="report")),
-    DemoPush("tools/legacy", "1", "arm/v7 image, default rule needs amd64", "alerted",
+    DemoPush("tools/report", "1", "amd64 image", "compliant", lambda b: single(b, "linux/amd64", seed="report")),
+    DemoPush("tools/legacy", "1", "arm/v7 image, no upstream to fix it from", "quarantined",
              lambda b: single(b, "linux/arm/v7", seed="legacy")),
     DemoPush("sandbox/experiment", "x", "anything goes in the sandbox", "ignored",
              lambda b: single(b, "linux/riscv64", seed="sandbox")),
     DemoPush("charts/shop", "0.1.0", "Helm chart (an artifact, not a runnable image)", "ignored",
              lambda b: b.helm_chart("shop", "0.1.0")),
 )
+
+# What the upstream ("vendor") registry offers for the shop images: the right variants.
+UPSTREAM = {
+    "shop/api:2.1": lambda b: multi(b, ["linux/amd64", "linux/arm64"], attestations=True, seed="api"),
+    "shop/batch:5": lambda b: multi(b, ["linux/amd64", "linux/arm64"], seed="batch-fixed"),
+    "shop/win:ltsc2022": lambda b: multi(b, ["linux/amd64", "linux/arm64", "windows/amd64"], seed="win"),
+}
+
+
+def _story(outcomes: list[Outcome], quarantine_prefix: str = "quarantine/") -> list[Outcome]:
+    """The outcomes worth showing: tagged pushes to guarded repositories (not our quarantine copies or deletes)."""
+    return [
+        o for o in outcomes
+        if o.tag and not (o.repository or "").startswith(quarantine_prefix) and o.reason != "delete event"
+    ]
 
 
 def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
@@ -85,41 +102,57 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
             return 2
     root = Path(tempfile.mkdtemp(prefix="platform-guard-demo-"))
     try:
-        with GuardedRegistry(root, DEMO_POLICY) as stack:
-            out(f"registry  {stack.registry.url}  → notifications → local host {stack.host.url}")
-            out("policy    shop/** needs linux/amd64 + linux/arm64, no windows (alert); sandbox/** ignored;")
-            out("          everything else needs linux/amd64")
-            out("")
-            builder = ImageBuilder(root / "layout")
-            started = time.monotonic()
-            for item in PUSHES:
-                push(builder, item.build(builder), stack.registry.host, item.repository, item.tag)
-                out(f"pushed    {item.repository + ':' + item.tag:<22} {item.story}")
-            outcomes = stack.wait_until(
-                lambda found: all(any(o.repository == p.repository and o.tag == p.tag for o in found) for p in PUSHES)
-            )
-            elapsed = time.monotonic() - started
-            tagged: list[Outcome] = [o for o in outcomes if o.tag]
-            children = len(outcomes) - len(tagged)
-            out("")
-            out(format_outcomes(list(reversed(tagged))))
-            out("")
-            out(
-                f"{len(tagged)} tagged pushes decided and {children} untagged child pushes recorded as ignored "
-                f"in {elapsed:.1f} s; ledger {stack.settings.ledger_path if keep else '(removed)'}"
-            )
-            out("see every field of a record with: python -m importer outcomes --json (PLATFORM_GUARD_LEDGER=…)")
-            mismatches = [
-                (p, o.result)
-                for p in PUSHES
-                for o in tagged
-                if o.repository == p.repository and o.tag == p.tag and o.result != p.expected.replace("alerted", "alerted")
-            ]
-            for item, result in mismatches:
-                print(f"demo: {item.repository}:{item.tag} ended {result}, expected {item.expected}", file=sys.stderr)
-            return 1 if mismatches else 0
+        with LocalRegistry(root / "upstream") as upstream:
+            with GuardedRegistry(root, DEMO_POLICY.format(upstream=upstream.host)) as stack:
+                return _run(stack, upstream, root, keep, out)
     finally:
         if keep:
             print(f"demo files kept in {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool, out: Callable[[str], None]) -> int:
+    builder = ImageBuilder(root / "layout")
+    for reference, build in UPSTREAM.items():
+        repository, tag = reference.split(":")
+        push(builder, build(builder), upstream.host, f"vendor/{repository.removeprefix('shop/')}", tag)
+    out(f"guarded registry   {stack.registry.url}  → notifications → local host {stack.host.url}")
+    out(f"upstream registry  {upstream.url}  (vendor/…: the right variants of the shop images)")
+    out("policy             shop/** needs linux/amd64 + linux/arm64 and no windows, fixed by re-import from upstream;")
+    out("                   sandbox/** ignored; everything else needs linux/amd64, else quarantined")
+    out("")
+    started = time.monotonic()
+    for item in PUSHES:
+        push(builder, item.build(builder), stack.registry.host, item.repository, item.tag)
+        out(f"pushed    {item.repository + ':' + item.tag:<22} {item.story}")
+
+    def decided(found: list[Outcome]) -> bool:
+        return all(any(o.repository == p.repository and o.tag == p.tag for o in found) for p in PUSHES)
+
+    outcomes = stack.wait_until(decided, timeout=30)
+    first = {(p.repository, p.tag): next(o for o in outcomes if (o.repository, o.tag) == (p.repository, p.tag))
+             for p in PUSHES}
+    quarantined = first[("tools/legacy", "1")]
+    if quarantined.result == "quarantined" and quarantined.preserved_as:
+        repository, _, reference = quarantined.preserved_as.removeprefix(stack.registry.host + "/").partition(":")
+        released = release(
+            stack.pipeline.registries.client(stack.registry.host), stack.settings.policy, stack.ledger,
+            host=stack.registry.host, quarantine_repository=repository, quarantine_reference=reference,
+        )
+        out(f"released  {released.source} → {released.destination}  (python -m importer release …)")
+        stack.wait_until(lambda found: sum((o.repository, o.tag) == ("tools/legacy", "1") for o in _story(found)) >= 2)
+    # Our own writes (re-imports, the release) cause pushes too: wait for them to settle.
+    time.sleep(0.5)
+    story = _story(stack.outcomes())
+    elapsed = time.monotonic() - started
+    out("")
+    out(format_outcomes(list(reversed(story))))
+    out("")
+    out(f"{len(PUSHES)} pushes, {len(story)} decisions (our own re-import and release pushes included) in {elapsed:.1f} s")
+    out(f"ledger: {stack.settings.ledger_path if keep else '(removed with the demo; --keep keeps it)'}")
+    mismatches = [(p, first[(p.repository, p.tag)].result) for p in PUSHES
+                  if first[(p.repository, p.tag)].result != p.expected]
+    for item, result in mismatches:
+        print(f"demo: {item.repository}:{item.tag} ended {result}, expected {item.expected}", file=sys.stderr)
+    return 1 if mismatches else 0

@@ -147,3 +147,47 @@ def test_outcomes_lists_the_ledger(tmp_path: Path) -> None:
     as_json = run("outcomes", "--json", "--repository", "a/c", env=env)
     records = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["event_id"] for r in records] == ["e2"]
+
+
+def test_serve_answers_and_logs_one_json_line_per_outcome(registry: LocalRegistry, builder: ImageBuilder,
+                                                         tmp_path: Path) -> None:
+    """`serve` answers health, decides a registry notification, and prints the outcome as one JSON line."""
+    import time
+    import urllib.request
+
+    digest = push(builder, single(builder, "linux/amd64"), registry.host, "team/app", "1")
+    port = free_port()
+    token = "serve-test-token-0123456789"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_GUARD_")}
+    environment.update(PLATFORM_GUARD_REGISTRIES=registry.host, PLATFORM_GUARD_WEBHOOK_TOKEN=token,
+                       PLATFORM_GUARD_LEDGER=str(tmp_path / "ledger.db"))
+    process = subprocess.Popen([sys.executable, "-m", "importer", "serve", "--port", str(port)], cwd=ROOT,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
+                    assert json.load(response) == {"status": "ok"}
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        event = {"events": [{"id": "serve-1", "timestamp": "2026-11-26T10:00:00Z", "action": "push",
+                             "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                                        "repository": "team/app", "tag": "1", "size": 1, "length": 1},
+                             "request": {"id": "r", "addr": "127.0.0.1", "host": registry.host, "method": "PUT",
+                                         "useragent": "test"},
+                             "actor": {}, "source": {"addr": "x", "instanceID": "y"}}]}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/registry-events", method="POST",
+                                         data=json.dumps(event).encode(),
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/vnd.docker.distribution.events.v1+json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["outcomes"][0]["result"] == "compliant"
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=10)
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert [(r["event_id"], r["result"], r["digest"]) for r in records] == [("serve-1", "compliant", digest)]
+    assert "Traceback" not in stderr
