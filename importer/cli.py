@@ -28,8 +28,8 @@ from importer.outcome import Outcome
 from importer.pipeline import evaluate, reference_of, verdict_fields
 from importer.policy import Policy, PolicyError, load_policy
 from importer.reference import ReferenceError, parse_reference
-from importer.registry import RegistryError
-from importer.registry.oci import OciRegistry
+from importer.registry import Registry, RegistryError
+from importer.registry.directory import RegistryDirectory
 from importer.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -50,9 +50,9 @@ def _settings(policy_path: str | None) -> Settings:
         raise UsageError(str(error)) from None
 
 
-def _client(settings: Settings, host: str) -> OciRegistry:
+def _client(settings: Settings, host: str) -> Registry:
     """A registry client for a host the user named, with its credentials and plain-HTTP permission from settings."""
-    return OciRegistry(host, credentials=settings.credentials_for(host), allow_http=settings.allows_http(host))
+    return RegistryDirectory(settings).client(host)
 
 
 def _print_verdict(record: dict[str, Any]) -> None:
@@ -131,7 +131,7 @@ def command_copy(args: argparse.Namespace) -> int:
     except PlatformError as error:
         raise UsageError(str(error)) from None
     settings = _settings(None)
-    clients: dict[str, OciRegistry] = {}
+    clients: dict[str, Registry] = {}
     for host in dict.fromkeys((source.registry, target.registry)):
         clients[host] = _client(settings, host)
     destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")

@@ -152,3 +152,7 @@ class Registry(Protocol):
     def catalog(self, *, page_size: int | None = None) -> Iterator[str]:
         """Every repository of the registry, following pagination."""
         ...
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        ...
