@@ -15,6 +15,15 @@
 | PLATFORM_GUARD_PAUSED_REPOSITORIES | comma-separated repository globs whose violations are only alerted (remediation paused) | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_TOKEN | bearer token sent to that webhook | none |
+| PLATFORM_GUARD_ACR_RESOURCE_ID | ARM id of the guarded Azure Container Registry: its host is guarded, its Event Grid topic accepted, re-imports run server-side (ARM importImage) and `quarantine.mode: lock` works | none |
+| PLATFORM_GUARD_TABLES_ENDPOINT | `https://<account>.table.core.windows.net`: the ledger on Table Storage, with the managed identity | none: SQLite |
+| PLATFORM_GUARD_TABLES_CONNECTION_STRING | the ledger on Table Storage with a connection string (Azurite, development) | none |
+| PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT | Event Grid custom topic endpoint that receives outcome events (managed identity) | none |
+| PLATFORM_GUARD_EVENTGRID_TOPIC_KEY | topic access key instead of the identity (development only) | none |
+| APPLICATIONINSIGHTS_CONNECTION_STRING | send outcomes to Application Insights, every field a custom dimension | none |
+| AZURE_CLIENT_ID | client id of the user-assigned managed identity (read by DefaultAzureCredential) | system identity / developer login |
+
+Registries whose host ends in `.azurecr.io` are reached with the ACR adapter and the managed identity.
 
 Secrets (the webhook token, passwords) never appear in a repr, a log line or an error.
 """
@@ -33,6 +42,34 @@ from importer.registry.oci import Credentials
 
 PREFIX = "PLATFORM_GUARD_"
 _HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+# Every setting the code reads (the credential pair is a pattern: PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME/_PASSWORD).
+# The README table, the infra templates and their tests are checked against this list.
+KNOWN_SETTINGS: tuple[str, ...] = (
+    PREFIX + "REGISTRIES",
+    PREFIX + "POLICY_FILE",
+    PREFIX + "POLICY",
+    PREFIX + "LEDGER",
+    PREFIX + "WEBHOOK_TOKEN",
+    PREFIX + "INSECURE_REGISTRIES",
+    PREFIX + "LOOP_GUARD",
+    PREFIX + "PAUSED_REPOSITORIES",
+    PREFIX + "ALERT_WEBHOOK_URL",
+    PREFIX + "ALERT_WEBHOOK_TOKEN",
+    PREFIX + "ACR_RESOURCE_ID",
+    PREFIX + "TABLES_ENDPOINT",
+    PREFIX + "TABLES_CONNECTION_STRING",
+    PREFIX + "EVENTGRID_TOPIC_ENDPOINT",
+    PREFIX + "EVENTGRID_TOPIC_KEY",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "AZURE_CLIENT_ID",
+)
+CREDENTIAL_SETTING = re.compile(r"^PLATFORM_GUARD_REGISTRY_[A-Z0-9_]+_(USERNAME|PASSWORD)$")
+SECRET_SETTINGS = frozenset(
+    {PREFIX + "WEBHOOK_TOKEN", PREFIX + "ALERT_WEBHOOK_TOKEN", PREFIX + "TABLES_CONNECTION_STRING",
+     PREFIX + "EVENTGRID_TOPIC_KEY"}
+)
 
 
 class SettingsError(ValueError):
@@ -73,6 +110,13 @@ class Settings:
     paused_repositories: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
     alert_webhook_token: str | None = field(default=None, repr=False)
+    acr_resource_id: str | None = None
+    tables_endpoint: str | None = None
+    tables_connection_string: str | None = field(default=None, repr=False)
+    eventgrid_topic_endpoint: str | None = None
+    eventgrid_topic_key: str | None = field(default=None, repr=False)
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+    azure_client_id: str | None = None
 
     def credentials_for(self, host: str) -> Credentials | None:
         return self.credentials.get(host.lower())
@@ -131,8 +175,26 @@ def _paused(environ: Mapping[str, str]) -> tuple[str, ...]:
     return globs
 
 
-def _webhook_url(environ: Mapping[str, str], insecure: tuple[str, ...]) -> str | None:
-    name = PREFIX + "ALERT_WEBHOOK_URL"
+_ACR_RESOURCE_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[\w.()-]{1,90}"
+    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[a-zA-Z0-9]{5,50})$",
+    re.IGNORECASE,
+)
+
+
+def acr_host(resource_id: str) -> str:
+    """The login server of the registry an ARM resource id names."""
+    found = _ACR_RESOURCE_ID.match(resource_id)
+    if found is None:
+        raise SettingsError(
+            f"{PREFIX}ACR_RESOURCE_ID: expected /subscriptions/<id>/resourceGroups/<rg>/providers/"
+            f"Microsoft.ContainerRegistry/registries/<name> (got {resource_id!r})"
+        )
+    return f"{found.group('name').lower()}.azurecr.io"
+
+
+def _https_url(environ: Mapping[str, str], name: str, insecure: tuple[str, ...]) -> str | None:
+    """An endpoint setting: https, or plain http only to loopback or an allowed host."""
     url = environ.get(name) or None
     if url is None:
         return None
@@ -162,11 +224,21 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         raise SettingsError(f"{PREFIX}WEBHOOK_TOKEN: must be at least 16 characters long")
     policy = policy or _policy(environ)
     loop_limit, loop_window = _loop_guard(environ)
+    acr_resource_id = environ.get(PREFIX + "ACR_RESOURCE_ID") or None
+    if acr_resource_id is not None and acr_host(acr_resource_id) not in registries:
+        registries = (*registries, acr_host(acr_resource_id))
     return Settings(
+        acr_resource_id=acr_resource_id,
+        tables_endpoint=_https_url(environ, PREFIX + "TABLES_ENDPOINT", insecure),
+        tables_connection_string=environ.get(PREFIX + "TABLES_CONNECTION_STRING") or None,
+        eventgrid_topic_endpoint=_https_url(environ, PREFIX + "EVENTGRID_TOPIC_ENDPOINT", insecure),
+        eventgrid_topic_key=environ.get(PREFIX + "EVENTGRID_TOPIC_KEY") or None,
+        appinsights_connection_string=environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+        azure_client_id=environ.get("AZURE_CLIENT_ID") or None,
         loop_limit=loop_limit,
         loop_window=loop_window,
         paused_repositories=_paused(environ),
-        alert_webhook_url=_webhook_url(environ, insecure),
+        alert_webhook_url=_https_url(environ, PREFIX + "ALERT_WEBHOOK_URL", insecure),
         alert_webhook_token=environ.get(PREFIX + "ALERT_WEBHOOK_TOKEN") or None,
         registries=registries,
         insecure_registries=frozenset(insecure),
