@@ -12,17 +12,17 @@ Entry points (function_app.py, the local host, the CLI) only parse and call this
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 
-from importer.alerts import LogSink, OutcomeSink, WebhookSink
+from importer.alerts import LogSink, OutcomeSink
 from importer.decide import VIOLATION, Facts, Verdict, decide, ignored
 from importer.events import ParsedEvent, PushEvent, RejectedEvent, triage
 from importer.inspect import inspect_manifest
-from importer.ledger import Ledger
-from importer.ledger.sqlite import SqliteLedger
+from importer.ledger import Ledger, LedgerUnavailable
 from importer.manifests import ManifestError
 from importer.outcome import Outcome
 from importer.policy import Policy, repository_matcher
@@ -110,15 +110,14 @@ class Pipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ledger: Ledger | None = None) -> "Pipeline":
-        """The pipeline the entry points use: SQLite ledger, OCI clients, the JSON log sink (+ alert webhook)."""
-        sinks: list[OutcomeSink] = [LogSink()]
-        if settings.alert_webhook_url:
-            sinks.append(WebhookSink(settings.alert_webhook_url, token=settings.alert_webhook_token))
+        """The pipeline the entry points use, with the adapters the settings select (importer/adapters.py)."""
+        from importer.adapters import ledger_for, sinks_for
+
         return cls(
             policy=settings.policy,
-            ledger=ledger or SqliteLedger(settings.ledger_path),
+            ledger=ledger or ledger_for(settings),
             registries=RegistryDirectory(settings),
-            sinks=sinks,
+            sinks=sinks_for(settings),
             loop_limit=settings.loop_limit,
             loop_window=settings.loop_window,
             paused_repositories=settings.paused_repositories,
@@ -135,6 +134,10 @@ class Pipeline:
                 outcome = self.handle(event)
             except TransientFailure as failure:
                 transient.append(str(failure))
+                continue
+            except LedgerUnavailable as failure:  # the ledger will be back: the delivery is retried then
+                log.warning("ledger unavailable handling %s: %s", getattr(event, "event_id", "?"), failure)
+                transient.append(f"ledger unavailable: {failure}")
                 continue
             if outcome is not None:
                 outcomes.append(outcome)
@@ -202,6 +205,11 @@ class Pipeline:
             return self._finish(base.replace(result="failed", error=str(error)), started)
         except (ManifestError, CopyError) as error:
             return self._finish(base.replace(result="failed", error=str(error)), started)
+        except LedgerUnavailable:
+            # Nothing can be recorded now; give the claim back if the ledger lets us, and let the delivery be retried.
+            with contextlib.suppress(LedgerUnavailable):
+                self.ledger.release(event.event_id)
+            raise
         except Exception as error:  # a bug: record it, free the claim, and let the delivery be retried
             self.ledger.release(event.event_id)
             log.exception("unexpected error handling event %s", event.event_id)

@@ -122,8 +122,8 @@ def test_no_upstream_variant_falls_back_to_quarantine_and_release_restores_it(
     assert "released" in capsys.readouterr().out
     restored = fetch_manifest(stack.registry.host, "team/tool", "3")
     assert (restored.digest, restored.body, restored.media_type) == (bad, original.body, original.media_type)
-    again = stack.wait_until(lambda found: sum(o.repository == "team/tool" and o.tag == "3" for o in found) >= 2)
-    last = [o for o in again if o.repository == "team/tool" and o.tag == "3"][-1]
+    again = stack.wait_until(lambda found: len(_decisions(found, "team/tool", "3")) >= 2)
+    last = _decisions(again, "team/tool", "3")[-1]
     assert last.result == "ignored" and "released on purpose" in (last.reason or "")
 
 

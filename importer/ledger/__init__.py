@@ -19,6 +19,13 @@ from typing import Protocol
 from importer.outcome import Outcome
 
 
+class LedgerUnavailable(Exception):
+    """The ledger's backend failed in a way that may pass (5xx, 429, timeouts, refused connections) after the
+    adapter's own bounded retries: fail the delivery so that it is retried, as for a transient registry error."""
+
+    transient = True
+
+
 class Ledger(Protocol):
     """Where claims and outcomes live."""
 

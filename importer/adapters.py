@@ -1,0 +1,60 @@
+"""Choosing one adapter per port from the settings: the only place that knows which backends exist.
+
+    ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
+    sinks = sinks_for(settings)              # JSON log always; webhook, Event Grid topic, App Insights when set
+    credential = azure_credential(settings)  # DefaultAzureCredential for the user-assigned identity (lazy)
+
+Azure SDKs are imported only when a setting asks for them, so a local run (and a cold start) pays for none of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from importer.alerts import LogSink, OutcomeSink, WebhookSink
+from importer.ledger import Ledger
+from importer.settings import Settings
+
+
+@functools.lru_cache(maxsize=4)
+def _default_credential(client_id: str | None) -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
+
+
+def azure_credential(settings: Settings) -> Any:
+    """One DefaultAzureCredential per identity for the process (token caches are shared by every client)."""
+    return _default_credential(settings.azure_client_id)
+
+
+def ledger_for(settings: Settings) -> Ledger:
+    """Table Storage when configured (connection string first, else endpoint + identity), otherwise SQLite."""
+    if settings.tables_connection_string or settings.tables_endpoint:
+        from importer.ledger.tables import TableLedger
+
+        if settings.tables_connection_string:
+            return TableLedger(connection_string=settings.tables_connection_string)
+        return TableLedger(endpoint=settings.tables_endpoint, credential=azure_credential(settings))
+    from importer.ledger.sqlite import SqliteLedger
+
+    return SqliteLedger(settings.ledger_path)
+
+
+def sinks_for(settings: Settings) -> list[OutcomeSink]:
+    """Where outcomes go besides the ledger."""
+    sinks: list[OutcomeSink] = [LogSink()]
+    if settings.alert_webhook_url:
+        sinks.append(WebhookSink(settings.alert_webhook_url, token=settings.alert_webhook_token))
+    if settings.eventgrid_topic_endpoint:
+        from importer.alerts_eventgrid import EventGridSink
+
+        if settings.eventgrid_topic_key:
+            from azure.core.credentials import AzureKeyCredential
+
+            credential: Any = AzureKeyCredential(settings.eventgrid_topic_key)
+        else:
+            credential = azure_credential(settings)
+        sinks.append(EventGridSink(settings.eventgrid_topic_endpoint, credential=credential))
+    return sinks
