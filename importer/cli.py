@@ -7,6 +7,8 @@
     serve [--host H] [--port P]        the local host (Functions routes) for registry notifications
     outcomes [--json] [--limit N]      the newest recorded outcomes
     release QUARANTINED_REF [--to R:T] put a quarantined image back on purpose
+    copy SRC DST [--platform P …]      copy an image with the intended platforms (a subset of an index, flatten, exclude)
+    chart-images REF_OR_TGZ [--json]   the images a Helm chart references
     demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
 
 Settings come from the environment (see importer/settings.py and the README); `check` against a loopback
@@ -298,6 +300,37 @@ def command_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_chart_images(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from importer.charts import ChartError, format_chart_table, read_chart_file, read_chart_from_registry
+
+    target: str = args.chart
+    try:
+        if Path(target).is_dir():
+            raise UsageError(f"{target!r} is a directory: give a packaged chart (helm package) or a chart reference")
+        if Path(target).is_file() or target.endswith((".tgz", ".tar.gz")):
+            info = read_chart_file(target)
+        else:
+            try:
+                reference = parse_reference(target)
+            except ReferenceError as error:
+                raise UsageError(f"{error} (nor is it a chart archive on this machine)") from None
+            registry = _client(_settings(None), reference.registry)
+            try:
+                info = read_chart_from_registry(registry, reference.repository, reference.manifest_reference)
+            except RegistryError as error:
+                print(f"error: {target}: {error}", file=sys.stderr)
+                return EXIT_REGISTRY
+            finally:
+                registry.close()
+    except ChartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(info.as_dict(), indent=2) if args.json else format_chart_table(info))
+    return EXIT_OK
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from importer.alerts import OUTCOME_LOGGER
     from importer.demo import run_demo
@@ -378,6 +411,20 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--force", action="store_true", help="overwrite a destination tag that moved since")
     release.add_argument("--policy", metavar="FILE", help="policy YAML, for its quarantine repository template")
     release.set_defaults(run=command_release)
+
+    chart_images = commands.add_parser(
+        "chart-images",
+        help="list the images a Helm chart references",
+        description="Read a Helm chart (a packaged .tgz, or a chart pushed to an OCI registry) without unpacking it "
+        "to disk, and list the images it references: from the artifacthub.io/images annotation (declared) and from "
+        "values conventions (image maps and strings; heuristic, templates are not rendered). Exit codes: 0 listed, "
+        "2 not a chart or refused (unsafe or unreadable archive), 3 registry or network error.",
+    )
+    chart_images.add_argument(
+        "chart", metavar="REF_OR_TGZ", help="chart reference (e.g. 127.0.0.1:5000/charts/shop:1.0.0) or a .tgz file"
+    )
+    chart_images.add_argument("--json", action="store_true", help="print the chart and its images as one JSON object")
+    chart_images.set_defaults(run=command_chart_images)
 
     demo = commands.add_parser(
         "demo",
