@@ -1,6 +1,7 @@
 """Choosing one adapter per port from the settings: the only place that knows which backends exist.
 
     ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
+    importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
     sinks = sinks_for(settings)              # JSON log always; webhook, Event Grid topic, App Insights when set
     credential = azure_credential(settings)  # DefaultAzureCredential for the user-assigned identity (lazy)
 
@@ -10,23 +11,38 @@ Azure SDKs are imported only when a setting asks for them, so a local run (and a
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importer.alerts import LogSink, OutcomeSink, WebhookSink
 from importer.ledger import Ledger
 from importer.settings import Settings
 
+if TYPE_CHECKING:
+    from importer.registry.acr_import import AcrImporter
+
 
 @functools.lru_cache(maxsize=4)
-def _default_credential(client_id: str | None) -> Any:
-    from azure.identity import DefaultAzureCredential
+def _credential(client_id: str | None) -> Any:
+    from importer.registry.acr import azure_credential as make_credential
 
-    return DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
+    return make_credential(client_id)
 
 
 def azure_credential(settings: Settings) -> Any:
-    """One DefaultAzureCredential per identity for the process (token caches are shared by every client)."""
-    return _default_credential(settings.azure_client_id)
+    """One credential per identity for the process, so every client shares its token cache."""
+    return _credential(settings.azure_client_id)
+
+
+def server_importer_for(settings: Settings) -> "AcrImporter | None":
+    """ARM importImage for the guarded ACR when PLATFORM_GUARD_ACR_RESOURCE_ID is set (re-imports move no bytes)."""
+    if not settings.acr_resource_id:
+        return None
+    from importer.registry.acr_import import AcrImporter
+
+    parts = settings.acr_resource_id.strip("/").split("/")
+    return AcrImporter(
+        subscription_id=parts[1], resource_group=parts[3], registry_name=parts[7], credential=azure_credential(settings)
+    )
 
 
 def ledger_for(settings: Settings) -> Ledger:

@@ -29,7 +29,7 @@ from importer.policy import Policy, repository_matcher
 from importer.registry import NotFound, Registry, RegistryError
 from importer.registry.copy import CopyError
 from importer.registry.directory import RegistryDirectory
-from importer.remediate import Remediator, Target
+from importer.remediate import Remediator, ServerImport, Target
 from importer.settings import Settings
 
 log = logging.getLogger("platform_guard.pipeline")
@@ -99,19 +99,21 @@ class Pipeline:
         loop_limit: int = 3,
         loop_window: float = 3600.0,
         paused_repositories: Sequence[str] = (),
+        server_import: ServerImport | None = None,
     ) -> None:
         self.policy = policy
         self.ledger = ledger
         self.registries = registries
         self.sinks = tuple(sinks) or (LogSink(),)
-        self.remediator = Remediator(policy, registries, ledger, loop_limit=loop_limit, loop_window=loop_window)
+        self.remediator = Remediator(policy, registries, ledger, loop_limit=loop_limit, loop_window=loop_window,
+                                     server_import=server_import)
         self._paused = repository_matcher(tuple(paused_repositories))
         self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: Settings, *, ledger: Ledger | None = None) -> "Pipeline":
         """The pipeline the entry points use, with the adapters the settings select (importer/adapters.py)."""
-        from importer.adapters import ledger_for, sinks_for
+        from importer.adapters import ledger_for, server_importer_for, sinks_for
 
         return cls(
             policy=settings.policy,
@@ -121,6 +123,7 @@ class Pipeline:
             loop_limit=settings.loop_limit,
             loop_window=settings.loop_window,
             paused_repositories=settings.paused_repositories,
+            server_import=server_importer_for(settings),
         )
 
     # -- events -----------------------------------------------------------------------------------------

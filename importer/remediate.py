@@ -12,26 +12,32 @@ The guarantees, in the order the steps run:
 4. Compare-and-swap: right before a tag is re-pointed or removed, it is resolved again; if it no longer points at
    the offending digest, nothing is changed and the result is `superseded`.
 5. Re-import writes every blob and child by digest first and the tag last, then inspects the result again.
-6. Quarantine (`mode: move`) deletes the offending manifest from the guarded repository only after the preserved copy
-   is verified, and not when another tag's index still uses it (that would break a good image).
+6. Quarantine (`mode: move`) removes the tag only after the preserved copy is verified: on ACR by deleting the tag,
+   on a distribution registry by deleting the manifest (which takes every tag on it along; not when another tag's
+   index still uses it, which would break a good image). `mode: lock` (ACR) locks the manifest in place instead.
+7. On ACR with PLATFORM_GUARD_ACR_RESOURCE_ID, re-imports run server-side (ARM importImage): no bytes pass here.
 Registry problems that may pass propagate (the event is delivered again); the claim is given back either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from importer.decide import COMPLIANT, Facts, Verdict, decide
 from importer.inspect import inspect_manifest
 from importer.manifests import INDEX_MEDIA_TYPES, Index, ManifestError, parse_manifest
 from importer.policy import Policy, Rule
 from importer.reference import ReferenceError, parse_reference
-from importer.registry import Registry, RegistryError
+from importer.ledger import Ledger
+from importer.registry import NotFound, Registry, RegistryError
+from importer.registry.acr import AcrRegistry
+from importer.registry.acr_import import plan_import
 from importer.registry.copy import CopyError, copy_image
 from importer.registry.directory import RegistryDirectory
-from importer.ledger import Ledger
 
 MAX_TAG_LENGTH = 128
 CLAIM_LEASE_SECONDS = 600.0
@@ -69,6 +75,14 @@ class Remedy:
     affected_tags: tuple[str, ...] = ()
 
 
+class ServerImport(Protocol):
+    """A registry that copies from an upstream itself (ACR `importImage`): see importer/registry/acr_import.py."""
+
+    def import_digests(self, *, source_registry: str, source_repository: str, digests: Sequence[str],
+                       target_repository: str, username: str | None = None,
+                       password: str | None = None) -> object: ...
+
+
 class NoCompliantSource(Exception):
     """The upstream has no variant that satisfies the rule (or cannot be read): fall back to quarantine."""
 
@@ -103,6 +117,7 @@ class Remediator:
         *,
         loop_limit: int = 3,
         loop_window: float = 3600.0,
+        server_import: ServerImport | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
@@ -110,6 +125,7 @@ class Remediator:
         self.ledger = ledger
         self.loop_limit = loop_limit
         self.loop_window = loop_window
+        self.server_import = server_import
         self._now = now
 
     def remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule) -> Remedy:
@@ -190,56 +206,82 @@ class Remediator:
         preserved = self._preserve(registry, target)
         flatten = rule.flatten and len(rule.require) == 1
         try:
-            copied = copy_image(
-                upstream,
-                upstream_repository,
-                upstream_facts.digest,
-                registry,
-                target.repository,
-                None,  # everything by digest first; the tag is re-pointed below, after the compare-and-swap
-                platforms=rule.require if flatten else (),
-                strict=rule.strict,
-                exclude=rule.forbid,
-                flatten=flatten,
-            )
+            # Everything lands by digest first; the tag is re-pointed below, after the compare-and-swap.
+            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry, target,
+                                        rule, flatten)
         except CopyError as error:
             raise NoCompliantSource(str(error)) from None
         source = f"{upstream.host}/{upstream_repository}:{target.tag}@{upstream_facts.digest}"
         if not self._still_points_at_offender(registry, target):
             return self._superseded(target, preserved)
-        written = registry.get_manifest(target.repository, copied.digest)
+        written = registry.get_manifest(target.repository, new_digest)
         registry.put_manifest(target.repository, target.tag, written.raw, written.media_type)
-        check = decide(inspect_manifest(registry, target.repository, copied.digest, rule), rule)
+        check = decide(inspect_manifest(registry, target.repository, new_digest, rule), rule)
         if check.verdict != COMPLIANT:
             return Remedy(
                 "failed",
                 f"re-imported {source} but the result is still a violation: {check.reason}",
-                new_digest=copied.digest,
+                new_digest=new_digest,
                 preserved_as=preserved,
                 source=source,
                 error="re-imported image is not compliant",
             )
-        how = "flattened to " + ", ".join(str(p) for p in rule.require) if flatten else (
-            "without " + ", ".join(rule.forbid) if rule.forbid and copied.digest != upstream_facts.digest else "as is"
-        )
+        if flatten:
+            how = "flattened to " + ", ".join(str(p) for p in rule.require)
+        elif new_digest != upstream_facts.digest:
+            how = "without " + ", ".join(rule.forbid)
+        else:
+            how = "as is"
         return Remedy(
             "reimported",
             f"re-imported {source} ({how}); now offers {', '.join(check.platforms)}",
-            new_digest=copied.digest,
+            new_digest=new_digest,
             preserved_as=preserved,
             source=source,
         )
 
-    def _quarantine(self, registry: Registry, target: Target, *, prefix: str) -> Remedy:
-        if self.policy.quarantine.mode != "move":
-            return Remedy(
-                "failed",
-                prefix + f"quarantine mode {self.policy.quarantine.mode!r} needs Azure Container Registry",
-                error="unsupported quarantine mode for this registry",
+    def _bring_in(self, upstream: Registry, upstream_repository: str, upstream_digest: str, registry: Registry,
+                  target: Target, rule: Rule, flatten: bool) -> str:
+        """Put what the rule needs from the upstream into the target repository by digest; returns the new digest."""
+        platforms = rule.require if flatten else ()
+        if self.server_import is not None and isinstance(registry, AcrRegistry):
+            fetched = upstream.get_manifest(upstream_repository, upstream_digest)
+            plan = plan_import(fetched, platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
+            login = self.registries.credentials_for(upstream.host)
+            self.server_import.import_digests(
+                source_registry=upstream.host, source_repository=upstream_repository, digests=plan.imports,
+                target_repository=target.repository, username=login.username if login else None,
+                password=login.password if login else None,
             )
+            if plan.manifest is not None:  # a filtered index is written by us, after its children
+                registry.put_manifest(target.repository, plan.digest, plan.manifest, plan.media_type)
+            return plan.digest
+        copied = copy_image(upstream, upstream_repository, upstream_digest, registry, target.repository, None,
+                            platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
+        return copied.digest
+
+    def _quarantine(self, registry: Registry, target: Target, *, prefix: str) -> Remedy:
+        acr = isinstance(registry, AcrRegistry)
+        if self.policy.quarantine.mode == "lock":
+            if not acr:
+                return Remedy(
+                    "failed",
+                    prefix + "quarantine mode 'lock' needs Azure Container Registry",
+                    error="unsupported quarantine mode for this registry",
+                )
+            return self._lock(registry, target, prefix=prefix)
         preserved = self._preserve(registry, target)
         if not self._still_points_at_offender(registry, target):
             return self._superseded(target, preserved)
+        if acr:  # ACR deletes tags: only the tag goes, the manifest stays where it was
+            with contextlib.suppress(NotFound):  # a redelivery may find it gone already
+                registry.delete_tag(target.repository, target.tag)
+            return Remedy(
+                "quarantined",
+                prefix + f"moved to {preserved}; removed tag {target.tag} from {target.repository}",
+                preserved_as=preserved,
+                affected_tags=(target.tag,),
+            )
         tags, users = self._tags_using(registry, target)
         if users:
             return Remedy(
@@ -253,6 +295,19 @@ class Remediator:
             prefix + f"moved to {preserved}; removed tag(s) {', '.join(tags)} from {target.repository}",
             preserved_as=preserved,
             affected_tags=tuple(tags),
+        )
+
+    def _lock(self, registry: "AcrRegistry", target: Target, *, prefix: str) -> Remedy:
+        """`quarantine.mode: lock`: the manifest stays, pulls fail closed, nothing can overwrite or delete it."""
+        if not self._still_points_at_offender(registry, target):
+            return Remedy("superseded", f"{target.scope} no longer points at {target.digest}: nothing changed")
+        registry.lock_manifest(target.repository, target.digest, read=False, write=False, delete=False)
+        kept = f"{target.host}/{target.repository}@{target.digest}"
+        return Remedy(
+            "quarantined",
+            prefix + f"locked {kept} (read, write and delete disabled): pulls of {target.tag} fail",
+            preserved_as=kept,
+            affected_tags=(target.tag,),
         )
 
     @staticmethod
@@ -305,6 +360,8 @@ def release(
     repository name and tag); `to` = (repository, tag) overrides it. A destination tag that now points at another
     image (a newer push) is not overwritten unless `force`.
     """
+    if isinstance(registry, AcrRegistry) and policy.quarantine.original_of(quarantine_repository) is None:
+        return _unlock(registry, ledger, host, quarantine_repository, quarantine_reference, now)
     fetched = registry.get_manifest(quarantine_repository, quarantine_reference)
     if to is None:
         original_repository = policy.quarantine.original_of(quarantine_repository)
@@ -335,3 +392,14 @@ def release(
         destination=f"{host}/{repository}:{tag}",
         digest=fetched.digest,
     )
+
+
+def _unlock(registry: "AcrRegistry", ledger: Ledger, host: str, repository: str, reference: str,
+            now: Callable[[], float]) -> Released:
+    """Release a manifest that `quarantine.mode: lock` locked in place: enable read, write and delete again."""
+    if not reference.startswith(("sha256:", "sha512:")):
+        raise ReleaseError(f"{host}/{repository}:{reference}: a locked image is released by digest (REPO@sha256:…)")
+    ledger.mark_released(f"{host}/{repository}", reference, now=now())
+    registry.lock_manifest(repository, reference, read=True, write=True, delete=True)
+    where = f"{host}/{repository}@{reference}"
+    return Released(source=f"{where} (locked)", destination=where, digest=reference)

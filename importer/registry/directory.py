@@ -4,6 +4,9 @@
     host = directory.guarded_host(event.origin)   # None: not ours, the event is rejected
     registry = directory.client(host)             # reused across events (connection pools, token cache)
 
+Hosts ending in `.azurecr.io` get the ACR adapter with the managed identity (unless username/password settings
+name them); every other host the generic OCI client.
+
 An event's origin is only ever matched against configured hosts: the host Platform Guard connects to
 comes from settings, never from an event body.
 """
@@ -14,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from importer.registry import Registry
-from importer.registry.oci import OciRegistry
+from importer.registry.oci import Credentials, OciRegistry
 from importer.settings import Settings
 
 ACR_SUFFIX = ".azurecr.io"
@@ -31,11 +34,20 @@ class RegistryDirectory:
         self._lock = threading.Lock()
 
     def _oci_client(self, host: str) -> Registry:
+        if host.endswith(ACR_SUFFIX) and self._settings.credentials_for(host) is None:
+            from importer.adapters import azure_credential
+            from importer.registry.acr import AcrRegistry
+
+            return AcrRegistry(host, credential=azure_credential(self._settings))
         return OciRegistry(
             host,
             credentials=self._settings.credentials_for(host),
             allow_http=self._settings.allows_http(host),
         )
+
+    def credentials_for(self, host: str) -> Credentials | None:
+        """The username/password settings for `host` (upstreams that ACR import must log in to)."""
+        return self._settings.credentials_for(host)
 
     def guarded_host(self, origin: str) -> str | None:
         """The configured registry an event origin (host, or ACR resource id) stands for, or None."""
