@@ -7,7 +7,6 @@
     serve [--host H] [--port P]        the local host (Functions routes) for registry notifications
     outcomes [--json] [--limit N]      the newest recorded outcomes
     release QUARANTINED_REF [--to R:T] put a quarantined image back on purpose
-    copy SRC DST [--platform P …]      copy an image with the intended platforms (a subset of an index, flatten, exclude)
     chart-images REF_OR_TGZ [--json]   the images a Helm chart references
     demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
 
