@@ -73,4 +73,10 @@ def sinks_for(settings: Settings) -> list[OutcomeSink]:
         else:
             credential = azure_credential(settings)
         sinks.append(EventGridSink(settings.eventgrid_topic_endpoint, credential=credential))
+    if settings.appinsights_connection_string:
+        from importer.telemetry import configure_telemetry
+
+        telemetry = configure_telemetry(settings.appinsights_connection_string)
+        if telemetry is not None:
+            sinks.append(telemetry)
     return sinks

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from importer.alerts import LogSink, OutcomeSink
 from importer.decide import VIOLATION, Facts, Verdict, decide, ignored
@@ -26,11 +27,12 @@ from importer.ledger import Ledger, LedgerUnavailable
 from importer.manifests import ManifestError
 from importer.outcome import Outcome
 from importer.policy import Policy, repository_matcher
-from importer.registry import NotFound, Registry, RegistryError
-from importer.registry.copy import CopyError
+from importer.registry import CopyError, NotFound, Registry, RegistryError
 from importer.registry.directory import RegistryDirectory
-from importer.remediate import Remediator, ServerImport, Target
 from importer.settings import Settings
+
+if TYPE_CHECKING:
+    from importer.remediate import Remediator, ServerImport
 
 log = logging.getLogger("platform_guard.pipeline")
 
@@ -105,8 +107,8 @@ class Pipeline:
         self.ledger = ledger
         self.registries = registries
         self.sinks = tuple(sinks) or (LogSink(),)
-        self.remediator = Remediator(policy, registries, ledger, loop_limit=loop_limit, loop_window=loop_window,
-                                     server_import=server_import)
+        self._remediation = (loop_limit, loop_window, server_import)
+        self._remediator: Remediator | None = None
         self._paused = repository_matcher(tuple(paused_repositories))
         self._clock = clock
 
@@ -220,6 +222,17 @@ class Pipeline:
             raise
         return self._finish(outcome, started)
 
+    @property
+    def remediator(self) -> "Remediator":
+        """Built on the first violation: the copy engine and the ACR modules stay out of a cold start."""
+        if self._remediator is None:
+            from importer.remediate import Remediator
+
+            loop_limit, loop_window, server_import = self._remediation
+            self._remediator = Remediator(self.policy, self.registries, self.ledger, loop_limit=loop_limit,
+                                          loop_window=loop_window, server_import=server_import)
+        return self._remediator
+
     def _already_quarantined(self, host: str, event: PushEvent) -> str | None:
         """Where an earlier outcome quarantined this digest (a late redelivery finds it gone), or None."""
         for earlier in self.ledger.outcomes(repository=event.repository, limit=200):
@@ -236,6 +249,8 @@ class Pipeline:
         if self._paused(event.repository):
             return outcome.replace(reason=f"remediation paused for {event.repository}; {verdict.reason}")
         rule = self.policy.rule_for(event.repository)
+        from importer.remediate import Target
+
         remedy = self.remediator.remediate(Target(host, event.repository, event.tag, facts.digest), facts, verdict, rule)
         return outcome.replace(
             result=remedy.result,

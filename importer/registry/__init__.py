@@ -83,6 +83,13 @@ class ProtocolError(RegistryError):
     """The registry answered something that makes no sense (bad headers, unreadable JSON, broken pagination)."""
 
 
+class CopyError(Exception):
+    """A permanent problem with a copy request or the source's content; the message names the source.
+
+    Raised by the copy engine (importer/registry/copy.py); it lives here so callers can catch it without loading it.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class FetchedManifest:
     """A manifest's exact bytes, its media type and its verified digest."""

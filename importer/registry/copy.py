@@ -73,7 +73,7 @@ from importer.platforms import (
     validate_pattern,
 )
 from importer.reference import is_digest, validate_repository, validate_tag
-from importer.registry import DigestMismatch, FetchedManifest, Registry
+from importer.registry import CopyError, DigestMismatch, FetchedManifest, Registry
 
 __all__ = [
     "CopyError",
@@ -100,10 +100,6 @@ NON_DISTRIBUTABLE_LAYERS = frozenset(
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
     }
 )
-
-
-class CopyError(Exception):
-    """A permanent problem with a copy request or the source's content; the message names the source."""
 
 
 @dataclass(frozen=True, slots=True)

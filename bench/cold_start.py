@@ -1,0 +1,122 @@
+"""The cold-start benchmark: a fresh Python process importing `function_app` and handling its first event.
+
+    .venv/bin/python -m bench.cold_start [--runs 7] [--json]
+
+Each run starts new processes (nothing warm: no imported module, no connection, no ledger):
+- floor: `python -c "import azure.functions"`, what any Python Functions app pays;
+- guard: `python -c` that imports `function_app`, builds an ACR `ImagePushed` Event Grid event for a compliant
+  image already pushed to a local registry, calls the Event Grid trigger, and checks that a `compliant` outcome was
+  recorded in a fresh SQLite ledger (the first event builds settings, ledger, registry client and pays for TCP).
+Wall time of each process, median of the runs, and the ratio guard / floor (target ≤ 2.5). Then
+`python -X importtime -c "import function_app"` once, to name the modules that dominate the import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from importer.testbed.images import ImageBuilder, multi
+from importer.testbed.push import push
+from importer.testbed.registry import LocalRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 2.5
+
+FIRST_EVENT = """
+import datetime, sys
+import azure.functions as func
+import function_app
+from importer import runtime
+event = func.EventGridEvent(
+    id="cold-start", topic=sys.argv[1], subject="team/app:1", event_type="Microsoft.ContainerRegistry.ImagePushed",
+    event_time=datetime.datetime.now(datetime.timezone.utc), data_version="1.0",
+    data={"id": "cold-start", "timestamp": "2026-11-26T00:00:00Z", "action": "push",
+          "target": {"mediaType": sys.argv[3], "size": 1, "digest": sys.argv[2], "length": 1,
+                     "repository": "team/app", "tag": "1"},
+          "request": {"id": "r", "host": sys.argv[1], "method": "PUT", "useragent": "bench"}})
+function_app.registry_event(event)
+[outcome] = runtime.current().pipeline.ledger.outcomes(event_id="cold-start")
+assert outcome.result == "compliant", outcome
+"""
+
+
+def _timed(command: list[str], environment: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=environment, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def _dominant_imports(environment: dict[str, str], top: int = 10) -> list[tuple[str, float]]:
+    """The top-level imports of `function_app` and the biggest packages below it, by cumulative milliseconds."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import function_app"], cwd=ROOT,
+                            env=environment, capture_output=True, text=True, check=True)
+    rows: list[tuple[str, float]] = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line.removeprefix("import time:").split("|")
+        if "." not in name.strip():  # packages, not their submodules
+            rows.append((name.strip(), int(cumulative) / 1000))
+    return sorted(rows, key=lambda row: -row[1])[:top]
+
+
+def run(runs: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="platform-guard-cold-") as folder, \
+            LocalRegistry(Path(folder) / "registry") as registry:
+        builder = ImageBuilder(Path(folder) / "layout")
+        image = multi(builder, ["linux/amd64", "linux/arm64"], attestations=True)
+        digest = push(builder, image, registry.host, "team/app", "1")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_GUARD_")}
+        floors, guards = [], []
+        for run_number in range(runs):
+            environment = {**base, "PLATFORM_GUARD_REGISTRIES": registry.host,
+                           "PLATFORM_GUARD_LEDGER": str(Path(folder) / f"ledger-{run_number}.db")}
+            floors.append(_timed([sys.executable, "-c", "import azure.functions"], environment))
+            guards.append(_timed([sys.executable, "-c", FIRST_EVENT, registry.host, digest, image.media_type],
+                                 environment))
+        imports = _dominant_imports({**base, "PLATFORM_GUARD_REGISTRIES": registry.host})
+    floor, guard = statistics.median(floors), statistics.median(guards)
+    return {
+        "runs": runs,
+        "floor_s": floor,
+        "guard_s": guard,
+        "ratio": guard / floor,
+        "target_ratio": TARGET_RATIO,
+        "met": guard / floor <= TARGET_RATIO,
+        "floor_runs_s": floors,
+        "guard_runs_s": guards,
+        "dominant_imports_ms": imports,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="processes of each kind (median reported)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    report = run(args.runs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"import azure.functions (floor)           {report['floor_s'] * 1000:7.0f} ms  (median of {args.runs})")
+    print(f"import function_app + first event         {report['guard_s'] * 1000:7.0f} ms")
+    print(f"ratio                                     {report['ratio']:7.2f}   target ≤ {TARGET_RATIO}: "
+          f"{'met' if report['met'] else 'NOT met'}")
+    print("modules that dominate `import function_app` (cumulative ms):")
+    for name, ms in report["dominant_imports_ms"]:  # type: ignore[union-attr]
+        print(f"  {name:<40} {ms:7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

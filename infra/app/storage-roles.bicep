@@ -1,0 +1,72 @@
+// Storage roles, each on the narrowest scope that works:
+//   Function App identity: Storage Blob Data Owner on the host account (the Functions host keeps its locks, keys and
+//     the deployment package in containers it manages there), Storage Table Data Contributor on the data account (the
+//     ledger's tables; nothing else lives in that account's table service).
+//   Event Grid identity: Storage Blob Data Contributor on the dead-letter container only.
+
+@description('Name of the account holding the Functions host state and the deployment package.')
+param hostStorageAccountName string
+
+@description('Name of the account holding the ledger tables and the dead-letter container.')
+param dataStorageAccountName string
+
+@description('Name of the dead-letter container in the data account.')
+param deadLetterContainerName string
+
+@description('Principal id of the Function App\'s identity.')
+param functionPrincipalId string
+
+@description('Principal id of the identity Event Grid writes dead letters with.')
+param eventGridPrincipalId string
+
+var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageAccountName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: dataStorageAccountName
+}
+
+resource dataBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: dataBlobService
+  name: deadLetterContainerName
+}
+
+resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, functionPrincipalId, storageBlobDataOwnerRoleId)
+  scope: hostStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource ledgerTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, functionPrincipalId, storageTableDataContributorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, eventGridPrincipalId, storageBlobDataContributorRoleId)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: eventGridPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}

@@ -1,0 +1,36 @@
+# azd postdeploy hook (Windows): the second deployment, the registry's Event Grid subscription to the function
+# (infra/event-subscription.bicep). Same steps as postdeploy.sh; see there and docs/deploy.md.
+$ErrorActionPreference = 'Stop'
+
+$template = Join-Path $PSScriptRoot '..' 'event-subscription.bicep'
+$required = 'AZURE_SUBSCRIPTION_ID', 'AZURE_ENV_NAME', 'AZURE_REGISTRY_RESOURCE_GROUP', 'AZURE_EVENTGRID_SYSTEM_TOPIC_NAME',
+            'AZURE_FUNCTION_APP_ID', 'AZURE_FUNCTION_NAME', 'AZURE_DEADLETTER_STORAGE_ACCOUNT_ID',
+            'AZURE_DEADLETTER_CONTAINER_NAME', 'AZURE_EVENTGRID_IDENTITY_ID'
+foreach ($name in $required) {
+    if (-not [Environment]::GetEnvironmentVariable($name)) {
+        throw "postdeploy: $name is not set; run 'azd provision' first"
+    }
+}
+
+for ($attempt = 1; $attempt -le 5; $attempt++) {
+    az deployment group create `
+        --subscription $env:AZURE_SUBSCRIPTION_ID `
+        --resource-group $env:AZURE_REGISTRY_RESOURCE_GROUP `
+        --name "platform-guard-events-$($env:AZURE_ENV_NAME)" `
+        --template-file $template `
+        --parameters `
+            systemTopicName=$env:AZURE_EVENTGRID_SYSTEM_TOPIC_NAME `
+            functionAppId=$env:AZURE_FUNCTION_APP_ID `
+            functionName=$env:AZURE_FUNCTION_NAME `
+            deadLetterStorageAccountId=$env:AZURE_DEADLETTER_STORAGE_ACCOUNT_ID `
+            deadLetterContainerName=$env:AZURE_DEADLETTER_CONTAINER_NAME `
+            eventGridIdentityId=$env:AZURE_EVENTGRID_IDENTITY_ID `
+        --output none
+    if ($LASTEXITCODE -eq 0) {
+        Write-Host "postdeploy: $($env:AZURE_FUNCTION_NAME) subscribed to the registry's ImagePushed and ChartPushed events"
+        exit 0
+    }
+    Write-Warning "postdeploy: attempt $attempt failed (function not indexed yet?); retrying in 30 s"
+    Start-Sleep -Seconds 30
+}
+throw 'postdeploy: the Event Grid subscription failed 5 times; see docs/deploy.md (Troubleshooting)'
