@@ -17,7 +17,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
+
+from importer.testbed.process import ServiceProcess
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_SCRIPT = REPOSITORY_ROOT / "node_modules" / ".bin" / "azurite"
@@ -69,7 +70,7 @@ def _accepts_connections(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Azurite:
+class Azurite(ServiceProcess):
     """One Azurite process (blob, queue and table services) bound to 127.0.0.1, its data under `root`."""
 
     def __init__(self, root: Path, *, in_memory: bool = False, script: Path = AZURITE_SCRIPT) -> None:
@@ -173,23 +174,3 @@ class Azurite:
             return self.log_path.read_text(errors="replace")[-2000:]
         except OSError:
             return "(no log)"
-
-    def stop(self) -> None:
-        """Stop the process this object started (terminate, then kill after 5 s)."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-    def __enter__(self) -> "Azurite":
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -17,7 +17,8 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+
+from importer.testbed.process import ServiceProcess
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -29,7 +30,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LocalRegistry:
+class LocalRegistry(ServiceProcess):
     """One distribution registry process bound to 127.0.0.1, with its storage under `root`."""
 
     def __init__(
@@ -109,22 +110,3 @@ class LocalRegistry:
                 time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"registry on {self.host} did not start within 10 s")
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-    def __enter__(self) -> "LocalRegistry":
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
