@@ -134,3 +134,51 @@ def test_settings_alone_select_the_azure_adapters(tmp_path: Path) -> None:
     local = ledger_for(load_settings({"PLATFORM_GUARD_LEDGER": str(tmp_path / "x.db")}))
     assert isinstance(local, SqliteLedger)
     assert server_importer_for(load_settings({})) is None
+
+
+class _FixedToken:
+    """A TokenCredential input for the ARM client (azure-core protocol), handing out one fixed token."""
+
+    def get_token(self, *scopes: str, **options: object) -> object:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("arm-token", int(time.time()) + 3600)
+
+
+def test_reimport_on_acr_runs_server_side_through_arm_import(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """With an ACR resource id, a re-import asks ARM importImage for the chosen digest; no blob passes through us."""
+    from importer.registry.acr_import import AcrImporter
+    from importer.testbed.arm import ArmImportSimulator
+    from importer.testbed.images import multi
+
+    registry, proxy = acr
+    with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(target_host=registry.host) as arm:
+        good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/team/app", "1")
+        bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
+        policy = parse_policy(
+            "version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
+            f"  upstream: \"{upstream.host}/mirror/{{repository}}\"\n"
+        )
+        settings = Settings(registries=(proxy.host,), policy=policy, ledger_path=tmp_path / "l.db")
+        directory = RegistryDirectory(
+            settings,
+            factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
+            else OciRegistry(host),
+        )
+        importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
+                               credential=_FixedToken(), arm_endpoint=arm.url, poll_interval=0.05, timeout=30)
+        pipeline = Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
+                            server_import=importer)
+        outcome = pipeline.handle(_event(proxy.host, bad))
+        assert outcome is not None and outcome.result == "reimported", outcome
+        assert outcome.new_digest == good
+        assert [body["source"]["sourceImage"] for body in arm.imports] == [f"mirror/team/app@{good}"]
+        assert arm.imports[0]["untaggedTargetRepositories"] == ["team/app"]
+        assert OciRegistry(registry.host).head_manifest("team/app", "1").digest == good  # type: ignore[union-attr]
+        # The function itself uploaded no blob: every blob write went from the simulator straight to the registry.
+        assert not [r for r in proxy.history() if r.method in ("POST", "PUT", "PATCH") and "/blobs/" in r.path
+                    and "/quarantine/" not in r.path]
