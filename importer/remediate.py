@@ -16,6 +16,8 @@ The guarantees, in the order the steps run:
    on a distribution registry by deleting the manifest (which takes every tag on it along; not when another tag's
    index still uses it, which would break a good image). `mode: lock` (ACR) locks the manifest in place instead.
 7. On ACR with PLATFORM_GUARD_ACR_RESOURCE_ID, re-imports run server-side (ARM importImage): no bytes pass here.
+8. `import_missing` brings in an image that is not in the guarded registry at all (an image a Helm chart needs,
+   importer/chartguard.py): nothing to preserve, and a tag that appears meanwhile is never overwritten.
 Registry problems that may pass propagate (the event is delivered again); the claim is given back either way.
 """
 
@@ -31,7 +33,7 @@ from importer.decide import COMPLIANT, Facts, Verdict, decide
 from importer.inspect import inspect_manifest
 from importer.manifests import INDEX_MEDIA_TYPES, Index, ManifestError, parse_manifest
 from importer.policy import Policy, Rule
-from importer.reference import ReferenceError, parse_reference
+from importer.reference import ReferenceError, is_digest, parse_reference
 from importer.ledger import Ledger
 from importer.registry import NotFound, Registry, RegistryError
 from importer.registry.acr import AcrRegistry
@@ -128,8 +130,13 @@ class Remediator:
         self.server_import = server_import
         self._now = now
 
-    def remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule) -> Remedy:
-        """Fix or quarantine `target` as the rule says; the verdict must be a violation."""
+    def remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule, *,
+                  quarantine_fallback: bool = True) -> Remedy:
+        """Fix or quarantine `target` as the rule says; the verdict must be a violation.
+
+        `quarantine_fallback=False`: a re-import that is not possible ends `failed` and leaves the image alone
+        (the chart manager fixes images that may well be good enough for their own repository).
+        """
         if not self.ledger.claim_remediation(target.key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now()):
             return Remedy("duplicate", f"another worker is remediating {target.key}")
         try:
@@ -146,6 +153,8 @@ class Remediator:
                 try:
                     remedy = self._reimport(registry, target, facts, rule)
                 except NoCompliantSource as why:
+                    if not quarantine_fallback:
+                        return Remedy("failed", f"re-import not possible: {why}; left as it is", error=str(why))
                     remedy = self._quarantine(registry, target, prefix=f"re-import not possible: {why}; ")
             else:
                 remedy = self._quarantine(registry, target, prefix="")
@@ -155,6 +164,73 @@ class Remediator:
             return remedy
         finally:
             self.ledger.finish_remediation(target.key)
+
+    def import_missing(self, host: str, repository: str, tag: str | None, digest: str | None, rule: Rule) -> Remedy:
+        """Bring in an image that is not in `host/repository` at all from the rule's upstream.
+
+        By tag: what the rule needs, as a re-import brings it (the whole index, without forbidden platforms, or
+        flattened), by digest first and the tag last — unless the tag appeared meanwhile (`superseded`: a push
+        wins). By digest (`digest` set): exactly that manifest, which must satisfy the rule as it is (a subset
+        would change the digest); `tag`, when given, is set only while it is free. Nothing was there, so nothing
+        is preserved, and the loop guard does not count it. Result `reimported`, or `failed` when the upstream has
+        no compliant variant or cannot be read; transient registry errors propagate.
+        """
+        reference = digest or tag
+        if reference is None:
+            raise ValueError(f"{host}/{repository}: import_missing needs a tag or a digest")
+        key = f"{host}/{repository}:{tag or ''}@{digest or 'missing'}"
+        if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now()):
+            return Remedy("duplicate", f"another worker is importing {key}")
+        try:
+            try:
+                return self._import_missing(self.registries.client(host), host, repository, tag, digest, rule)
+            except NoCompliantSource as why:
+                return Remedy("failed", f"{host}/{repository}:{reference} is missing and cannot be imported: {why}",
+                              error=str(why))
+        finally:
+            self.ledger.finish_remediation(key)
+
+    def _import_missing(self, registry: Registry, host: str, repository: str, tag: str | None, digest: str | None,
+                        rule: Rule) -> Remedy:
+        reference = digest or tag
+        assert reference is not None
+        upstream, upstream_repository, upstream_facts, _ = self._upstream(repository, reference, rule)
+        if digest is not None:  # forbidden platforms cannot be filtered out of a pinned digest
+            pinned = decide(upstream_facts, rule)
+            if pinned.verdict != COMPLIANT:
+                raise NoCompliantSource(f"the pinned {digest} cannot be changed and does not satisfy the rule "
+                                        f"({pinned.reason})")
+        flatten = digest is None and rule.flatten and len(rule.require) == 1
+        try:
+            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry, repository,
+                                        rule, flatten)
+        except CopyError as error:
+            raise NoCompliantSource(str(error)) from None
+        source = f"{upstream.host}/{upstream_repository}{'@' if is_digest(reference) else ':'}{reference}"
+        if digest is None:
+            source += f"@{upstream_facts.digest}"
+        if digest is not None and new_digest != digest:
+            raise RegistryError(f"{host}/{repository}: imported {new_digest}, not the pinned {digest}")
+        if tag is not None:
+            current = registry.head_manifest(repository, tag)
+            if current is None:
+                written = registry.get_manifest(repository, new_digest)
+                registry.put_manifest(repository, tag, written.raw, written.media_type)
+            elif digest is None and current.digest != new_digest:
+                return Remedy("superseded", f"{host}/{repository}:{tag} was pushed meanwhile (now {current.digest}): "
+                              "a newer push wins, the tag was left alone", new_digest=new_digest, source=source)
+        check = decide(inspect_manifest(registry, repository, new_digest, rule), rule)
+        if check.verdict != COMPLIANT:
+            return Remedy("failed", f"imported {source} but the result is still a violation: {check.reason}",
+                          new_digest=new_digest, source=source, error="imported image is not compliant")
+        if flatten:
+            how = "flattened to " + ", ".join(str(p) for p in rule.require)
+        elif new_digest != upstream_facts.digest:
+            how = "without " + ", ".join(rule.forbid)
+        else:
+            how = "as is"
+        return Remedy("reimported", f"imported {source} ({how}); now offers {', '.join(check.platforms)}",
+                      new_digest=new_digest, source=source)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -180,17 +256,18 @@ class Remediator:
             preserved_as=preserved,
         )
 
-    def _upstream(self, target: Target, rule: Rule) -> tuple[Registry, str, Facts, Verdict]:
-        template = rule.upstream_for(target.repository)
+    def _upstream(self, target_repository: str, reference: str, rule: Rule) -> tuple[Registry, str, Facts, Verdict]:
+        """The rule's upstream of `target_repository` at `reference` (a tag or a digest), if it satisfies the rule."""
+        template = rule.upstream_for(target_repository)
         if template is None:
             raise NoCompliantSource("the rule has no upstream")
         try:
-            upstream = parse_reference(f"{template}:{target.tag}")
+            upstream = parse_reference(f"{template}{'@' if is_digest(reference) else ':'}{reference}")
         except ReferenceError as error:
             raise NoCompliantSource(f"upstream {template!r}: {error}") from None
         registry = self.registries.client(upstream.registry)
         try:
-            facts = inspect_manifest(registry, upstream.repository, target.tag, rule)
+            facts = inspect_manifest(registry, upstream.repository, reference, rule)
         except (RegistryError, ManifestError) as error:
             if isinstance(error, RegistryError) and error.transient:
                 raise
@@ -202,13 +279,13 @@ class Remediator:
         return registry, upstream.repository, facts, verdict
 
     def _reimport(self, registry: Registry, target: Target, facts: Facts, rule: Rule) -> Remedy:
-        upstream, upstream_repository, upstream_facts, _ = self._upstream(target, rule)
+        upstream, upstream_repository, upstream_facts, _ = self._upstream(target.repository, target.tag, rule)
         preserved = self._preserve(registry, target)
         flatten = rule.flatten and len(rule.require) == 1
         try:
             # Everything lands by digest first; the tag is re-pointed below, after the compare-and-swap.
-            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry, target,
-                                        rule, flatten)
+            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry,
+                                        target.repository, rule, flatten)
         except CopyError as error:
             raise NoCompliantSource(str(error)) from None
         source = f"{upstream.host}/{upstream_repository}:{target.tag}@{upstream_facts.digest}"
@@ -241,7 +318,7 @@ class Remediator:
         )
 
     def _bring_in(self, upstream: Registry, upstream_repository: str, upstream_digest: str, registry: Registry,
-                  target: Target, rule: Rule, flatten: bool) -> str:
+                  target_repository: str, rule: Rule, flatten: bool) -> str:
         """Put what the rule needs from the upstream into the target repository by digest; returns the new digest."""
         platforms = rule.require if flatten else ()
         if self.server_import is not None and isinstance(registry, AcrRegistry):
@@ -250,13 +327,13 @@ class Remediator:
             login = self.registries.credentials_for(upstream.host)
             self.server_import.import_digests(
                 source_registry=upstream.host, source_repository=upstream_repository, digests=plan.imports,
-                target_repository=target.repository, username=login.username if login else None,
+                target_repository=target_repository, username=login.username if login else None,
                 password=login.password if login else None,
             )
             if plan.manifest is not None:  # a filtered index is written by us, after its children
-                registry.put_manifest(target.repository, plan.digest, plan.manifest, plan.media_type)
+                registry.put_manifest(target_repository, plan.digest, plan.manifest, plan.media_type)
             return plan.digest
-        copied = copy_image(upstream, upstream_repository, upstream_digest, registry, target.repository, None,
+        copied = copy_image(upstream, upstream_repository, upstream_digest, registry, target_repository, None,
                             platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
         return copied.digest
 

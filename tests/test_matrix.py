@@ -117,7 +117,6 @@ CASES = [
          forbidden=("windows/amd64",)),
     Case("nested-index", AMD64_ARM64, _nested, "compliant", ("linux/amd64", "linux/arm64")),
     Case("ignored-repository", AMD64, lambda b: single(b, "linux/riscv64"), "ignored", repository="sandbox/tryout"),
-    Case("helm-chart-is-an-artifact", AMD64, lambda b: b.helm_chart("shop", "1.2.3"), "ignored", kind="artifact"),
 ]
 
 
