@@ -44,8 +44,10 @@ EVENT_FIELDS: tuple[str, ...] = (
     "error",
 )
 # Compatible extensions of the contract: which route the event came by, index children with no platform, the
-# tags a quarantine removed, and the kind of alert raised ("violation", "quarantined", "failed", "loopguard").
-EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert")
+# tags a quarantine removed, the kind of alert raised ("violation", "quarantined", "failed", "loopguard"), and what
+# raised the decision: a registry event, or a sweep of the whole registry (importer/sweep.py). `source` keeps its
+# contract meaning (where a re-import came from) whatever the trigger.
+EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert", "trigger")
 OUTCOME_FIELDS: tuple[str, ...] = VERDICT_FIELDS + EVENT_FIELDS + EXTRA_FIELDS
 
 RESULTS: tuple[str, ...] = (
@@ -59,6 +61,9 @@ RESULTS: tuple[str, ...] = (
     "rejected",
     "failed",
 )
+TRIGGER_EVENT = "event"
+TRIGGER_SWEEP = "sweep"
+TRIGGERS: tuple[str, ...] = (TRIGGER_EVENT, TRIGGER_SWEEP)
 # Results that page someone (besides a loop-guard stop, which has `alert: loopguard`).
 ALERTING_RESULTS = frozenset({"quarantined", "failed"})
 
@@ -96,10 +101,13 @@ class Outcome:
     no_platform: tuple[str, ...] = field(default=())
     affected_tags: tuple[str, ...] = field(default=())
     alert: str | None = None
+    trigger: str = TRIGGER_EVENT  # records written before the field existed were all events
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
             raise ValueError(f"unknown outcome result {self.result!r}")
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"unknown outcome trigger {self.trigger!r}")
 
     def replace(self, **changes: Any) -> "Outcome":
         """A copy with some fields changed."""

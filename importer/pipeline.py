@@ -7,6 +7,8 @@
 Every event the parsers return ends in exactly one recorded outcome per delivery: rejected (bad event, unknown
 registry), duplicate (a redelivery), ignored, compliant, alerted (a violation, alert only), reimported, quarantined,
 superseded (a newer push won), or failed. Remediation itself lives in importer/remediate.py.
+A tagged Helm chart push goes to the chart manager (importer/chartguard.py): its outcome is the chart's summary,
+and each image the chart references gets an outcome of its own (event id `<event id>/image/<n>`).
 Entry points (function_app.py, the local host, the CLI) only parse and call this.
 """
 
@@ -21,17 +23,18 @@ from typing import TYPE_CHECKING
 
 from importer.alerts import LogSink, OutcomeSink
 from importer.decide import VIOLATION, Facts, Verdict, decide, ignored
-from importer.events import ParsedEvent, PushEvent, RejectedEvent, triage
+from importer.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
 from importer.inspect import inspect_manifest
 from importer.ledger import Ledger, LedgerUnavailable
-from importer.manifests import ManifestError
-from importer.outcome import Outcome
+from importer.manifests import HELM_CONFIG, ManifestError
+from importer.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
 from importer.policy import Policy, repository_matcher
 from importer.registry import CopyError, NotFound, Registry, RegistryError
 from importer.registry.directory import RegistryDirectory
 from importer.settings import Settings
 
 if TYPE_CHECKING:
+    from importer.chartguard import ChartManager
     from importer.remediate import Remediator, ServerImport
 
 log = logging.getLogger("platform_guard.pipeline")
@@ -109,6 +112,7 @@ class Pipeline:
         self.sinks = tuple(sinks) or (LogSink(),)
         self._remediation = (loop_limit, loop_window, server_import)
         self._remediator: Remediator | None = None
+        self._chart_manager: ChartManager | None = None
         self._paused = repository_matcher(tuple(paused_repositories))
         self._clock = clock
 
@@ -178,6 +182,8 @@ class Pipeline:
             actor=event.actor,
             user_agent=event.user_agent,
             schema=event.schema,
+            # A sweep (importer/sweep.py) hands synthetic push events whose schema is "sweep".
+            trigger=TRIGGER_SWEEP if event.schema == TRIGGER_SWEEP else TRIGGER_EVENT,
         )
         host = self.registries.guarded_host(event.origin)
         if host is None:
@@ -196,6 +202,10 @@ class Pipeline:
             facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
             result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
             outcome = base.replace(result=result, **verdict_fields(facts, verdict))
+            if facts is not None and facts.kind == "artifact" and (
+                event.artifact == CHART or facts.artifact_type == HELM_CONFIG
+            ):
+                outcome = self.chart_manager.handle(outcome)  # decide() ignores artifacts: no remediation below
             if verdict.verdict == VIOLATION and facts is not None:
                 outcome = self._remediate(event, host, facts, verdict, outcome)
         except RegistryError as error:
@@ -233,6 +243,16 @@ class Pipeline:
                                           loop_window=loop_window, server_import=server_import)
         return self._remediator
 
+    @property
+    def chart_manager(self) -> "ChartManager":
+        """Built on the first chart push, like the remediator: chart reading stays out of a cold start."""
+        if self._chart_manager is None:
+            from importer.chartguard import ChartManager
+
+            self._chart_manager = ChartManager(self.policy, self.registries, self.ledger, self.remediator,
+                                               record=self._finish, paused=self._paused)
+        return self._chart_manager
+
     def _already_quarantined(self, host: str, event: PushEvent) -> str | None:
         """Where an earlier outcome quarantined this digest (a late redelivery finds it gone), or None."""
         for earlier in self.ledger.outcomes(repository=event.repository, limit=200):
@@ -262,6 +282,10 @@ class Pipeline:
             alert=remedy.alert,
             affected_tags=remedy.affected_tags,
         )
+
+    def record_outcome(self, outcome: Outcome) -> Outcome:
+        """Record an outcome decided outside `handle` (a sweep's `superseded`) like every other: ledger, then sinks."""
+        return self._finish(outcome, time.perf_counter())
 
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
         outcome = outcome.replace(duration_ms=round((time.perf_counter() - started) * 1000, 3))

@@ -22,6 +22,9 @@
 | PLATFORM_GUARD_EVENTGRID_TOPIC_KEY | topic access key instead of the identity (development only) | none |
 | APPLICATIONINSIGHTS_CONNECTION_STRING | send outcomes to Application Insights, every field a custom dimension | none |
 | AZURE_CLIENT_ID | client id of the user-assigned managed identity (read by DefaultAzureCredential) | system identity / developer login |
+| PLATFORM_GUARD_SWEEP_SCHEDULE | NCRONTAB schedule (6 fields, UTC) of the timer that sweeps every guarded registry (importer/sweep.py); unset or `off`: the timer function is not even declared | off |
+| PLATFORM_GUARD_SWEEP_REMEDIATE | `true`: the timer's sweep remediates like the event path; `false`: it records violations as `alerted` and changes nothing | false |
+| PLATFORM_GUARD_SWEEP_PARALLEL | tags a sweep reads at once (1–64) | 8 |
 
 Registries whose host ends in `.azurecr.io` are reached with the ACR adapter and the managed identity.
 
@@ -64,6 +67,9 @@ KNOWN_SETTINGS: tuple[str, ...] = (
     PREFIX + "EVENTGRID_TOPIC_KEY",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "AZURE_CLIENT_ID",
+    PREFIX + "SWEEP_SCHEDULE",
+    PREFIX + "SWEEP_REMEDIATE",
+    PREFIX + "SWEEP_PARALLEL",
 )
 CREDENTIAL_SETTING = re.compile(r"^PLATFORM_GUARD_REGISTRY_[A-Z0-9_]+_(USERNAME|PASSWORD)$")
 SECRET_SETTINGS = frozenset(
@@ -117,6 +123,9 @@ class Settings:
     eventgrid_topic_key: str | None = field(default=None, repr=False)
     appinsights_connection_string: str | None = field(default=None, repr=False)
     azure_client_id: str | None = None
+    sweep_schedule: str | None = None
+    sweep_remediate: bool = False
+    sweep_parallel: int = 8
 
     def credentials_for(self, host: str) -> Credentials | None:
         return self.credentials.get(host.lower())
@@ -213,6 +222,52 @@ def _upstream_hosts(policy: Policy) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.split("/", 1)[0].lower() for t in templates if t))
 
 
+_SWEEP_OFF = frozenset({"", "off"})
+_NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
+
+
+def sweep_timer_configured(environ: Mapping[str, str]) -> bool:
+    """Whether PLATFORM_GUARD_SWEEP_SCHEDULE asks for the sweep timer (function_app.py declares it only then).
+
+    Read without validation at import time: the Functions host resolves and checks the schedule itself, and a bad
+    value must not keep the other functions from loading (load_settings refuses it by name on first use).
+    """
+    return environ.get(PREFIX + "SWEEP_SCHEDULE", "").strip().lower() not in _SWEEP_OFF
+
+
+def _sweep_schedule(environ: Mapping[str, str]) -> str | None:
+    name = PREFIX + "SWEEP_SCHEDULE"
+    raw = environ.get(name, "").strip()
+    if raw.lower() in _SWEEP_OFF:
+        return None
+    fields = raw.split()
+    if len(fields) != 6 or not all(_NCRONTAB_FIELD.match(part) for part in fields):
+        raise SettingsError(
+            f"{name}: expected an NCRONTAB expression of 6 fields (second minute hour day month day-of-week), "
+            f"e.g. '0 0 3 * * *' for 03:00 UTC daily, or 'off' (got {raw!r})"
+        )
+    return " ".join(fields)
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}: expected true or false (got {raw!r})")
+
+
+def _sweep_parallel(environ: Mapping[str, str]) -> int:
+    name = PREFIX + "SWEEP_PARALLEL"
+    raw = environ.get(name, "").strip() or "8"
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise SettingsError(f"{name}: expected a whole number from 1 to 64 (got {raw!r})")
+    return int(raw)
+
+
 def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | None = None) -> Settings:
     """Read and validate every setting; `policy` overrides the policy settings (the CLI's --policy)."""
     environ = os.environ if environ is None else environ
@@ -235,6 +290,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         eventgrid_topic_key=environ.get(PREFIX + "EVENTGRID_TOPIC_KEY") or None,
         appinsights_connection_string=environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
         azure_client_id=environ.get("AZURE_CLIENT_ID") or None,
+        sweep_schedule=_sweep_schedule(environ),
+        sweep_remediate=_flag(environ, PREFIX + "SWEEP_REMEDIATE", False),
+        sweep_parallel=_sweep_parallel(environ),
         loop_limit=loop_limit,
         loop_window=loop_window,
         paused_repositories=_paused(environ),
