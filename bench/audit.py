@@ -27,26 +27,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.common import machine
 from importer.policy import parse_policy
 from importer.registry.directory import RegistryDirectory
 from importer.registry.oci import OciRegistry
 from importer.settings import Settings
 from importer.sweep import Sweep, SweepOptions
 from importer.testbed.images import Descriptor, ImageBuilder
-from importer.testbed.registry import REGISTRY_BINARY, LocalRegistry
+from importer.testbed.registry import LocalRegistry
 
 POLICY = parse_policy("version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n", source="bench/audit.py")
 TARGET_REQUESTS_PER_TAG = 1.3
@@ -154,31 +151,6 @@ def one_run(registry_host: str, expected: dict[str, int], parallel: int) -> RunF
 def median_of(runs: Sequence[RunFigures]) -> RunFigures:
     return RunFigures(*(statistics.median(getattr(run, name) for run in runs) for name in RunFigures.__slots__))
 
-
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-
-    def value_of(path: str, key: str, separator: str) -> str:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError:
-            return "unknown"
-        values = (line.split(separator, 1)[1].strip().strip('"') for line in lines if line.startswith(key))
-        return next(values, "unknown")
-
-    memory_kib = value_of("/proc/meminfo", "MemTotal", ":").split()[0]
-    registry_version = subprocess.run([REGISTRY_BINARY, "--version"], capture_output=True, text=True).stdout.split()
-    return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": str(len(os.sched_getaffinity(0))),
-        "cpu_model": value_of("/proc/cpuinfo", "model name", ":"),
-        "memory": f"{int(memory_kib) / 1024 / 1024:.1f} GiB" if memory_kib.isdigit() else "unknown",
-        "python": platform.python_version(),
-        "distribution": value_of("/etc/os-release", "PRETTY_NAME", "="),
-        "kernel": platform.release(),
-        "registry": " ".join(registry_version[-2:]) or "unknown",
-        "load_1min": f"{os.getloadavg()[0]:.1f}",
-    }
 
 
 def run_scenario(scenario: str, args: argparse.Namespace) -> dict[str, object]:

@@ -39,7 +39,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -54,6 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from bench.common import cpu_seconds, machine
 from importer.registry.copy import DEFAULT_PARALLEL, CopyResult, copy_image
 from importer.registry.oci import OciRegistry
 from importer.testbed.images import (
@@ -66,7 +66,7 @@ from importer.testbed.images import (
     platform_json,
 )
 from importer.testbed.push import SKOPEO_BINARY
-from importer.testbed.registry import REGISTRY_BINARY, LocalRegistry
+from importer.testbed.registry import LocalRegistry
 
 MIB = 1024 * 1024
 PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le")
@@ -333,25 +333,6 @@ def run_child(command: Sequence[str], *, environment: Mapping[str, str] | None =
         )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process (all its threads) has used so far, from /proc."""
-    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def registry_pid(registry: LocalRegistry) -> int:
-    """The process id of the registry serving `registry`'s configuration file."""
-    wanted = str(registry.config_path).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if wanted in arguments and arguments[0].endswith(Path(REGISTRY_BINARY).name.encode()):
-            return int(entry.name)
-    raise BenchmarkError(f"no running registry process serves {registry.config_path}")
 
 
 def bytes_written(pid: int) -> int:
@@ -378,7 +359,7 @@ class _RegistryMeter:
     """
 
     def __init__(self, source: LocalRegistry, target: LocalRegistry) -> None:
-        self._pids = (registry_pid(source), registry_pid(target))
+        self._pids = (source.pid, target.pid)
 
     def measure(self, copy: Callable[[], None]) -> RegistryUse:
         cpu_before, written_before = self._sample()
@@ -560,35 +541,6 @@ def big_run(number: int, source: LocalRegistry, target: LocalRegistry, image: Bu
         bytes_uploaded=reported["bytes_uploaded"],
     )
 
-
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-
-    def value_of(path: str, key: str, separator: str) -> str:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError:
-            return "unknown"
-        values = (line.split(separator, 1)[1].strip().strip('"') for line in lines if line.startswith(key))
-        return next(values, "unknown")
-
-    def version_of(*command: str) -> str:
-        try:
-            return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
-        except (OSError, subprocess.TimeoutExpired):
-            return "unknown"
-
-    memory_kib = value_of("/proc/meminfo", "MemTotal", ":").split()[0]
-    return {
-        "cpus": str(len(os.sched_getaffinity(0))),
-        "cpu_model": value_of("/proc/cpuinfo", "model name", ":"),
-        "memory": f"{int(memory_kib) / 1024 / 1024:.1f} GiB" if memory_kib.isdigit() else "unknown",
-        "python": platform.python_version(),
-        "os": value_of("/etc/os-release", "PRETTY_NAME", "="),
-        "kernel": platform.release(),
-        "skopeo": version_of(SKOPEO_BINARY, "--version").removeprefix("skopeo version "),
-        "registry": " ".join(version_of(REGISTRY_BINARY, "--version").split()[-2:]),
-    }
 
 
 def _verdict(met: bool) -> str:

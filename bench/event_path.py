@@ -39,7 +39,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -57,6 +56,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 
+from bench.common import cpu_seconds, machine
 from importer.http_api import REGISTRY_EVENTS_PATH, ApiResponse, GuardApi
 from importer.ledger.sqlite import SqliteLedger
 from importer.manifests import MAX_CONFIG_BYTES
@@ -68,7 +68,7 @@ from importer.registry.oci import ACCEPT_MANIFESTS, OciRegistry
 from importer.serve import LocalHost
 from importer.settings import Settings
 from importer.testbed.images import Descriptor, ImageBuilder
-from importer.testbed.registry import REGISTRY_BINARY, LocalRegistry, free_port
+from importer.testbed.registry import LocalRegistry, free_port
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 REVISION_ANNOTATION = "org.opencontainers.image.revision"
@@ -404,24 +404,6 @@ def measure_latency(registry: LocalRegistry, pushed: Sequence[PushedIndex], ledg
 # -- throughput through serve ----------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process (all its threads) has used so far, from /proc."""
-    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def registry_pid(registry: LocalRegistry) -> int:
-    """The process id of the registry serving `registry`'s configuration file."""
-    wanted = str(registry.config_path).encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                arguments = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if wanted in arguments and arguments[0].endswith(Path(REGISTRY_BINARY).name.encode()):
-                return int(entry.name)
-    raise BenchmarkError(f"no running registry process serves {registry.config_path}")
 
 
 class ServeProcess:
@@ -558,7 +540,7 @@ def measure_throughput(
     event_ids = [f"throughput-{item.repository}-{item.tag}-{uuid.uuid4()}" for item in pushed]
     envelopes = [notification_envelope(item, registry.host, event_id) for item, event_id in zip(pushed, event_ids)]
     ledger_path = workdir / "serve.db"
-    registry_process = registry_pid(registry)
+    registry_process = registry.pid
     with ServeProcess(registry, ledger_path, workdir / "serve.log") as serve:
         before = (cpu_seconds(registry_process), cpu_seconds(serve.pid), time.process_time())
         answered_ok, failures, seconds = _send_all(serve.port, envelopes, connections)
@@ -598,30 +580,6 @@ def run_once(
         load_average=load_average,
     )
 
-
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-
-    def value_of(path: str, key: str, separator: str) -> str:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError:
-            return "unknown"
-        values = (line.split(separator, 1)[1].strip().strip('"') for line in lines if line.startswith(key))
-        return next(values, "unknown")
-
-    memory_kib = value_of("/proc/meminfo", "MemTotal", ":").split()[0]
-    registry_version = subprocess.run([REGISTRY_BINARY, "--version"], capture_output=True, text=True).stdout.split()
-    return {
-        "cpus": str(len(os.sched_getaffinity(0))),
-        "cpu_model": value_of("/proc/cpuinfo", "model name", ":"),
-        "memory": f"{int(memory_kib) / 1024 / 1024:.1f} GiB" if memory_kib.isdigit() else "unknown",
-        "python": platform.python_version(),
-        "distribution": value_of("/etc/os-release", "PRETTY_NAME", "="),
-        "kernel": platform.release(),
-        "registry": " ".join(registry_version[-2:]) or "unknown",
-        "sqlite": sqlite3.sqlite_version,
-    }
 
 
 def _scenario_report(scenario: Scenario, runs: Sequence[RunFigures]) -> dict[str, object]:

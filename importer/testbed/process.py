@@ -24,6 +24,13 @@ class ServiceProcess:
     def start(self) -> Self:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int:
+        """The running process's id (benchmarks read its CPU time from /proc)."""
+        if self._process is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return self._process.pid
+
     def stop(self) -> None:
         """Stop the process this object started: terminate, then kill after 5 s."""
         process, self._process = self._process, None
