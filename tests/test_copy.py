@@ -699,3 +699,25 @@ def test_cli_copy_exit_codes(
     assert completed.returncode == code, completed.stderr
     assert message in completed.stderr
     assert list_tags(target_registry.host, TARGET_REPOSITORY) == []
+
+
+def test_concurrent_copies_of_one_image_into_one_repository_all_succeed(
+    builder: ImageBuilder, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """Two events re-importing the same image into one repository at once both end with the complete image."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with LocalRegistry(tmp_path / "target-race") as target_registry:
+        for round_number in range(4):
+            index = multi(builder, ["linux/amd64", "linux/arm64"], seed=f"race-{round_number}")
+            push(builder, index, registry.host, SOURCE_REPOSITORY, f"r{round_number}")
+
+            def copy(_: int, tag: str = f"r{round_number}") -> str:
+                with OciRegistry(registry.host) as source, OciRegistry(target_registry.host) as target:
+                    return copy_image(source, SOURCE_REPOSITORY, tag, target, TARGET_REPOSITORY, tag).digest
+
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                digests = list(pool.map(copy, range(3)))
+            assert digests == [index.digest] * 3
+            with OciRegistry(target_registry.host) as target:
+                assert_complete(target, TARGET_REPOSITORY, f"r{round_number}")

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -73,7 +74,7 @@ from importer.platforms import (
     validate_pattern,
 )
 from importer.reference import is_digest, validate_repository, validate_tag
-from importer.registry import CopyError, DigestMismatch, FetchedManifest, Registry
+from importer.registry import CopyError, DigestMismatch, FetchedManifest, Registry, RegistryError
 
 __all__ = [
     "CopyError",
@@ -88,6 +89,7 @@ __all__ = [
 ]
 
 DEFAULT_PARALLEL = 4
+CONCURRENT_WRITE_ATTEMPTS = 4
 MAX_INDEX_DEPTH = 4
 
 # Layers that registries may legitimately not hold (pulled from the descriptor's `urls` instead): when the
@@ -524,10 +526,17 @@ class _CopyJob:
             self.source_repository, blob.digest
         ) is None:
             return "skipped"
-        with self.source.open_blob(self.source_repository, blob.digest) as chunks:
-            self.target.upload_blob(
-                self.target_repository, blob.digest, self._metered(chunks, blob, stop), size=blob.size
-            )
+        try:
+            with self.source.open_blob(self.source_repository, blob.digest) as chunks:
+                self.target.upload_blob(
+                    self.target_repository, blob.digest, self._metered(chunks, blob, stop), size=blob.size
+                )
+        except DigestMismatch:
+            # Two copies writing one blob into one repository at once: distribution answers the loser with
+            # DIGEST_INVALID. If the blob is there now, the registry has verified it: nothing is missing.
+            if self.target.head_blob(self.target_repository, blob.digest) is not None:
+                return "skipped"
+            raise
         return "uploaded"
 
     def _metered(self, chunks: Iterable[bytes], blob: Descriptor, stop: threading.Event) -> Iterator[bytes]:
@@ -553,7 +562,7 @@ class _CopyJob:
         if is_digest(reference) and self.target.head_manifest(self.target_repository, reference) is not None:
             self.events.emit(CopyEvent("manifest", digest=manifest.digest, size=len(manifest.raw), outcome="present"))
             return manifest.digest
-        written = self.target.put_manifest(self.target_repository, reference, manifest.raw, manifest.media_type)
+        written = self._put_manifest(manifest, reference)
         if written not in (manifest.digest, _sha256(manifest.raw)):
             raise DigestMismatch(
                 f"manifest {_display(self.target.host, self.target_repository, reference)}: the registry stored it "
@@ -562,6 +571,23 @@ class _CopyJob:
         self._count(manifests_written=1)
         self.events.emit(CopyEvent("manifest", digest=written, size=len(manifest.raw), outcome="written"))
         return written
+
+
+    def _put_manifest(self, manifest: FetchedManifest, reference: str) -> str:
+        """PUT with a short, bounded retry for the refusals a concurrent writer into the same repository causes.
+
+        Distribution answers a manifest PUT with DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN while another upload of one of
+        its blobs into the same repository is still being linked; a moment later the same PUT succeeds.
+        """
+        for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
+            try:
+                return self.target.put_manifest(self.target_repository, reference, manifest.raw, manifest.media_type)
+            except RegistryError as error:
+                racing = isinstance(error, DigestMismatch) or "MANIFEST_BLOB_UNKNOWN" in str(error)
+                if not racing or attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 def _sha256(raw: bytes) -> str:
