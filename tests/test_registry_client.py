@@ -1101,3 +1101,20 @@ def test_plain_get_through_the_shared_transport(registry: LocalRegistry, client:
     status, headers, body = client.http.get(f"{registry.url}/v2/", {"Accept": "application/json"})
     assert (status, body, headers["Docker-Distribution-Api-Version"]) == (200, b"{}", "registry/2.0")
     assert client.requests_made == before + 1
+
+
+@pytest.mark.parametrize(
+    ("scopes", "canonical"),
+    [
+        (("repository:a:push,pull",), ("repository:a:pull,push",)),
+        (("repository:a:pull,push", "repository:a:push,pull"), ("repository:a:pull,push",)),
+        (("repository:a:pull", "repository:a:push"), ("repository:a:pull,push",)),
+        (("repository:b:pull", "", "registry:catalog:*"), ("registry:catalog:*", "repository:b:pull")),
+    ],
+    ids=["actions-sorted", "same-scope-in-two-orders", "actions-merged", "empty-dropped-and-sorted"],
+)
+def test_token_scopes_are_canonical(scopes: tuple[str, ...], canonical: tuple[str, ...]) -> None:
+    """Scopes that mean the same (distribution orders challenge actions at random) share one cached token."""
+    from importer.registry.auth import _key
+
+    assert _key(scopes) == canonical

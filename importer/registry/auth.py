@@ -221,7 +221,22 @@ class RegistryAuth:
 
 
 def _key(scopes: Scopes) -> Scopes:
-    return tuple(sorted(set(scope for scope in scopes if scope)))
+    """Scopes in one canonical form: one per resource, its actions merged and sorted.
+
+    Registries build challenge scopes from unordered sets (distribution sends `push,pull` or `pull,push` from one
+    request to the next), so `repository:x:pull,push` and `repository:x:push,pull` must be the same token.
+    """
+    actions: dict[str, set[str]] = {}
+    for scope in scopes:
+        if not scope:
+            continue
+        resource, colon, wanted = scope.rpartition(":")
+        if not colon or not resource:
+            actions.setdefault(scope, set())
+            continue
+        actions.setdefault(resource, set()).update(action for action in wanted.split(",") if action)
+    return tuple(sorted(f"{resource}:{','.join(sorted(verbs))}" if verbs else resource
+                        for resource, verbs in actions.items()))
 
 
 def _read_token(body: bytes, context: str) -> tuple[str, float]:
