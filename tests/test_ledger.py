@@ -8,7 +8,6 @@ of a real registry (importer.testbed.stack.GuardedRegistry), both sequentially a
 from __future__ import annotations
 
 import json
-import multiprocessing
 import random
 import threading
 import urllib.error
@@ -29,6 +28,7 @@ from importer.outcome import Outcome
 from importer.testbed.images import ImageBuilder
 from importer.testbed.push import push
 from importer.testbed.stack import WEBHOOK_TOKEN, GuardedRegistry
+from tests.races import assert_each_won_once, race_processes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,9 +60,7 @@ def test_claims_are_exclusive_across_threads(tmp_path: Path, ledger_per_thread: 
     finally:
         for ledger in {shared, *ledgers}:
             ledger.close()
-    wins = Counter(event_id for won in results for event_id in won)
-    assert sorted(wins) == sorted(EVENT_IDS)
-    assert set(wins.values()) == {1}
+    assert_each_won_once(results, EVENT_IDS)
 
 
 def _claim_in_process(
@@ -89,33 +87,8 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path, orders: tuple[str
     """Processes racing on the same event ids in one SQLite file win each id exactly once between them."""
     path = str(tmp_path / "ledger.db")
     SqliteLedger(path).close()  # create the schema before the race, as the deployed app does at start-up
-    context = multiprocessing.get_context("spawn")
-    ready = context.Semaphore(0)
-    start = context.Event()
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=_claim_in_process,
-            args=(path, EVENT_IDS if order == "same" else EVENT_IDS[::-1], ready, start, results),
-        )
-        for order in orders
-    ]
-    for process in processes:
-        process.start()
-    try:
-        for _ in processes:
-            assert ready.acquire(timeout=30), "a worker process did not open the ledger in time"
-        start.set()
-        won = [results.get(timeout=30) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-    assert [process.exitcode for process in processes] == [0] * len(processes)
-    wins = Counter(event_id for ids in won for event_id in ids)
-    assert sorted(wins) == sorted(EVENT_IDS)
-    assert set(wins.values()) == {1}
+    won = race_processes(_claim_in_process, [(path, EVENT_IDS if order == "same" else EVENT_IDS[::-1]) for order in orders], timeout=30)
+    assert_each_won_once(won, EVENT_IDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,10 @@ loopback ports (importer.testbed.azurite) and stopped at the end; each test uses
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import re
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from importer.testbed.faults import FaultProxy
 from importer.testbed.images import ImageBuilder
 from importer.testbed.push import push
 from importer.testbed.registry import LocalRegistry, free_port
+from tests.races import assert_each_won_once, race_processes
 from tests.test_ledger import CLAIM_CASES, OUTCOME_QUERIES, RECORDED, ClaimCase
 
 pytestmark = pytest.mark.timeout(90)
@@ -429,9 +428,7 @@ def test_claims_are_exclusive_across_threads(table_ledger: Callable[..., TableLe
     start = threading.Barrier(threads)
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(lambda number: _claim_all(ledgers[number], number, start), range(threads)))
-    wins = Counter(event_id for won in results for event_id in won)
-    assert sorted(wins) == sorted(EVENT_IDS)
-    assert set(wins.values()) == {1}
+    assert_each_won_once(results, EVENT_IDS)
 
 
 def _claim_in_process(
@@ -459,33 +456,8 @@ def test_claims_are_exclusive_across_processes(azurite: Azurite, orders: tuple[s
     prefix = fresh_prefix()  # the tables do not exist yet: the workers race to create them too
     shuffled = random.Random(7).sample(EVENT_IDS, len(EVENT_IDS))
     sequences = {"same": EVENT_IDS, "reversed": EVENT_IDS[::-1], "shuffled": shuffled}
-    context = multiprocessing.get_context("spawn")
-    ready = context.Semaphore(0)
-    start = context.Event()
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=_claim_in_process,
-            args=(azurite.connection_string, prefix, sequences[order], ready, start, results),
-        )
-        for order in orders
-    ]
-    for process in processes:
-        process.start()
-    try:
-        for _ in processes:
-            assert ready.acquire(timeout=60), "a worker process did not open its ledger in time"
-        start.set()
-        won = [results.get(timeout=60) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-    assert [process.exitcode for process in processes] == [0] * len(processes)
-    wins = Counter(event_id for ids in won for event_id in ids)
-    assert sorted(wins) == sorted(EVENT_IDS)
-    assert set(wins.values()) == {1}
+    won = race_processes(_claim_in_process, [(azurite.connection_string, prefix, sequences[order]) for order in orders], timeout=60)
+    assert_each_won_once(won, EVENT_IDS)
 
 
 @pytest.mark.parametrize("threads", [2, 8], ids=["two-threads", "eight-threads"])
