@@ -61,6 +61,12 @@ param loopGuard string = '3/3600'
 @description('Comma-separated repository globs whose violations are only alerted (PLATFORM_GUARD_PAUSED_REPOSITORIES); empty: none.')
 param pausedRepositories string = ''
 
+@description('NCRONTAB schedule of the registry sweep timer (PLATFORM_GUARD_SWEEP_SCHEDULE), e.g. 0 0 3 * * *; empty: no sweep.')
+param sweepSchedule string = ''
+
+@description('Whether the scheduled sweep remediates (PLATFORM_GUARD_SWEEP_REMEDIATE); false: violations are only recorded and alerted.')
+param sweepRemediate bool = false
+
 @description('Upstream registries that need credentials, as objects {registry: host, usernameSecretName, passwordSecretName} naming Key Vault secrets. Empty: no Key Vault and anonymous upstreams.')
 param upstreamCredentials array = []
 
@@ -232,6 +238,8 @@ module functionApp 'app/function-app.bicep' = {
     policyText: policyText
     loopGuard: loopGuard
     pausedRepositories: pausedRepositories
+    sweepSchedule: sweepSchedule
+    sweepRemediate: sweepRemediate
     tablesEndpoint: dataStorage.outputs.tableEndpoint
     outcomesTopicEndpoint: outcomesTopic.outputs.endpoint
     keyVaultUri: useKeyVault ? keyVault.outputs.uri : ''

@@ -435,6 +435,8 @@ EXPECTED_SETTINGS = [
     ("PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT", "outcomesTopicEndpoint"),
     ("PLATFORM_GUARD_LOOP_GUARD", "loopGuard"),
     ("PLATFORM_GUARD_PAUSED_REPOSITORIES", "pausedRepositories"),
+    ("PLATFORM_GUARD_SWEEP_SCHEDULE", "sweepSchedule"),
+    ("PLATFORM_GUARD_SWEEP_REMEDIATE", "sweepRemediate ? true : false"),
     ("APPLICATIONINSIGHTS_CONNECTION_STRING", "applicationInsightsConnectionString"),
     ("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Authorization=AAD;ClientId=${identityClientId}"),
     ("AZURE_CLIENT_ID", "identityClientId"),
@@ -458,6 +460,8 @@ MODULE_INPUTS = [
     ("applicationInsightsConnectionString", "monitoring.outputs.applicationInsightsConnectionString"),
     ("hostStorageAccountName", "hostStorage.outputs.name"),
     ("keyVaultUri", "useKeyVault ? keyVault.outputs.uri : "),
+    ("sweepSchedule", "sweepSchedule"),
+    ("sweepRemediate", "sweepRemediate"),
     ("upstreamCredentials", "upstreamCredentials"),
 ]
 

@@ -57,6 +57,12 @@ param loopGuard string
 @description('Repository globs with remediation paused (PLATFORM_GUARD_PAUSED_REPOSITORIES); empty: setting left out.')
 param pausedRepositories string
 
+@description('NCRONTAB schedule of the sweep timer (PLATFORM_GUARD_SWEEP_SCHEDULE); empty: settings left out, no timer.')
+param sweepSchedule string
+
+@description('Whether the scheduled sweep remediates (PLATFORM_GUARD_SWEEP_REMEDIATE).')
+param sweepRemediate bool
+
 @description('Table endpoint of the ledger account (PLATFORM_GUARD_TABLES_ENDPOINT).')
 param tablesEndpoint string
 
@@ -127,6 +133,17 @@ var pausedSettings = empty(pausedRepositories) ? [] : [
   }
 ]
 
+var sweepSettings = empty(sweepSchedule) ? [] : [
+  {
+    name: 'PLATFORM_GUARD_SWEEP_SCHEDULE'
+    value: sweepSchedule
+  }
+  {
+    name: 'PLATFORM_GUARD_SWEEP_REMEDIATE'
+    value: sweepRemediate ? 'true' : 'false'
+  }
+]
+
 // PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME/_PASSWORD, KEY as importer.settings.credentials_key: the host upper-cased,
 // every character a host may hold besides letters and digits ('.', '-', ':') turned into '_'. Values are Key Vault
 // references resolved by the platform with keyVaultReferenceIdentity; the secrets never pass through a deployment.
@@ -184,7 +201,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(hostSettings, guardSettings, pausedSettings, usernameSettings, passwordSettings)
+      appSettings: concat(hostSettings, guardSettings, pausedSettings, sweepSettings, usernameSettings, passwordSettings)
     }
     functionAppConfig: {
       deployment: {
