@@ -328,17 +328,9 @@ def _eventgrid_event(raw: object, path: str, *, keep_blobs: bool = False) -> Pus
     event = _as_object(raw, path)
     event_id = _event_id(event, path)
     origin = _string(event, "topic", path) or ""
-    event_type = _required_string(event, "eventType", path)
-    if event_type not in ACR_EVENT_TYPES:
-        raise _EventError(_join(path, "eventType"), f"unknown event type {_show(event_type)}")
-    action, artifact = ACR_EVENT_TYPES[event_type]
-    data_path = _join(path, "data")
-    data = _required_object(event, "data", path)
-    _check_data_action(data, data_path, action, f"event type {event_type!r}")
-    occurred_at = _string(event, "eventTime", path) or _string(data, "timestamp", data_path)
-    return _target_event(
-        data, data_path, schema=SCHEMA_EVENTGRID, event_id=event_id, action=action, artifact=artifact,
-        origin=origin, occurred_at=occurred_at, keep_blobs=keep_blobs,
+    return _acr_event(
+        event, path, schema=SCHEMA_EVENTGRID, event_id=event_id, origin=origin, type_key="eventType",
+        time_key="eventTime", keep_blobs=keep_blobs,
     )
 
 
@@ -351,17 +343,28 @@ def _cloudevent(raw: object, path: str) -> PushEvent | None:
             _join(path, "specversion"), f"unsupported CloudEvents version {_show(spec_version)} (expected '1.0')"
         )
     origin = _required_string(event, "source", path)
-    event_type = _required_string(event, "type", path)
+    return _acr_event(
+        event, path, schema=SCHEMA_CLOUDEVENTS, event_id=event_id, origin=origin, type_key="type", time_key="time",
+        keep_blobs=False,
+    )
+
+
+def _acr_event(
+    event: Mapping[str, object], path: str, *, schema: str, event_id: str, origin: str, type_key: str, time_key: str,
+    keep_blobs: bool,
+) -> PushEvent | None:
+    """An ACR event in an envelope (Event Grid schema or CloudEvents): the envelope's type and time, ACR's `data`."""
+    event_type = _required_string(event, type_key, path)
     if event_type not in ACR_EVENT_TYPES:
-        raise _EventError(_join(path, "type"), f"unknown event type {_show(event_type)}")
+        raise _EventError(_join(path, type_key), f"unknown event type {_show(event_type)}")
     action, artifact = ACR_EVENT_TYPES[event_type]
     data_path = _join(path, "data")
     data = _required_object(event, "data", path)
     _check_data_action(data, data_path, action, f"event type {event_type!r}")
-    occurred_at = _string(event, "time", path) or _string(data, "timestamp", data_path)
+    occurred_at = _string(event, time_key, path) or _string(data, "timestamp", data_path)
     return _target_event(
-        data, data_path, schema=SCHEMA_CLOUDEVENTS, event_id=event_id, action=action, artifact=artifact,
-        origin=origin, occurred_at=occurred_at, keep_blobs=False,
+        data, data_path, schema=schema, event_id=event_id, action=action, artifact=artifact,
+        origin=origin, occurred_at=occurred_at, keep_blobs=keep_blobs,
     )
 
 
