@@ -51,6 +51,7 @@ class RegistryError(Exception):
     """A registry operation failed; the message names the registry host, repository and reference."""
 
     transient: bool = False
+    codes: frozenset[str] = frozenset()  # the registry's own error codes (OCI error document), when it sent some
 
 
 class NotFound(RegistryError):

@@ -583,7 +583,7 @@ class _CopyJob:
             try:
                 return self.target.put_manifest(self.target_repository, reference, manifest.raw, manifest.media_type)
             except RegistryError as error:
-                racing = isinstance(error, DigestMismatch) or "MANIFEST_BLOB_UNKNOWN" in str(error)
+                racing = isinstance(error, DigestMismatch) or "MANIFEST_BLOB_UNKNOWN" in error.codes
                 if not racing or attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))

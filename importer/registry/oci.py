@@ -526,6 +526,13 @@ class OciRegistry:
     def _failure(self, status: int, body: bytes, context: str) -> RegistryError:
         """The exception for an unexpected status, with the registry's own error codes when it sent some."""
         codes, detail, readable = _error_detail(body)
+        error = self._failure_for(status, codes, detail, readable, context)
+        error.codes = codes
+        return error
+
+    def _failure_for(
+        self, status: int, codes: frozenset[str], detail: str, readable: bool, context: str
+    ) -> RegistryError:
         if status == 401:
             who = f" as user {self._username!r}" if self._username else " (no credentials configured)"
             return Unauthorized(f"{context}: authentication failed{who} (HTTP 401{detail})")
