@@ -439,17 +439,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     response_headers[index] = (name, proxy._rewrite_location(value))
             declared = response.getheader("Content-Length")
             streamable = declared is not None and declared.strip().isdigit()
+            # Each request is noted before its answer goes back, so a client that has its answer sees it counted.
             if self.command == "HEAD" or (streamable and not corrupt):
-                self._stream_back(response, response_headers, int(declared) if streamable else 0)
                 proxy._note(self.command, path, fate if fate == "slow" else FORWARDED, forwarded=True)
+                self._stream_back(response, response_headers, int(declared) if streamable else 0)
                 return
             content = response.read()
             damaged = corrupt and 200 <= response.status < 300 and bool(content)
             if damaged:
                 content = bytes(byte ^ 0x20 for byte in content[:16]) + content[16:]
+            proxy._note(self.command, path, fate if fate == "slow" or damaged else FORWARDED, forwarded=True)
             self._send(response.status, dict(response_headers), content)
-            recorded = fate if fate == "slow" or damaged else FORWARDED
-            proxy._note(self.command, path, recorded, forwarded=True)
         finally:
             upstream.close()
 
