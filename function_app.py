@@ -17,9 +17,9 @@ import os
 
 import azure.functions as func
 
-from importer import runtime
-from importer.http_api import ApiResponse
-from importer.settings import sweep_timer_configured
+from importer.entry import runtime
+from importer.entry.http_api import ApiResponse
+from importer.app.settings import sweep_timer_configured
 
 app = func.FunctionApp()
 
@@ -57,6 +57,6 @@ if sweep_timer_configured(os.environ):
 
     @app.timer_trigger(arg_name="timer", schedule="%PLATFORM_GUARD_SWEEP_SCHEDULE%", run_on_startup=False)
     def sweep(timer: func.TimerRequest) -> None:
-        from importer.sweep import run_scheduled_sweep  # only a sweep pays for the sweep module
+        from importer.app.sweep import run_scheduled_sweep  # only a sweep pays for the sweep module
 
         run_scheduled_sweep(runtime.current(), past_due=timer.past_due)

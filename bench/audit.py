@@ -4,10 +4,10 @@ registry: wall time, tags per second and registry requests per tag.
     .venv/bin/python -m bench.audit                                  # both scenarios, 5 runs each, a table
     .venv/bin/python -m bench.audit --scenario retagged --runs 3 --json
 
-Setup, once per scenario: a real distribution registry (`importer.testbed.registry.LocalRegistry`) gets
+Setup, once per scenario: a real distribution registry (`testbed.registry.LocalRegistry`) gets
 `--repositories` repositories (default 10) holding `--tags` tags in all (default 1,000), spread round-robin over the
 repository's builds. A build is a buildx-like OCI index: an amd64 and an arm64 image, each with its BuildKit
-attestation (4 children; built by `importer.testbed.images`). One build in five is amd64-only: a violation under the
+attestation (4 children; built by `testbed.images`). One build in five is amd64-only: a violation under the
 benchmark's policy, which requires linux/amd64 and linux/arm64, so both image children decide and are checked
 against their configs. Blobs and child manifests are pushed once per repository and every tag is a manifest PUT, with
 our own `OciRegistry` from a few threads; then everything is read once so the registry's page cache is warm.
@@ -37,13 +37,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.common import machine
-from importer.policy import parse_policy
-from importer.registry.directory import RegistryDirectory
-from importer.registry.oci import OciRegistry
-from importer.settings import Settings
-from importer.sweep import Sweep, SweepOptions
-from importer.testbed.images import Descriptor, ImageBuilder
-from importer.testbed.registry import LocalRegistry
+from importer.core.policy import parse_policy
+from importer.app.registries import RegistryDirectory
+from importer.adapters.registry.oci import OciRegistry
+from importer.app.settings import Settings
+from importer.app.sweep import Sweep, SweepOptions
+from testbed.images import Descriptor, ImageBuilder
+from testbed.registry import LocalRegistry
 
 POLICY = parse_policy("version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n", source="bench/audit.py")
 TARGET_REQUESTS_PER_TAG = 1.3

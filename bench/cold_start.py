@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from importer.testbed.images import ImageBuilder, multi
-from importer.testbed.push import push
-from importer.testbed.registry import LocalRegistry
+from testbed.images import ImageBuilder, multi
+from testbed.push import push
+from testbed.registry import LocalRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 2.5
@@ -35,7 +35,7 @@ FIRST_EVENT = """
 import datetime, sys
 import azure.functions as func
 import function_app
-from importer import runtime
+from importer.entry import runtime
 event = func.EventGridEvent(
     id="cold-start", topic=sys.argv[1], subject="team/app:1", event_type="Microsoft.ContainerRegistry.ImagePushed",
     event_time=datetime.datetime.now(datetime.timezone.utc), data_version="1.0",

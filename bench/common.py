@@ -9,8 +9,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from importer.testbed.push import SKOPEO_BINARY
-from importer.testbed.registry import REGISTRY_BINARY
+from testbed.push import SKOPEO_BINARY
+from testbed.registry import REGISTRY_BINARY
 
 
 def cpu_seconds(pid: int) -> float:

@@ -5,7 +5,7 @@ copy again, a same-registry copy (blobs mounted), and peak memory while copying 
     .venv/bin/python -m bench.copy_engine --runs 7 --json
     .venv/bin/python -m bench.copy_engine --skip-big             # without the 1 GiB layer
 
-Two distribution registries (`importer.testbed.registry.LocalRegistry`) on 127.0.0.1: source and target.
+Two distribution registries (`testbed.registry.LocalRegistry`) on 127.0.0.1: source and target.
 Images are built as an OCI layout with `ImageBuilder` (configs, manifests, index) and layers written here, block
 by block, straight to disk: a gzip (level 0, stored blocks) of a tar holding one file of SHAKE-256 output, so
 the bytes are deterministic, incompressible and never all in memory. They are pushed with our own client,
@@ -54,9 +54,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from bench.common import cpu_seconds, machine
-from importer.registry.copy import DEFAULT_PARALLEL, CopyResult, copy_image
-from importer.registry.oci import OciRegistry
-from importer.testbed.images import (
+from importer.app.copying import DEFAULT_PARALLEL, CopyResult, copy_image
+from importer.adapters.registry.oci import OciRegistry
+from testbed.images import (
     OCI_CONFIG,
     OCI_LAYER,
     OCI_MANIFEST,
@@ -65,8 +65,8 @@ from importer.testbed.images import (
     canonical_json,
     platform_json,
 )
-from importer.testbed.push import SKOPEO_BINARY
-from importer.testbed.registry import LocalRegistry
+from testbed.push import SKOPEO_BINARY
+from testbed.registry import LocalRegistry
 
 MIB = 1024 * 1024
 PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le")
@@ -90,8 +90,8 @@ TARGET_PEAK_RSS_BYTES = 150 * 1000 * 1000
 CHILD_SCRIPT = """\
 import json, sys, time
 from dataclasses import asdict
-from importer.registry.copy import copy_image
-from importer.registry.oci import OciRegistry
+from importer.app.copying import copy_image
+from importer.adapters.registry.oci import OciRegistry
 report = {}
 if sys.argv[1] == "copy":
     source_host, repository, reference, target_host, target_repository = sys.argv[2:7]

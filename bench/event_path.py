@@ -4,9 +4,9 @@ outcome, against plain GETs of the same manifests, and how many events per secon
     .venv/bin/python -m bench.event_path                          # 1,000 events, 5 runs, both scenarios, a table
     .venv/bin/python -m bench.event_path --events 200 --runs 3 --scenario new-builds --json
 
-Setup, once: a real distribution registry (`importer.testbed.registry.LocalRegistry`) receives N distinct
+Setup, once: a real distribution registry (`testbed.registry.LocalRegistry`) receives N distinct
 buildx-like indexes per scenario, each of an amd64 and an arm64 image with their BuildKit attestations
-(4 children, 8 blobs; built by `importer.testbed.images`), tagged `event-0000`…, pushed with our own
+(4 children, 8 blobs; built by `testbed.images`), tagged `event-0000`…, pushed with our own
 `OciRegistry` over keep-alive connections (1.6 times faster than the testbed's urllib pusher in a trial; skopeo
 would take minutes), then read once so that the registry and the page cache are warm for every run. The scenarios:
 - new-builds: every index has its own images and attestations, as after a fresh build. The pipeline reads the
@@ -57,18 +57,18 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.common import cpu_seconds, machine
-from importer.http_api import REGISTRY_EVENTS_PATH, ApiResponse, GuardApi
-from importer.ledger.sqlite import SqliteLedger
-from importer.manifests import MAX_CONFIG_BYTES
-from importer.outcome import Outcome
-from importer.pipeline import Pipeline
-from importer.registry import FetchedManifest
-from importer.registry.directory import RegistryDirectory
-from importer.registry.oci import ACCEPT_MANIFESTS, OciRegistry
-from importer.serve import LocalHost
-from importer.settings import Settings
-from importer.testbed.images import Descriptor, ImageBuilder
-from importer.testbed.registry import LocalRegistry, free_port
+from importer.entry.http_api import REGISTRY_EVENTS_PATH, ApiResponse, GuardApi
+from importer.adapters.ledger.sqlite import SqliteLedger
+from importer.core.manifests import MAX_CONFIG_BYTES
+from importer.core.outcome import Outcome
+from importer.app.pipeline import Pipeline
+from importer.ports.registry import FetchedManifest
+from importer.app.registries import RegistryDirectory
+from importer.adapters.registry.oci import ACCEPT_MANIFESTS, OciRegistry
+from importer.entry.serve import LocalHost
+from importer.app.settings import Settings
+from testbed.images import Descriptor, ImageBuilder
+from testbed.registry import LocalRegistry, free_port
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 REVISION_ANNOTATION = "org.opencontainers.image.revision"

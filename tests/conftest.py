@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from importer.testbed.images import ImageBuilder
-from importer.testbed.registry import LocalRegistry
-from importer.testbed.stack import GuardedRegistry
+from testbed.images import ImageBuilder
+from testbed.registry import LocalRegistry
+from testbed.stack import GuardedRegistry
 
 
 @pytest.fixture

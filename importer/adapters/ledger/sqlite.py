@@ -1,0 +1,155 @@
+"""The SQLite ledger: the embedded default, one file, safe across threads and processes.
+
+    ledger = SqliteLedger(Path("platform-guard.db"))
+
+WAL mode with `synchronous=NORMAL`: a committed record survives a process crash, and writers do not block
+readers. Claims are a primary-key insert, so two workers (threads or processes) racing on one event get
+exactly one True.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from importer.core.outcome import Outcome
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    event_id   TEXT PRIMARY KEY,
+    claimed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    repository  TEXT,
+    tag         TEXT,
+    digest      TEXT,
+    result      TEXT NOT NULL,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_by_repository ON outcomes (repository, seq);
+CREATE INDEX IF NOT EXISTS outcomes_by_event ON outcomes (event_id);
+CREATE TABLE IF NOT EXISTS remediation_claims (
+    key     TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remediations (
+    scope TEXT NOT NULL,
+    at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remediations_by_scope ON remediations (scope, at);
+CREATE TABLE IF NOT EXISTS releases (
+    repository TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    at         REAL NOT NULL,
+    PRIMARY KEY (repository, digest)
+);
+"""
+
+
+class SqliteLedger:
+    """Ledger in one SQLite file; one connection shared behind a lock (writes are tiny)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def claim(self, event_id: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute("INSERT OR IGNORE INTO claims (event_id) VALUES (?)", (event_id,))
+            return cursor.rowcount == 1
+
+    def release(self, event_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM claims WHERE event_id = ?", (event_id,))
+
+    def record(self, outcome: Outcome) -> None:
+        record = outcome.as_dict()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO outcomes (event_id, received_at, repository, tag, digest, result, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    outcome.event_id,
+                    outcome.received_at,
+                    outcome.repository,
+                    outcome.tag,
+                    outcome.digest,
+                    outcome.result,
+                    json.dumps(record, separators=(",", ":")),
+                ),
+            )
+
+    def outcomes(self, *, limit: int = 50, repository: str | None = None, event_id: str | None = None) -> list[Outcome]:
+        query = "SELECT record FROM outcomes"
+        clauses: list[str] = []
+        params: list[object] = []
+        if repository is not None:
+            clauses.append("repository = ?")
+            params.append(repository)
+        if event_id is not None:
+            clauses.append("event_id = ?")
+            params.append(event_id)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        return [Outcome.from_dict(json.loads(row[0])) for row in rows]
+
+    def claim_remediation(self, key: str, *, lease_seconds: float, now: float) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM remediation_claims WHERE key = ? AND expires <= ?", (key, now))
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO remediation_claims (key, expires) VALUES (?, ?)", (key, now + lease_seconds)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cursor.rowcount == 1
+
+    def finish_remediation(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM remediation_claims WHERE key = ?", (key,))
+
+    def note_remediation(self, scope: str, *, now: float) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO remediations (scope, at) VALUES (?, ?)", (scope, now))
+
+    def count_remediations(self, scope: str, *, since: float) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM remediations WHERE scope = ? AND at >= ?", (scope, since)
+            ).fetchone()
+        return int(row[0])
+
+    def mark_released(self, repository: str, digest: str, *, now: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO releases (repository, digest, at) VALUES (?, ?, ?)", (repository, digest, now)
+            )
+
+    def is_released(self, repository: str, digest: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM releases WHERE repository = ? AND digest = ?", (repository, digest)
+            ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,585 @@
+"""Server-side re-import into Azure Container Registry through ARM `importImage`: no layer bytes pass through us.
+
+    importer = AcrImporter(subscription_id=sub, resource_group="rg", registry_name="myacr",
+                           credential=DefaultAzureCredential())
+    result = importer.import_image(source_registry="docker.io", source_image="library/nginx@sha256:…",
+                                   untagged_repositories=["dockerhub/library/nginx"])
+    result.status, result.operation_url, result.duration_s        # "Succeeded", the ARM operation, seconds
+    plan = plan_import(upstream_manifest, exclude=("windows/*",))  # what to import for a rule (pure)
+
+The call: `POST {arm}/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/
+{name}/importImage` with `{"source": {"registryUri", "sourceImage", "credentials"}, "targetTags",
+"untaggedTargetRepositories", "mode"}`, made by azure-mgmt-containerregistry (imported on first use, never at
+module import). ARM answers 202 with `Azure-AsyncOperation` and/or `Location`; the SDK's poller follows it every
+`poll_interval` seconds (or the server's Retry-After). The whole call is bounded by `timeout`: past it the poller
+stops by itself and AcrImportError(transient=True) is raised. 408/429/5xx are retried by the SDK's retry policy
+(`retries`, exponential `retry_backoff`, Retry-After honoured) before they become transient errors.
+
+ACR import facts that shape the API (reference/azure.md): `sourceImage` is `repo:tag` or `repo@sha256:…`; there
+is no platform selector, and importing an index copies every child (at most MAX_IMPORT_MANIFESTS), so one
+platform is imported as the child manifest by digest and a filtered index is assembled by us. Docker Hub is
+`registryUri: docker.io` with `library/` spelled out for official images (done here). Digests are kept.
+
+How remediate.py uses it, in place of `copy_image` (every other step stays as it is):
+1. `_upstream` resolves and inspects the upstream as today; fetch its top manifest bytes (FetchedManifest).
+2. `plan = plan_import(fetched, platforms=rule.require if flatten else (), strict=rule.strict,
+   exclude=rule.forbid, flatten=flatten)` (CopyError → NoCompliantSource, as with copy_image). Shapes:
+   - whole index (or a single image): `plan.imports == (upstream digest,)`, the tag ends on that digest;
+   - single child (flatten): `plan.imports == (child digest,)`, the tag ends on the child manifest;
+   - assembled (filtered index, or an index with more children than one import takes): `plan.imports` are the
+     kept children; then `registry.put_manifest(repo, plan.digest, plan.manifest, plan.media_type)` writes the
+     new index by digest with the registry client (children first, index last, as DESIGN.md §3 "Writes").
+3. Preserve the offender (as today), then `importer.import_digests(source_registry=upstream.host,
+   source_repository=..., digests=plan.imports, target_repository=target.repository, username=…, password=…)`:
+   everything lands by digest, untagged (`untaggedTargetRepositories`).
+4. Compare-and-swap (as today), then re-point the tag to `plan.digest` with the registry client
+   (`get_manifest(repo, plan.digest)` → `put_manifest(repo, tag, …)`: same bytes, a single fast PUT), and
+   inspect the result (as today). Importing untagged first keeps the window between the check and the tag
+   write to one PUT; `import_image(..., target_tags=[f"{repo}:{tag}"], mode="Force")` right after the check
+   also works for whole/single plans, but the check then precedes an asynchronous copy of seconds to minutes.
+An AcrImportError is a RegistryError: transient ones propagate (the event is delivered again), permanent ones
+(validation, unknown image, refused credentials) mean the upstream cannot be imported.
+
+Secrets: the source registry password (and the username, when 4 characters or longer) are scrubbed from every
+message this module raises or logs; the SDK logs request headers redacted and never logs bodies unless its
+`logging_enable` is set, which this module never does.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from importer.core.manifests import ChildKind, Descriptor, Index, classify_child, parse_manifest
+from importer.core.platforms import Platform
+from importer.core.reference import (
+    DOCKER_HUB,
+    DOCKER_HUB_ALIASES,
+    DOCKER_HUB_OFFICIAL_PREFIX,
+    ReferenceError,
+    is_loopback_host,
+    validate_digest,
+    validate_host,
+    validate_repository,
+    validate_tag,
+)
+from importer.ports.registry import FetchedManifest, RegistryError
+from importer.app.copying import CopyError, build_index, plan_subset
+
+__all__ = [
+    "AcrImportError",
+    "AcrImporter",
+    "DEFAULT_ARM_ENDPOINT",
+    "IMPORT_MODES",
+    "ImportPlan",
+    "ImportResult",
+    "MAX_IMPORT_MANIFESTS",
+    "plan_import",
+]
+
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+IMPORT_MODES = ("Force", "NoForce")
+# ACR imports at most this many manifests in one operation (an index and its children).
+MAX_IMPORT_MANIFESTS = 50
+# Usernames shorter than this are not scrubbed from messages: they would mangle ordinary words.
+MIN_REDACTED_USERNAME = 4
+REDACTED = "***"
+
+# ARM error codes of a failed operation that may pass when the operation is tried again later.
+TRANSIENT_ERROR_CODES = frozenset(
+    code.lower()
+    for code in (
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TooManyRequests",
+        "Throttled",
+        "GatewayTimeout",
+        "RequestTimeout",
+        "OperationTimedOut",
+        "Timeout",
+    )
+)
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+_LOG = logging.getLogger(__name__)
+
+
+class AcrImportError(RegistryError):
+    """An ACR import that did not succeed; `transient` says whether trying again later may help.
+
+    The message names the registry, the source image and the targets, and carries ARM's error code and message
+    (with the source credentials scrubbed). `code` is ARM's error code and `status` the HTTP status when known.
+    """
+
+    def __init__(self, message: str, *, transient: bool, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """A finished import: ARM's final status, the operation it was followed through, and how long it took."""
+
+    status: str
+    source: str
+    target_tags: tuple[str, ...]
+    untagged_repositories: tuple[str, ...]
+    operation_url: str | None
+    request_id: str | None
+    duration_s: float
+
+
+# --- what to import (pure) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    """What to ask ACR to import for one upstream manifest, and what the tag will point at afterwards.
+
+    shape     "whole": the upstream manifest as it is; "single": one child (flatten); "assembled": the kept
+              children, after which the caller puts `manifest` (a new or too-large index) with the registry client.
+    imports   digests to import from the upstream repository, each by digest, in order.
+    digest    what the tag must point at in the end; `media_type` is its media type.
+    manifest  the index bytes to put (shape "assembled" only), whose digest is `digest`.
+    """
+
+    shape: Literal["whole", "single", "assembled"]
+    imports: tuple[str, ...]
+    digest: str
+    media_type: str
+    manifest: bytes | None = None
+
+
+def plan_import(
+    upstream: FetchedManifest,
+    *,
+    platforms: Sequence[Platform] = (),
+    strict: bool = False,
+    exclude: Sequence[str] = (),
+    flatten: bool = False,
+    max_manifests: int = MAX_IMPORT_MANIFESTS,
+) -> ImportPlan:
+    """Decide which digests to import so the target gets what `copy_image` with the same options would write.
+
+    The children are chosen by `importer.app.copying.plan_subset` and a filtered index is built by
+    `build_index`, exactly as the copy engine does. A single image (not an index) is imported whole: its
+    platform was checked against its config when the upstream was inspected. An index whose subset leaves
+    everything in is imported whole, unless it lists more than `max_manifests` children, which one ACR import
+    does not take: then its children are imported one by one and the original bytes are put ("assembled").
+    Raises CopyError when the options cannot be met (platform not offered, flatten without exactly one
+    platform, bad pattern) and ManifestError when `upstream` is not a manifest.
+    """
+    if flatten and len(platforms) != 1:
+        requested = ", ".join(map(str, platforms)) or "none"
+        raise CopyError(f"flatten needs exactly one platform, got {len(platforms)} ({requested})")
+    manifest = parse_manifest(upstream.raw, upstream.media_type)
+    if not isinstance(manifest, Index):
+        return ImportPlan("whole", (upstream.digest,), upstream.digest, upstream.media_type)
+    if flatten:
+        kept = plan_subset(manifest, platforms, strict=strict, exclude=exclude)
+        child = next(entry for entry in kept if classify_child(entry) is ChildKind.IMAGE)
+        return ImportPlan("single", (child.digest,), child.digest, child.media_type)
+    kept = plan_subset(manifest, platforms, strict=strict, exclude=exclude) if platforms or exclude else ()
+    raw = build_index(manifest, upstream.raw, kept) if kept else upstream.raw
+    if raw == upstream.raw and len(manifest.manifests) <= max_manifests:
+        return ImportPlan("whole", (upstream.digest,), upstream.digest, upstream.media_type)
+    children: Sequence[Descriptor] = kept or manifest.manifests
+    digest = upstream.digest if raw == upstream.raw else "sha256:" + hashlib.sha256(raw).hexdigest()
+    return ImportPlan(
+        "assembled",
+        tuple(dict.fromkeys(child.digest for child in children)),
+        digest,
+        upstream.media_type,
+        manifest=raw,
+    )
+
+
+# --- the importer ---------------------------------------------------------------------------------------
+
+
+class AcrImporter:
+    """Imports images into one ACR registry through ARM, following each long-running operation to its end.
+
+    One instance may be shared by threads; the ARM client is built on the first import and reused. `retries`
+    and `retry_backoff` configure the SDK's retry policy; `credential` is any azure-core TokenCredential.
+    Plain http is accepted for a loopback `arm_endpoint` only (local contract tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        subscription_id: str,
+        resource_group: str,
+        registry_name: str,
+        credential: object,
+        arm_endpoint: str = DEFAULT_ARM_ENDPOINT,
+        poll_interval: float = 2.0,
+        timeout: float = 300.0,
+        retries: int = 4,
+        retry_backoff: float = 0.8,
+    ) -> None:
+        for name, value in (
+            ("subscription_id", subscription_id),
+            ("resource_group", resource_group),
+            ("registry_name", registry_name),
+        ):
+            if not value or value != value.strip() or "/" in value:
+                raise ValueError(f"AcrImporter: {name}={value!r} must be a non-empty name without '/' or spaces")
+        if poll_interval <= 0 or timeout <= 0:
+            raise ValueError(f"AcrImporter: poll_interval={poll_interval} and timeout={timeout} must be positive")
+        if retries < 0 or retry_backoff < 0:
+            raise ValueError(f"AcrImporter: retries={retries} and retry_backoff={retry_backoff} must not be negative")
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self.registry_name = registry_name
+        self.arm_endpoint = arm_endpoint.rstrip("/")
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self._enforce_https = _check_endpoint(self.arm_endpoint)
+        self._credential = credential
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def registry_id(self) -> str:
+        """The registry's ARM resource id."""
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ContainerRegistry/registries/{self.registry_name}"
+        )
+
+    def import_image(
+        self,
+        *,
+        source_registry: str,
+        source_image: str,
+        target_tags: Sequence[str] = (),
+        untagged_repositories: Sequence[str] = (),
+        username: str | None = None,
+        password: str | None = None,
+        mode: str = "Force",
+    ) -> ImportResult:
+        """Import `source_registry/source_image` ("repo@sha256:…" or "repo:tag") and wait for it to finish.
+
+        `target_tags` are "repo:tag" strings to (re-)point; `untagged_repositories` get the manifest by digest
+        with no tag. At least one target is needed. Raises ValueError for malformed input (before any request)
+        and AcrImportError when ARM refuses or fails the import, or it does not finish within `timeout`.
+        """
+        registry_uri, image = _normalise_source(source_registry, source_image)
+        tags = tuple(_check_target_tag(tag) for tag in target_tags)
+        repositories = tuple(_check_repository(name) for name in untagged_repositories)
+        if not tags and not repositories:
+            raise ValueError(
+                f"import of {source_registry}/{source_image}: give target_tags or untagged_repositories "
+                "(ACR would otherwise invent the target name)"
+            )
+        if mode not in IMPORT_MODES:
+            raise ValueError(f"import of {source_registry}/{source_image}: mode={mode!r}, expected Force or NoForce")
+        if username is not None and not password:
+            raise ValueError(f"import of {source_registry}/{source_image}: a username needs a password")
+        source = f"{registry_uri}/{image}"
+        where = f"ACR import of {source} into {self.registry_name} ({_describe_targets(tags, repositories)})"
+        secrets = _secrets(username, password)
+        parameters = self._parameters(registry_uri, image, tags, repositories, username, password, mode)
+        from azure.core.exceptions import AzureError
+
+        started = time.monotonic()
+        deadline = started + self.timeout
+        polling = _bounded_polling_class()(
+            self.poll_interval,
+            deadline=deadline,
+            path_format_arguments={"endpoint": self.arm_endpoint},
+            **self._call_options(),
+        )
+        try:
+            poller = self._management_client().registries.begin_import_image(
+                self.resource_group, self.registry_name, parameters, polling=polling, **self._call_options()
+            )
+            poller.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if not poller.done():
+                raise _DeadlinePassed()
+            poller.result()
+            status = poller.status()
+        except _DeadlinePassed:
+            raise AcrImportError(
+                f"{where}: not finished after {self.timeout:g} s (operation {polling.operation_url or 'unknown'})",
+                transient=True,
+            ) from None
+        except _NothingToFollow:
+            raise AcrImportError(
+                f"{where}: ARM accepted it (202) but named no operation to follow "
+                "(no Azure-AsyncOperation or Location header)",
+                transient=False,
+                status=202,
+            ) from None
+        except AzureError as error:  # HttpResponseError, ServiceRequestError, ClientAuthenticationError, …
+            raise _import_error(error, where, secrets) from None
+        duration = time.monotonic() - started
+        _LOG.info("%s: %s in %.1f s", where, status, duration)
+        return ImportResult(
+            status=status,
+            source=source,
+            target_tags=tags,
+            untagged_repositories=repositories,
+            operation_url=polling.operation_url,
+            request_id=polling.request_id,
+            duration_s=duration,
+        )
+
+    def import_digests(
+        self,
+        *,
+        source_registry: str,
+        source_repository: str,
+        digests: Sequence[str],
+        target_repository: str,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> tuple[ImportResult, ...]:
+        """Import each of `digests` from `source_repository` into `target_repository`, untagged, one by one.
+
+        This is `ImportPlan.imports` carried out; the first failure stops the rest and is raised.
+        """
+        return tuple(
+            self.import_image(
+                source_registry=source_registry,
+                source_image=f"{source_repository}@{digest}",
+                untagged_repositories=(target_repository,),
+                username=username,
+                password=password,
+            )
+            for digest in digests
+        )
+
+    def close(self) -> None:
+        """Close the ARM client's connections (a later import opens new ones)."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> AcrImporter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- SDK plumbing --------------------------------------------------------------------------------------
+
+    def _management_client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+                self._client = ContainerRegistryManagementClient(
+                    self._credential,  # type: ignore[arg-type]  # any object with get_token (the azure-core protocol)
+                    self.subscription_id,
+                    base_url=self.arm_endpoint,
+                    credential_scopes=[f"{self.arm_endpoint}/.default"],
+                    polling_interval=self.poll_interval,
+                    retry_total=self.retries,
+                    retry_connect=self.retries,
+                    retry_read=self.retries,
+                    retry_status=self.retries,
+                    retry_backoff_factor=self.retry_backoff,
+                    timeout=self.timeout,  # the retry policy's bound on one request and its retries
+                    connection_timeout=min(self.timeout, 30.0),
+                    read_timeout=min(self.timeout, 60.0),
+                )
+            return self._client
+
+    def _call_options(self) -> dict[str, Any]:
+        # The bearer token policy refuses http unless told; _check_endpoint allowed it for loopback only.
+        return {} if self._enforce_https else {"enforce_https": False}
+
+    @staticmethod
+    def _parameters(
+        registry_uri: str,
+        image: str,
+        tags: tuple[str, ...],
+        repositories: tuple[str, ...],
+        username: str | None,
+        password: str | None,
+        mode: str,
+    ) -> Any:
+        from azure.mgmt.containerregistry.models import ImportImageParameters, ImportSource, ImportSourceCredentials
+
+        credentials = ImportSourceCredentials(username=username, password=password) if password else None
+        return ImportImageParameters(
+            source=ImportSource(registry_uri=registry_uri, source_image=image, credentials=credentials),
+            target_tags=list(tags) or None,
+            untagged_target_repositories=list(repositories) or None,
+            mode=mode,
+        )
+
+
+class _DeadlinePassed(Exception):
+    """Raised in the poller's thread (and by the caller) once the import's time bound has passed."""
+
+
+class _NothingToFollow(Exception):
+    """ARM answered 202 Accepted without an Azure-AsyncOperation or Location header to follow."""
+
+
+@functools.cache
+def _bounded_polling_class() -> type:
+    """ARMPolling that stops polling once `deadline` (time.monotonic) has passed, and remembers the operation URL.
+
+    Built on first use so that importing this module does not import azure-mgmt-core. The SDK's poller thread
+    would otherwise go on polling after the caller gave up; raising from `update_status` ends that thread.
+    """
+    from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    class BoundedArmPolling(ARMPolling):
+        def __init__(self, interval: float, *, deadline: float, **options: Any) -> None:
+            super().__init__(interval, **options)
+            self.deadline = deadline
+            self.operation_url: str | None = None
+            self.request_id: str | None = None
+
+        def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+            headers = initial_response.http_response.headers
+            self.operation_url = headers.get("Azure-AsyncOperation") or headers.get("Location")
+            self.request_id = headers.get("x-ms-request-id")
+            if initial_response.http_response.status_code == 202 and self.operation_url is None:
+                # The SDK would call this a success; we cannot know that the import ever ran.
+                raise _NothingToFollow()
+            super().initialize(client, initial_response, deserialization_callback)
+
+        def update_status(self) -> None:
+            if time.monotonic() >= self.deadline:
+                raise _DeadlinePassed()
+            super().update_status()
+
+    return BoundedArmPolling
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def _check_endpoint(endpoint: str) -> bool:
+    """Validate the ARM endpoint; True when https must be enforced (everything but loopback http)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"arm_endpoint {endpoint!r}: expected https://host[:port] with no path")
+    if parts.scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            raise ValueError(f"arm_endpoint {endpoint!r}: plain http is allowed for loopback addresses only")
+        return False
+    return True
+
+
+def _normalise_source(registry: str, image: str) -> tuple[str, str]:
+    """(registryUri, sourceImage) for ARM; Docker Hub aliases become docker.io with `library/` spelled out."""
+    try:
+        validate_host(registry)
+    except ReferenceError as error:
+        raise ValueError(f"source_registry: {error}") from None
+    registry_uri = DOCKER_HUB if registry.lower() in DOCKER_HUB_ALIASES else registry
+    name, at, digest = image.partition("@")
+    try:
+        if at:
+            validate_digest(digest)
+        else:
+            name, colon, tag = image.rpartition(":")
+            if not colon:
+                raise ReferenceError(f"{image!r} has neither a tag nor a digest")
+            validate_tag(tag)
+        validate_repository(name)
+    except ReferenceError as error:
+        raise ValueError(f"source_image {image!r}: expected repo:tag or repo@sha256:…: {error}") from None
+    if registry_uri == DOCKER_HUB and "/" not in name:
+        image = DOCKER_HUB_OFFICIAL_PREFIX + image
+    return registry_uri, image
+
+
+def _check_target_tag(target: str) -> str:
+    repository, colon, tag = target.rpartition(":")
+    try:
+        if not colon:
+            raise ReferenceError("no tag")
+        validate_repository(repository)
+        validate_tag(tag)
+    except ReferenceError as error:
+        raise ValueError(f"target tag {target!r}: expected repo:tag: {error}") from None
+    return target
+
+
+def _check_repository(name: str) -> str:
+    try:
+        return validate_repository(name)
+    except ReferenceError as error:
+        raise ValueError(f"untagged repository: {error}") from None
+
+
+def _describe_targets(tags: Sequence[str], repositories: Sequence[str]) -> str:
+    return ", ".join([*tags, *(f"{name} (untagged)" for name in repositories)])
+
+
+def _secrets(username: str | None, password: str | None) -> tuple[str, ...]:
+    found = [password] if password else []
+    if username and len(username) >= MIN_REDACTED_USERNAME:
+        found.append(username)
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _import_error(error: Any, where: str, secrets: Sequence[str]) -> AcrImportError:
+    """Turn an azure-core exception into an AcrImportError saying what ARM said and whether to try again."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(error, HttpResponseError) and error.response is not None:
+        status = error.status_code
+        code, message = _arm_error(error)
+        transient = (code or "").lower() in TRANSIENT_ERROR_CODES or status in TRANSIENT_STATUSES
+        what = f"{code}: {message}" if code else message
+        text = f"{where}: {what} (HTTP {status})"
+        return AcrImportError(_redact(text, secrets), transient=transient, code=code, status=status)
+    if isinstance(error, ClientAuthenticationError):
+        text = f"{where}: no ARM token from the credential: {error.message}"
+        return AcrImportError(_redact(text, secrets), transient=False)
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        return AcrImportError(_redact(f"{where}: ARM did not answer: {error}", secrets), transient=True)
+    return AcrImportError(_redact(f"{where}: {type(error).__name__}: {error.message}", secrets), transient=False)
+
+
+def _arm_error(error: Any) -> tuple[str | None, str]:
+    """ARM's `error.code` and `error.message` from a response body, falling back to the SDK's own message."""
+    body: Any = None
+    try:
+        body = json.loads(error.response.text() or "null")
+    except (ValueError, TypeError, AttributeError):
+        body = None
+    details = body.get("error") if isinstance(body, dict) else None
+    if isinstance(details, dict):
+        code = details.get("code")
+        message = details.get("message")
+        return (str(code) if code else None), str(message or "no message")
+    if isinstance(body, dict) and body.get("status") in ("Failed", "Canceled"):
+        return None, f"operation {body['status']}"
+    return None, str(error.message).splitlines()[0] if error.message else f"{error.response.reason}"

@@ -1,0 +1,255 @@
+"""Registry authentication: Docker token auth (Bearer challenges) and basic auth, with a token cache.
+
+    auth = RegistryAuth(transport, registry="myreg.example.com", credentials=Credentials("ci", "secret"))
+    header = auth.authorization(scopes, context)     # None until the registry has challenged us once
+    # … send; on 401:
+    if auth.answer_challenge(response.headers.get("WWW-Authenticate"), scopes, context, sent=header):
+        ...  # send once more with auth.authorization(scopes, context)
+
+How it works (the distribution token protocol): a 401 carries `WWW-Authenticate: Bearer realm=…,service=…,
+scope=…`. We GET `realm?service=…&scope=…` (anonymously, or with basic credentials when configured), read
+`token` (or `access_token`) and `expires_in` (60 s when absent), and cache the token per set of scopes until
+shortly before it expires. Once a registry has challenged, later requests get a token before they are sent, so
+streamed uploads never meet a 401. A `Basic` challenge makes us send the credentials on every request.
+The realm must obey the same plain-http rule as the registry (the transport checks every URL).
+Secrets (password, tokens) never appear in messages, logs or reprs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
+
+from importer.ports.registry import ProtocolError, RegistryError, Unauthorized
+from importer.adapters.registry.http import HttpTransport, redact_url
+
+DEFAULT_TOKEN_LIFETIME = 60.0
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+TOKEN_CACHE_ENTRIES = 1024
+_LOCK_STRIPES = 16
+
+Scopes = tuple[str, ...]
+
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
+_PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|$)')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A username and password (or token) for a registry; the password is left out of repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One parsed `WWW-Authenticate` challenge: lower-case scheme and parameters (keys lower-cased)."""
+
+    scheme: str
+    params: Mapping[str, str]
+
+
+def repository_scope(repository: str, *actions: str) -> str:
+    """The token scope for actions on a repository, e.g. `repository:team/app:pull,push`."""
+    return f"repository:{repository}:{','.join(actions)}"
+
+
+CATALOG_SCOPE = "registry:catalog:*"
+
+
+def parse_challenge(header: str) -> Challenge:
+    """Parse the first challenge of a `WWW-Authenticate` header; ValueError naming the header if malformed."""
+    scheme_match = _SCHEME.match(header)
+    if scheme_match is None:
+        raise ValueError(f"malformed WWW-Authenticate header {header!r}: no auth scheme")
+    params: dict[str, str] = {}
+    position = scheme_match.end()
+    while position < len(header):
+        param = _PARAM.match(header, position)
+        if param is None or param.end() == position:
+            break  # the start of a second challenge, or trailing noise: keep what was read
+        name, value = param.group(1).lower(), param.group(2)
+        if value.startswith('"'):
+            value = _ESCAPE.sub(r"\1", value[1:-1])
+        params[name] = value
+        position = param.end()
+    return Challenge(scheme=scheme_match.group(1).lower(), params=params)
+
+
+@dataclass(frozen=True, slots=True)
+class _BearerSettings:
+    realm: str
+    service: str | None
+
+
+class RegistryAuth:
+    """Per-registry authentication state; thread-safe."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        *,
+        registry: str,
+        credentials: Credentials | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._transport = transport
+        self._registry = registry
+        self._credentials = credentials
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._basic = False
+        self._bearer: _BearerSettings | None = None
+        self._tokens: OrderedDict[Scopes, tuple[str, float]] = OrderedDict()
+        self._fetch_locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+
+    def __repr__(self) -> str:
+        user = self._credentials.username if self._credentials else None
+        return f"RegistryAuth(registry={self._registry!r}, user={user!r})"
+
+    def authorization(self, scopes: Scopes, context: str) -> str | None:
+        """The Authorization header value for a request needing `scopes`, or None (anonymous, or not challenged yet)."""
+        with self._lock:
+            basic, bearer = self._basic, self._bearer
+        if basic:
+            return self._basic_header()
+        if bearer is None:
+            return None
+        key = _key(scopes)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        with self._fetch_locks[hash(key) % _LOCK_STRIPES]:
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+            return self._fetch(bearer, key, key, context)
+
+    def answer_challenge(self, header: str | None, scopes: Scopes, context: str, *, sent: str | None) -> bool:
+        """Prepare credentials for a 401's challenge; True when sending the request once more may succeed."""
+        if header is None:
+            return False
+        try:
+            challenge = parse_challenge(header)
+        except ValueError as problem:
+            raise ProtocolError(f"{context}: {problem}") from None
+        if challenge.scheme == "basic":
+            if self._credentials is None or (sent is not None and sent.startswith("Basic ")):
+                return False  # nothing to send, or the credentials were just refused
+            with self._lock:
+                self._basic = True
+            return True
+        if challenge.scheme != "bearer":
+            raise ProtocolError(f"{context}: unsupported auth scheme {challenge.scheme!r} in WWW-Authenticate")
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise ProtocolError(f"{context}: Bearer challenge without a realm")
+        bearer = _BearerSettings(realm=realm, service=challenge.params.get("service"))
+        with self._lock:
+            self._bearer = bearer
+        key = _key(scopes)
+        wanted = _key(scopes + tuple(challenge.params.get("scope", "").split()))
+        with self._fetch_locks[hash(key) % _LOCK_STRIPES]:
+            cached = self._cached(key)
+            if cached is not None and cached != sent:
+                return True  # another thread fetched a fresh token meanwhile
+            self._fetch(bearer, key, wanted, context)
+        return True
+
+    def _basic_header(self) -> str:
+        assert self._credentials is not None
+        pair = f"{self._credentials.username}:{self._credentials.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def _cached(self, key: Scopes) -> str | None:
+        with self._lock:
+            entry = self._tokens.get(key)
+            if entry is None:
+                return None
+            header, expires_at = entry
+            if self._clock() >= expires_at:
+                del self._tokens[key]
+                return None
+            self._tokens.move_to_end(key)
+            return header
+
+    def _fetch(self, bearer: _BearerSettings, key: Scopes, scopes: Scopes, context: str) -> str:
+        query: list[tuple[str, str]] = []
+        if bearer.service:
+            query.append(("service", bearer.service))
+        query.extend(("scope", scope) for scope in scopes)
+        separator = "&" if urlsplit(bearer.realm).query else "?"
+        url = bearer.realm + (separator + urlencode(query) if query else "")
+        realm_host = urlsplit(bearer.realm).netloc
+        token_context = f"{context}: token from {realm_host}"
+        headers = {"Accept": "application/json"}
+        if self._credentials is not None:
+            headers["Authorization"] = self._basic_header()
+        started = self._clock()
+        response = self._transport.request(
+            "GET", url, context=token_context, headers=headers, max_body=MAX_TOKEN_RESPONSE_BYTES
+        )
+        who = f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
+        if response.status in (401, 403):
+            raise Unauthorized(
+                f"{token_context}: the token service {redact_url(bearer.realm)} refused {who} "
+                f"for {' '.join(scopes) or 'no scope'} (HTTP {response.status})"
+            )
+        if response.status != 200:
+            raise RegistryError(
+                f"{token_context}: the token service {redact_url(bearer.realm)} answered HTTP {response.status}"
+            )
+        token, lifetime = _read_token(response.body, token_context)
+        header = f"Bearer {token}"
+        expires_at = started + lifetime - min(10.0, lifetime / 5)
+        with self._lock:
+            self._tokens[key] = (header, expires_at)
+            self._tokens.move_to_end(key)
+            while len(self._tokens) > TOKEN_CACHE_ENTRIES:
+                self._tokens.popitem(last=False)
+        return header
+
+
+def _key(scopes: Scopes) -> Scopes:
+    """Scopes in one canonical form: one per resource, its actions merged and sorted.
+
+    Registries build challenge scopes from unordered sets (distribution sends `push,pull` or `pull,push` from one
+    request to the next), so `repository:x:pull,push` and `repository:x:push,pull` must be the same token.
+    """
+    actions: dict[str, set[str]] = {}
+    for scope in scopes:
+        if not scope:
+            continue
+        resource, colon, wanted = scope.rpartition(":")
+        if not colon or not resource:
+            actions.setdefault(scope, set())
+            continue
+        actions.setdefault(resource, set()).update(action for action in wanted.split(",") if action)
+    return tuple(sorted(f"{resource}:{','.join(sorted(verbs))}" if verbs else resource
+                        for resource, verbs in actions.items()))
+
+
+def _read_token(body: bytes, context: str) -> tuple[str, float]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise ProtocolError(f"{context}: the token response is not JSON") from None
+    if not isinstance(document, dict):
+        raise ProtocolError(f"{context}: the token response is not a JSON object")
+    token = document.get("token") or document.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ProtocolError(f"{context}: the token response has no 'token' or 'access_token'")
+    lifetime = document.get("expires_in", DEFAULT_TOKEN_LIFETIME)
+    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
+        lifetime = DEFAULT_TOKEN_LIFETIME
+    return token, float(lifetime)

@@ -1,0 +1,598 @@
+"""The copy engine: copy an image, a whole index, or some of an index's platforms between repositories or registries.
+
+    result = copy_image(source, "library/nginx", "1.27", target, "mirror/nginx", "1.27")       # as is, same digest
+    result = copy_image(source, "library/nginx", "1.27", target, "mirror/nginx", "1.27",
+                        platforms=[parse("linux/amd64"), parse("linux/arm64")])              # a new, smaller index
+    result = copy_image(..., platforms=[parse("linux/arm64")], flatten=True)                  # the tag → that manifest
+    result = copy_image(..., exclude=("windows/*",))                                          # the index minus those
+
+What is copied
+- `platforms=()` and no `exclude`: everything as it is, nested indexes included (at most MAX_INDEX_DEPTH levels
+  of indexes, the top one counted), so the target gets the same digest.
+- `platforms`: for each requested platform, the best top-level image child (`importer.core.platforms.best_candidate`,
+  `strict` or compatible ranking). A new index holds only the chosen children, in their original order, with the
+  index's media type, annotations and other fields, plus the BuildKit attestations whose
+  `vnd.docker.reference.digest` names a kept child. Nested indexes and other entries are left out: subsets
+  consider top-level image children only. A platform nothing satisfies is a CopyError naming it and what is
+  offered, raised before anything is written.
+- `exclude` (forbid patterns, `importer.core.platforms.matches_pattern`): image children matching one are dropped
+  with their attestations; alone, every other entry is kept (nested indexes copied whole); with `platforms`,
+  excluded children are never chosen. Nothing dropped means the same bytes and digest.
+- `flatten=True` with exactly one platform: the chosen child manifest itself is pushed under the tag.
+- A single image (not an index) is copied as is; `platforms`/`exclude` are then checked against its config.
+
+How it is written (DESIGN.md §3 "Writes"): every blob first, then child manifests by digest (deepest first,
+skipped when the target has them), then the top manifest under `target_tag` (by digest when None). Per blob:
+HEAD on the target (present: skipped) → cross-repository mount when source and target are the same Registry
+object or the same host (refused: fall back) → streamed from `source.open_blob` into `target.upload_blob`.
+Blobs go `parallel` at a time (default 4); a failing blob stops the others at their next chunk and nothing
+after the blobs is written. Memory stays bounded by the clients' buffers (chunks of 256 KiB; OciRegistry
+buffers blobs of at most 4 MiB whole), per worker, never by the size of a layer.
+
+Verification: the clients check manifests and streams against their digests (the source stream raises
+DigestMismatch at its end, before the upload is committed), the target registry checks what it stores, and
+every digest `put_manifest` returns is compared with the expected one. The stream's length is checked against
+the descriptor's size as it goes.
+
+Errors: CopyError for permanent problems with the request or the source's content (platform not offered,
+unreadable manifest, nesting too deep, bad option); RegistryError from the clients propagates unchanged
+(transient ones are for the caller to retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from importer.core.manifests import (
+    ATTESTATION_SUBJECT_ANNOTATION,
+    MAX_CONFIG_BYTES,
+    ChildKind,
+    Descriptor,
+    ImageManifest,
+    Index,
+    Manifest,
+    ManifestError,
+    classify_child,
+    parse_manifest,
+    platform_from_config,
+)
+from importer.core.platforms import (
+    Platform,
+    PlatformError,
+    best_candidate,
+    format_platform,
+    matches_pattern,
+    satisfies,
+    validate_pattern,
+)
+from importer.core.reference import is_digest, validate_repository, validate_tag
+from importer.ports.registry import CopyError, DigestMismatch, FetchedManifest, Registry, RegistryError
+
+__all__ = [
+    "CopyError",
+    "CopyEvent",
+    "CopyResult",
+    "CopyStats",
+    "DEFAULT_PARALLEL",
+    "MAX_INDEX_DEPTH",
+    "build_index",
+    "copy_image",
+    "plan_subset",
+]
+
+DEFAULT_PARALLEL = 4
+CONCURRENT_WRITE_ATTEMPTS = 4
+MAX_INDEX_DEPTH = 4
+
+# Layers that registries may legitimately not hold (pulled from the descriptor's `urls` instead): when the
+# source lacks one, it is skipped the way containers/image skips it.
+NON_DISTRIBUTABLE_LAYERS = frozenset(
+    {
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyStats:
+    """What a copy did: blobs skipped (already there), mounted, uploaded, and manifests written."""
+
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+    blobs_uploaded: int = 0
+    bytes_uploaded: int = 0
+    manifests_written: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """The manifest written on the target (digest, media type, platforms it offers) and how it got there."""
+
+    digest: str
+    media_type: str
+    platforms: tuple[str, ...]
+    stats: CopyStats
+    source_digest: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the fields, `stats` as a nested object."""
+        return {
+            "digest": self.digest,
+            "media_type": self.media_type,
+            "platforms": list(self.platforms),
+            "stats": asdict(self.stats),
+            "source_digest": self.source_digest,
+        }
+
+
+CopyEventKind = Literal["planned", "streamed", "blob", "manifest"]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyEvent:
+    """One step of a copy, for a progress display; callbacks are never called from two threads at once.
+
+    planned:  `blobs` blobs of `size` bytes in total are about to be copied.
+    streamed: `size` more bytes of blob `digest` were read from the source.
+    blob:     blob `digest` (`size` bytes) is done; `outcome` is skipped, mounted or uploaded.
+    manifest: manifest `digest` (`size` bytes) is done; `outcome` is written or present.
+    """
+
+    kind: CopyEventKind
+    digest: str = ""
+    size: int = 0
+    outcome: str = ""
+    blobs: int = 0
+
+
+# --- pure planning --------------------------------------------------------------------------------------
+
+
+def plan_subset(
+    index: Index, platforms: Sequence[Platform], *, strict: bool = False, exclude: Sequence[str] = ()
+) -> tuple[Descriptor, ...]:
+    """The children of `index` to keep, in their original order (see the module docstring for the rules).
+
+    Raises CopyError when a requested platform is not offered (after exclusions), when exclusions leave no
+    image, or when an exclude pattern is invalid.
+    """
+    _check_patterns(exclude)
+    children = index.manifests
+    images = [position for position, child in enumerate(children) if classify_child(child) is ChildKind.IMAGE]
+    allowed = [position for position in images if not _excluded(children[position], exclude)]
+    if platforms:
+        chosen: set[int] = set()
+        candidates = [_platform_of(children[position]) for position in allowed]
+        for requested in platforms:
+            best = best_candidate(requested, candidates, strict=strict)
+            if best is None:
+                raise CopyError(_not_offered(requested, index, images, allowed, strict=strict, exclude=exclude))
+            chosen.add(allowed[best])
+        subjects = {children[position].digest for position in chosen}
+        return tuple(
+            child
+            for position, child in enumerate(children)
+            if position in chosen or (_is_attestation(child) and _subject(child) in subjects)
+        )
+    if images and not allowed:
+        offered = ", ".join(_describe(children[position]) for position in images)
+        raise CopyError(f"excluding {', '.join(exclude)} leaves no platform (offered: {offered})")
+    dropped = set(images) - set(allowed)
+    kept_digests = {children[position].digest for position in allowed}
+    dropped_digests = {children[position].digest for position in dropped} - kept_digests
+    return tuple(
+        child
+        for position, child in enumerate(children)
+        if position not in dropped and not (_is_attestation(child) and _subject(child) in dropped_digests)
+    )
+
+
+def build_index(original: Index, raw_original: bytes, kept: Sequence[Descriptor]) -> bytes:
+    """The bytes of a new index holding only `kept` (children of `original`), in the original order.
+
+    Every top-level field of the original (media type, annotations, unknown fields) and every kept entry are
+    carried over exactly as the original JSON has them. When nothing is left out, `raw_original` itself is
+    returned, so the digest stays the same. ValueError when `kept` is empty, names a child the original does
+    not have, or `raw_original` does not match `original`.
+    """
+    if not kept:
+        raise ValueError("build_index: an index needs at least one child, none were kept")
+    for child in kept:
+        if child not in original.manifests:
+            raise ValueError(f"build_index: {child.digest} ({child.media_type}) is not a child of the original index")
+    document = json.loads(raw_original)
+    entries = document.get("manifests") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or len(entries) != len(original.manifests):
+        raise ValueError("build_index: raw_original is not the index `original` was parsed from")
+    positions = [position for position, child in enumerate(original.manifests) if child in kept]
+    if len(positions) == len(entries):
+        return raw_original
+    document["manifests"] = [entries[position] for position in positions]
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _check_patterns(exclude: Sequence[str]) -> None:
+    for pattern in exclude:
+        try:
+            validate_pattern(pattern)
+        except PlatformError as error:
+            raise CopyError(f"exclude: {error}") from None
+
+
+def _platform_of(child: Descriptor) -> Platform:
+    assert child.platform is not None  # only called for ChildKind.IMAGE entries
+    return child.platform
+
+
+def _excluded(child: Descriptor, exclude: Sequence[str]) -> bool:
+    return any(matches_pattern(pattern, _platform_of(child)) for pattern in exclude)
+
+
+def _is_attestation(child: Descriptor) -> bool:
+    return classify_child(child) is ChildKind.ATTESTATION
+
+
+def _subject(child: Descriptor) -> str | None:
+    return child.annotations.get(ATTESTATION_SUBJECT_ANNOTATION)
+
+
+def _describe(child: Descriptor) -> str:
+    return format_platform(_platform_of(child), with_os_version=True)
+
+
+def _not_offered(
+    requested: Platform, index: Index, images: list[int], allowed: list[int], *, strict: bool, exclude: Sequence[str]
+) -> str:
+    children = index.manifests
+    offered = ", ".join(_describe(children[position]) for position in allowed) or "no image"
+    excluded = [position for position in images if position not in allowed]
+    wanted = format_platform(requested, with_os_version=True)
+    match = " (strict match)" if strict else ""
+    if best_candidate(requested, [_platform_of(children[position]) for position in excluded], strict=strict) is None:
+        return f"platform {wanted} is not offered{match}; offered: {offered}"
+    names = ", ".join(_describe(children[position]) for position in excluded)
+    return (
+        f"platform {wanted} is offered{match} only by children excluded by {', '.join(exclude)} ({names}); "
+        f"the others offer: {offered}"
+    )
+
+
+# --- the copy -------------------------------------------------------------------------------------------
+
+
+def copy_image(
+    source: Registry,
+    source_repository: str,
+    source_reference: str,
+    target: Registry,
+    target_repository: str,
+    target_tag: str | None,
+    *,
+    platforms: Sequence[Platform] = (),
+    strict: bool = False,
+    exclude: Sequence[str] = (),
+    flatten: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
+    progress: Callable[[CopyEvent], None] | None = None,
+) -> CopyResult:
+    """Copy `source_repository:source_reference` to `target_repository:target_tag` (see the module docstring).
+
+    `target_tag` None pushes the result by digest only. Returns what was written; raises CopyError before
+    writing anything when the request cannot be met, and lets the clients' RegistryError through.
+    """
+    if parallel < 1:
+        raise ValueError(f"parallel={parallel}: at least one blob must be copied at a time")
+    validate_repository(source_repository)
+    validate_repository(target_repository)
+    if target_tag is not None:
+        validate_tag(target_tag)
+    if flatten and len(platforms) != 1:
+        requested = ", ".join(map(str, platforms)) or "none"
+        raise CopyError(f"flatten needs exactly one platform, got {len(platforms)} ({requested})")
+    _check_patterns(exclude)
+
+    where = _display(source.host, source_repository, source_reference)
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="copy") as pool:
+        reader = _SourceReader(source, source_repository, pool, where)
+        plan = _plan(reader, source_reference, platforms, strict=strict, exclude=exclude, flatten=flatten)
+        job = _CopyJob(source, source_repository, target, target_repository, _Events(progress))
+        job.events.emit(CopyEvent("planned", size=sum(blob.size for blob in plan.blobs), blobs=len(plan.blobs)))
+        job.copy_blobs(plan.blobs, pool)
+    for child in plan.children:
+        job.write_manifest(child, child.digest)
+    written = job.write_manifest(plan.top, target_tag or plan.top.digest)
+    return CopyResult(
+        digest=written,
+        media_type=plan.top.media_type,
+        platforms=plan.platforms,
+        stats=job.stats(),
+        source_digest=plan.source_digest,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything to write: blobs, child manifests (pushed by digest, in order), then the top manifest."""
+
+    top: FetchedManifest
+    children: tuple[FetchedManifest, ...]
+    blobs: tuple[Descriptor, ...]
+    platforms: tuple[str, ...]
+    source_digest: str
+
+
+def _plan(
+    reader: _SourceReader,
+    reference: str,
+    platforms: Sequence[Platform],
+    *,
+    strict: bool,
+    exclude: Sequence[str],
+    flatten: bool,
+) -> _Plan:
+    """Read what the copy needs from the source and decide what to write; writes nothing."""
+    fetched = reader.manifest(reference)
+    manifest = reader.parse(fetched)
+    selecting = bool(platforms or exclude)
+    if isinstance(manifest, ImageManifest):
+        platform = reader.image_platform(manifest)
+        if selecting:
+            _check_single_image(platform, platforms, strict=strict, exclude=exclude, where=reader.where)
+        reader.add_image(manifest)
+        return reader.plan(fetched, source_digest=fetched.digest, platforms=(str(platform),) if platform else ())
+    if not selecting:
+        reader.add_children(manifest.manifests, depth=1)
+        return reader.plan(fetched, source_digest=fetched.digest)
+    try:
+        kept = plan_subset(manifest, platforms, strict=strict, exclude=exclude)
+    except CopyError as error:
+        raise CopyError(f"{reader.where}: {error}") from None
+    if flatten:
+        chosen = next(child for child in kept if classify_child(child) is ChildKind.IMAGE)
+        child_manifest = reader.manifest(chosen.digest)
+        parsed = reader.parse(child_manifest)
+        if not isinstance(parsed, ImageManifest):
+            raise CopyError(f"{reader.where}: cannot flatten to {chosen.digest}: its content is an index")
+        reader.add_image(parsed)
+        return reader.plan(child_manifest, source_digest=fetched.digest, platforms=(str(chosen.platform),))
+    raw = build_index(manifest, fetched.raw, kept)
+    top = fetched
+    if raw != fetched.raw:
+        top = FetchedManifest(raw=raw, media_type=manifest.media_type, digest=_sha256(raw))
+    reader.add_children(kept, depth=1)
+    return reader.plan(top, source_digest=fetched.digest)
+
+
+def _check_single_image(
+    platform: Platform | None, platforms: Sequence[Platform], *, strict: bool, exclude: Sequence[str], where: str
+) -> None:
+    offered = format_platform(platform, with_os_version=True) if platform else "no readable platform"
+    for requested in platforms:
+        if platform is None or not satisfies(requested, platform, strict=strict):
+            match = " (strict match)" if strict else ""
+            raise CopyError(
+                f"{where}: platform {format_platform(requested, with_os_version=True)} is not offered{match}; "
+                f"it is a single image for {offered}"
+            )
+    for pattern in exclude:
+        if platform is not None and matches_pattern(pattern, platform):
+            raise CopyError(f"{where}: excluding {pattern} leaves nothing: it is a single image for {offered}")
+
+
+class _SourceReader:
+    """Reads the source's manifests (children fetched in parallel) and gathers blobs and platforms to copy."""
+
+    def __init__(self, source: Registry, repository: str, pool: ThreadPoolExecutor, where: str) -> None:
+        self.source = source
+        self.repository = repository
+        self.pool = pool
+        self.where = where
+        self.children: dict[str, FetchedManifest] = {}  # insertion order is the push order
+        self.blobs: dict[str, Descriptor] = {}
+        self.platforms: list[str] = []
+
+    def manifest(self, reference: str) -> FetchedManifest:
+        return self.source.get_manifest(self.repository, reference)
+
+    def parse(self, fetched: FetchedManifest) -> Manifest:
+        try:
+            return parse_manifest(fetched.raw, fetched.media_type)
+        except ManifestError as error:
+            raise CopyError(f"{self.where}: manifest {fetched.digest} cannot be copied: {error}") from None
+
+    def image_platform(self, manifest: ImageManifest) -> Platform | None:
+        """The platform an image's config declares; None for artifacts and unreadable configs."""
+        if not manifest.is_image or manifest.config.size > MAX_CONFIG_BYTES:
+            return None
+        raw = self.source.get_blob(self.repository, manifest.config.digest, max_bytes=MAX_CONFIG_BYTES)
+        try:
+            return platform_from_config(raw)
+        except ManifestError:
+            return None
+
+    def add_image(self, manifest: ImageManifest) -> None:
+        for blob in (manifest.config, *manifest.layers):
+            self.blobs.setdefault(blob.digest, blob)
+
+    def add_children(self, children: Sequence[Descriptor], *, depth: int) -> None:
+        """Fetch `children` (entries of an index at nesting `depth`), recursing into nested indexes."""
+        self.platforms.extend(str(child.platform) for child in children if classify_child(child) is ChildKind.IMAGE)
+        unique = list({child.digest: child for child in children if child.digest not in self.children}.values())
+        fetched = list(self.pool.map(lambda child: self.manifest(child.digest), unique))
+        for child, content in zip(unique, fetched):
+            parsed = self.parse(content)
+            if isinstance(parsed, Index):
+                if depth >= MAX_INDEX_DEPTH:
+                    raise CopyError(
+                        f"{self.where}: indexes nest deeper than {MAX_INDEX_DEPTH} levels (at {child.digest})"
+                    )
+                self.add_children(parsed.manifests, depth=depth + 1)
+            else:
+                self.add_image(parsed)
+            self.children[content.digest] = content
+
+    def plan(
+        self, top: FetchedManifest, *, source_digest: str, platforms: tuple[str, ...] | None = None
+    ) -> _Plan:
+        return _Plan(
+            top=top,
+            children=tuple(self.children.values()),
+            blobs=tuple(self.blobs.values()),
+            platforms=platforms if platforms is not None else tuple(dict.fromkeys(self.platforms)),
+            source_digest=source_digest,
+        )
+
+
+class _Stopped(Exception):
+    """Raised inside a blob stream when another blob failed: that copy is abandoned."""
+
+
+class _Events:
+    """Calls the progress callback, one call at a time."""
+
+    def __init__(self, callback: Callable[[CopyEvent], None] | None) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def emit(self, event: CopyEvent) -> None:
+        if self._callback is not None:
+            with self._lock:
+                self._callback(event)
+
+
+class _CopyJob:
+    """The writes of one copy: blobs (from worker threads), then manifests; counts what it did."""
+
+    def __init__(
+        self, source: Registry, source_repository: str, target: Registry, target_repository: str, events: _Events
+    ) -> None:
+        self.source = source
+        self.source_repository = source_repository
+        self.target = target
+        self.target_repository = target_repository
+        self.events = events
+        self.same_registry = source is target or source.host.lower() == target.host.lower()
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def stats(self) -> CopyStats:
+        with self._lock:
+            return CopyStats(**{field: self._counts[field] for field in CopyStats.__dataclass_fields__})
+
+    def _count(self, **amounts: int) -> None:
+        with self._lock:
+            self._counts.update(amounts)
+
+    def copy_blobs(self, blobs: Sequence[Descriptor], pool: ThreadPoolExecutor) -> None:
+        """Copy every blob, `pool`'s size at a time; on the first failure stop the rest and raise it."""
+        stop = threading.Event()
+        futures = [pool.submit(self.copy_blob, blob, stop) for blob in blobs]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()  # everything is done, or something failed: running streams end at their next chunk
+            for future in futures:
+                future.cancel()
+            wait(futures)
+        for future in futures:
+            error = None if future.cancelled() else future.exception()
+            if error is not None and not isinstance(error, _Stopped):
+                raise error
+
+    def copy_blob(self, blob: Descriptor, stop: threading.Event) -> None:
+        if stop.is_set():
+            raise _Stopped()
+        outcome = self._transfer(blob, stop)
+        self._count(**{f"blobs_{outcome}": 1}, bytes_uploaded=blob.size if outcome == "uploaded" else 0)
+        self.events.emit(CopyEvent("blob", digest=blob.digest, size=blob.size, outcome=outcome))
+
+    def _transfer(self, blob: Descriptor, stop: threading.Event) -> str:
+        if self.target.head_blob(self.target_repository, blob.digest) is not None:
+            return "skipped"
+        if self.same_registry and self.target.mount_blob(self.target_repository, blob.digest, self.source_repository):
+            return "mounted"
+        if blob.media_type in NON_DISTRIBUTABLE_LAYERS and self.source.head_blob(
+            self.source_repository, blob.digest
+        ) is None:
+            return "skipped"
+        try:
+            with self.source.open_blob(self.source_repository, blob.digest) as chunks:
+                self.target.upload_blob(
+                    self.target_repository, blob.digest, self._metered(chunks, blob, stop), size=blob.size
+                )
+        except DigestMismatch:
+            # Two copies writing one blob into one repository at once: distribution answers the loser with
+            # DIGEST_INVALID. If the blob is there now, the registry has verified it: nothing is missing.
+            if self.target.head_blob(self.target_repository, blob.digest) is not None:
+                return "skipped"
+            raise
+        return "uploaded"
+
+    def _metered(self, chunks: Iterable[bytes], blob: Descriptor, stop: threading.Event) -> Iterator[bytes]:
+        """Pass the source's chunks on, checking the length against the descriptor and reporting progress."""
+        total = 0
+        name = self._blob_name(blob)
+        for chunk in chunks:
+            if stop.is_set():
+                raise _Stopped()
+            total += len(chunk)
+            if total > blob.size:
+                raise DigestMismatch(f"{name}: the source sends more than the {blob.size} bytes listed")
+            self.events.emit(CopyEvent("streamed", digest=blob.digest, size=len(chunk)))
+            yield chunk
+        if total != blob.size:
+            raise DigestMismatch(f"{name}: the source sent {total} bytes, {blob.size} are listed")
+
+    def _blob_name(self, blob: Descriptor) -> str:
+        return f"blob {self.source.host}/{self.source_repository}@{blob.digest}"
+
+    def write_manifest(self, manifest: FetchedManifest, reference: str) -> str:
+        """Put `manifest` under `reference` (a tag, or its digest: skipped when present); return the digest."""
+        if is_digest(reference) and self.target.head_manifest(self.target_repository, reference) is not None:
+            self.events.emit(CopyEvent("manifest", digest=manifest.digest, size=len(manifest.raw), outcome="present"))
+            return manifest.digest
+        written = self._put_manifest(manifest, reference)
+        if written not in (manifest.digest, _sha256(manifest.raw)):
+            raise DigestMismatch(
+                f"manifest {_display(self.target.host, self.target_repository, reference)}: the registry stored it "
+                f"as {written}, expected {manifest.digest}"
+            )
+        self._count(manifests_written=1)
+        self.events.emit(CopyEvent("manifest", digest=written, size=len(manifest.raw), outcome="written"))
+        return written
+
+
+    def _put_manifest(self, manifest: FetchedManifest, reference: str) -> str:
+        """PUT with a short, bounded retry for the refusals a concurrent writer into the same repository causes.
+
+        Distribution answers a manifest PUT with DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN while another upload of one of
+        its blobs into the same repository is still being linked; a moment later the same PUT succeeds.
+        """
+        for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
+            try:
+                return self.target.put_manifest(self.target_repository, reference, manifest.raw, manifest.media_type)
+            except RegistryError as error:
+                racing = isinstance(error, DigestMismatch) or "MANIFEST_BLOB_UNKNOWN" in error.codes
+                if not racing or attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def _sha256(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _display(host: str, repository: str, reference: str) -> str:
+    return f"{host}/{repository}{'@' if is_digest(reference) else ':'}{reference}"

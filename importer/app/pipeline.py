@@ -1,0 +1,298 @@
+"""The one place that strings the steps together: event → claim → inspect → decide → outcome.
+
+    pipeline = Pipeline.from_settings(load_settings())
+    outcomes = pipeline.handle_all(parse_registry_notification(body, content_type))
+    # raises TransientFailure (after recording) when a registry problem may pass: fail the delivery so it is retried
+
+Every event the parsers return ends in exactly one recorded outcome per delivery: rejected (bad event, unknown
+registry), duplicate (a redelivery), ignored, compliant, alerted (a violation, alert only), reimported, quarantined,
+superseded (a newer push won), or failed. Remediation itself lives in importer/remediate.py.
+A tagged Helm chart push goes to the chart manager (importer/chartguard.py): its outcome is the chart's summary,
+and each image the chart references gets an outcome of its own (event id `<event id>/image/<n>`).
+Entry points (function_app.py, the local host, the CLI) only parse and call this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from importer.adapters.sinks.log import LogSink, OutcomeSink
+from importer.core.decide import VIOLATION, Facts, Verdict, decide, ignored
+from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
+from importer.app.inspection import inspect_manifest
+from importer.ports.ledger import Ledger, LedgerUnavailable
+from importer.core.manifests import HELM_CONFIG, ManifestError
+from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
+from importer.core.policy import Policy, repository_matcher
+from importer.ports.registry import CopyError, NotFound, Registry, RegistryError
+from importer.app.registries import RegistryDirectory
+from importer.app.settings import Settings
+
+if TYPE_CHECKING:
+    from importer.app.chart_guard import ChartManager
+    from importer.app.remediation import Remediator, ServerImport
+
+log = logging.getLogger("platform_guard.pipeline")
+
+
+class TransientFailure(Exception):
+    """Handling failed for a reason that may pass (registry 5xx, 429, timeouts): deliver the event again."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def reference_of(registry: str | None, repository: str, tag: str | None, digest: str | None) -> str:
+    """`registry/repository:tag@digest`, leaving out what is unknown."""
+    text = f"{registry}/{repository}" if registry else repository
+    if tag:
+        text += f":{tag}"
+    if digest:
+        text += f"@{digest}"
+    return text
+
+
+def verdict_fields(facts: Facts | None, verdict: Verdict) -> dict[str, object]:
+    """The outcome fields a verdict fills in."""
+    fields: dict[str, object] = {
+        "platforms": verdict.platforms,
+        "required": verdict.required,
+        "missing": verdict.missing,
+        "forbidden": verdict.forbidden,
+        "inconsistent": verdict.inconsistent,
+        "verdict": verdict.verdict,
+        "action": verdict.action,
+        "reason": verdict.reason,
+        "no_platform": verdict.no_platform,
+    }
+    if facts is not None:
+        fields.update(digest=facts.digest, media_type=facts.media_type, kind=facts.kind)
+    return fields
+
+
+def evaluate(policy: Policy, registry: Registry, repository: str, reference: str) -> tuple[Facts | None, Verdict]:
+    """Inspect `repository@reference` (digest or tag) and decide; ignored repositories are not read at all.
+
+    Shared by the event path and `check`, so both give the same verdict for the same manifest.
+    """
+    rule = policy.rule_for(repository)
+    if rule.ignore:
+        return None, ignored(rule, "repository is ignored by the policy")
+    if policy.quarantine.holds(repository):
+        return None, ignored(rule, "quarantine repository: images here are held on purpose")
+    facts = inspect_manifest(registry, repository, reference, rule)
+    return facts, decide(facts, rule)
+
+
+class Pipeline:
+    """Handles parsed events against one policy, ledger, set of registries and sinks."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        ledger: Ledger,
+        registries: RegistryDirectory,
+        sinks: Sequence[OutcomeSink] = (),
+        clock: Callable[[], str] = utc_now,
+        loop_limit: int = 3,
+        loop_window: float = 3600.0,
+        paused_repositories: Sequence[str] = (),
+        server_import: ServerImport | None = None,
+    ) -> None:
+        self.policy = policy
+        self.ledger = ledger
+        self.registries = registries
+        self.sinks = tuple(sinks) or (LogSink(),)
+        self._remediation = (loop_limit, loop_window, server_import)
+        self._remediator: Remediator | None = None
+        self._chart_manager: ChartManager | None = None
+        self._paused = repository_matcher(tuple(paused_repositories))
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, ledger: Ledger | None = None) -> "Pipeline":
+        """The pipeline the entry points use, with the adapters the settings select (importer/adapters.py)."""
+        from importer.entry.composition import ledger_for, server_importer_for, sinks_for
+
+        return cls(
+            policy=settings.policy,
+            ledger=ledger or ledger_for(settings),
+            registries=RegistryDirectory(settings),
+            sinks=sinks_for(settings),
+            loop_limit=settings.loop_limit,
+            loop_window=settings.loop_window,
+            paused_repositories=settings.paused_repositories,
+            server_import=server_importer_for(settings),
+        )
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    def handle_all(self, events: Iterable[ParsedEvent]) -> list[Outcome]:
+        """Handle every event of one delivery; TransientFailure at the end if any of them must be retried."""
+        outcomes: list[Outcome] = []
+        transient: list[str] = []
+        for event in events:
+            try:
+                outcome = self.handle(event)
+            except TransientFailure as failure:
+                transient.append(str(failure))
+                continue
+            except LedgerUnavailable as failure:  # the ledger will be back: the delivery is retried then
+                log.warning("ledger unavailable handling %s: %s", getattr(event, "event_id", "?"), failure)
+                transient.append(f"ledger unavailable: {failure}")
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
+        if transient:
+            raise TransientFailure("; ".join(transient))
+        return outcomes
+
+    def reject_payload(self, event_id: str, reason: str, *, schema: str | None = None) -> Outcome:
+        """Record a delivery whose body is not an event payload at all."""
+        return self._finish(
+            Outcome(event_id=event_id, received_at=self._clock(), result="rejected", reason=reason, schema=schema),
+            time.perf_counter(),
+        )
+
+    def handle(self, event: ParsedEvent) -> Outcome | None:
+        """Handle one event; None when it is dropped silently (pulls, mounts, blob pushes)."""
+        started = time.perf_counter()
+        received_at = self._clock()
+        if isinstance(event, RejectedEvent):
+            outcome = Outcome(event_id=event.event_id, received_at=received_at, result="rejected", reason=event.reason)
+            return self._finish(outcome, started)
+        sorting = triage(event)
+        if sorting.disposition == "drop":
+            return None
+        base = Outcome(
+            event_id=event.event_id,
+            received_at=received_at,
+            result="rejected",
+            repository=event.repository,
+            tag=event.tag,
+            digest=event.digest,
+            media_type=event.media_type,
+            actor=event.actor,
+            user_agent=event.user_agent,
+            schema=event.schema,
+            # A sweep (importer/sweep.py) hands synthetic push events whose schema is "sweep".
+            trigger=TRIGGER_SWEEP if event.schema == TRIGGER_SWEEP else TRIGGER_EVENT,
+        )
+        host = self.registries.guarded_host(event.origin)
+        if host is None:
+            reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
+            return self._finish(base.replace(reason=reason), started)
+        base = base.replace(registry=host, reference=reference_of(host, event.repository, event.tag, event.digest))
+        if not self.ledger.claim(event.event_id):
+            return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
+        if sorting.disposition == "ignore":
+            return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
+        return self._decide(event, host, base, started)
+
+    def _decide(self, event: PushEvent, host: str, base: Outcome, started: float) -> Outcome:
+        assert event.digest is not None
+        try:
+            facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
+            result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
+            outcome = base.replace(result=result, **verdict_fields(facts, verdict))
+            if facts is not None and facts.kind == "artifact" and (
+                event.artifact == CHART or facts.artifact_type == HELM_CONFIG
+            ):
+                outcome = self.chart_manager.handle(outcome)  # decide() ignores artifacts: no remediation below
+            if verdict.verdict == VIOLATION and facts is not None:
+                outcome = self._remediate(event, host, facts, verdict, outcome)
+        except RegistryError as error:
+            if error.transient:
+                self.ledger.release(event.event_id)
+                self._finish(base.replace(result="failed", error=f"{error} (will be retried)"), started)
+                raise TransientFailure(str(error)) from error
+            kept = self._already_quarantined(host, event) if isinstance(error, NotFound) else None
+            if kept is not None:
+                reason = f"{event.digest} was already quarantined as {kept}: nothing left to do"
+                return self._finish(base.replace(result="duplicate", reason=reason, preserved_as=kept), started)
+            return self._finish(base.replace(result="failed", error=str(error)), started)
+        except (ManifestError, CopyError) as error:
+            return self._finish(base.replace(result="failed", error=str(error)), started)
+        except LedgerUnavailable:
+            # Nothing can be recorded now; give the claim back if the ledger lets us, and let the delivery be retried.
+            with contextlib.suppress(LedgerUnavailable):
+                self.ledger.release(event.event_id)
+            raise
+        except Exception as error:  # a bug: record it, free the claim, and let the delivery be retried
+            self.ledger.release(event.event_id)
+            log.exception("unexpected error handling event %s", event.event_id)
+            self._finish(base.replace(result="failed", error=f"internal error: {type(error).__name__}: {error}"), started)
+            raise
+        return self._finish(outcome, started)
+
+    @property
+    def remediator(self) -> "Remediator":
+        """Built on the first violation: the copy engine and the ACR modules stay out of a cold start."""
+        if self._remediator is None:
+            from importer.app.remediation import Remediator
+
+            loop_limit, loop_window, server_import = self._remediation
+            self._remediator = Remediator(self.policy, self.registries, self.ledger, loop_limit=loop_limit,
+                                          loop_window=loop_window, server_import=server_import)
+        return self._remediator
+
+    @property
+    def chart_manager(self) -> "ChartManager":
+        """Built on the first chart push, like the remediator: chart reading stays out of a cold start."""
+        if self._chart_manager is None:
+            from importer.app.chart_guard import ChartManager
+
+            self._chart_manager = ChartManager(self.policy, self.registries, self.ledger, self.remediator,
+                                               record=self._finish, paused=self._paused)
+        return self._chart_manager
+
+    def _already_quarantined(self, host: str, event: PushEvent) -> str | None:
+        """Where an earlier outcome quarantined this digest (a late redelivery finds it gone), or None."""
+        for earlier in self.ledger.outcomes(repository=event.repository, limit=200):
+            if earlier.registry == host and earlier.digest == event.digest and earlier.result == "quarantined":
+                return earlier.preserved_as
+        return None
+
+    def _remediate(self, event: PushEvent, host: str, facts: Facts, verdict: Verdict, outcome: Outcome) -> Outcome:
+        """Act on a violation as the rule says: alert only, re-import, or quarantine."""
+        if self.ledger.is_released(f"{host}/{event.repository}", facts.digest):
+            return outcome.replace(result="ignored", action="none", reason=f"released on purpose; {verdict.reason}")
+        if verdict.action == "alert" or event.tag is None:
+            return outcome
+        if self._paused(event.repository):
+            return outcome.replace(reason=f"remediation paused for {event.repository}; {verdict.reason}")
+        rule = self.policy.rule_for(event.repository)
+        from importer.app.remediation import Target
+
+        remedy = self.remediator.remediate(Target(host, event.repository, event.tag, facts.digest), facts, verdict, rule)
+        return outcome.replace(
+            result=remedy.result,
+            reason=remedy.reason,
+            new_digest=remedy.new_digest,
+            preserved_as=remedy.preserved_as,
+            source=remedy.source,
+            error=remedy.error,
+            alert=remedy.alert,
+            affected_tags=remedy.affected_tags,
+        )
+
+    def record_outcome(self, outcome: Outcome) -> Outcome:
+        """Record an outcome decided outside `handle` (a sweep's `superseded`) like every other: ledger, then sinks."""
+        return self._finish(outcome, time.perf_counter())
+
+    def _finish(self, outcome: Outcome, started: float) -> Outcome:
+        outcome = outcome.replace(duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        self.ledger.record(outcome)
+        for sink in self.sinks:
+            try:
+                sink.emit(outcome)
+            except Exception:  # a sink must never lose the recorded outcome or fail the event
+                log.exception("outcome sink %s failed", type(sink).__name__)
+        return outcome

@@ -1,0 +1,482 @@
+"""Remediation: fix a violating tag from a known upstream, or quarantine it — and never lose an image.
+
+    remedy = Remediator(policy, registries, ledger).remediate(target, facts, verdict, rule)
+    remedy.result   # reimported | quarantined | superseded | duplicate | alerted | failed
+
+The guarantees, in the order the steps run:
+1. One worker at a time: a leased claim in the ledger on registry/repository:tag@digest.
+2. Loop guard: at most `loop_limit` remediations (changes made) of one tag per `loop_window` seconds; then stop
+   and alert.
+3. Preserve first: the offending image is copied (mounted, no bytes move) into the quarantine repository under
+   `<tag>.sha256-<hex>` and the copy is verified before anything else happens (`preserved_as`).
+4. Compare-and-swap: right before a tag is re-pointed or removed, it is resolved again; if it no longer points at
+   the offending digest, nothing is changed and the result is `superseded`.
+5. Re-import writes every blob and child by digest first and the tag last, then inspects the result again.
+6. Quarantine (`mode: move`) removes the tag only after the preserved copy is verified: on ACR by deleting the tag,
+   on a distribution registry by deleting the manifest (which takes every tag on it along; not when another tag's
+   index still uses it, which would break a good image). `mode: lock` (ACR) locks the manifest in place instead.
+7. On ACR with PLATFORM_GUARD_ACR_RESOURCE_ID, re-imports run server-side (ARM importImage): no bytes pass here.
+8. `import_missing` brings in an image that is not in the guarded registry at all (an image a Helm chart needs,
+   importer/chartguard.py): nothing to preserve, and a tag that appears meanwhile is never overwritten.
+Registry problems that may pass propagate (the event is delivered again); the claim is given back either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from importer.core.decide import COMPLIANT, Facts, Verdict, decide
+from importer.app.inspection import inspect_manifest
+from importer.core.manifests import INDEX_MEDIA_TYPES, Index, ManifestError, parse_manifest
+from importer.core.policy import Policy, Rule
+from importer.core.reference import ReferenceError, is_digest, parse_reference
+from importer.ports.ledger import Ledger
+from importer.ports.registry import NotFound, Registry, RegistryError
+from importer.adapters.registry.acr import AcrRegistry
+from importer.adapters.registry.acr_import import plan_import
+from importer.app.copying import CopyError, copy_image
+from importer.app.registries import RegistryDirectory
+
+MAX_TAG_LENGTH = 128
+CLAIM_LEASE_SECONDS = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The tag being remediated and the digest it pointed at when the verdict was made."""
+
+    host: str
+    repository: str
+    tag: str
+    digest: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.host}/{self.repository}:{self.tag}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}@{self.digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Remedy:
+    """What remediation did; the pipeline turns it into the outcome."""
+
+    result: str
+    reason: str
+    new_digest: str | None = None
+    preserved_as: str | None = None
+    source: str | None = None
+    error: str | None = None
+    alert: str | None = None  # "loopguard" when the loop guard stopped it
+    affected_tags: tuple[str, ...] = ()
+
+
+class ServerImport(Protocol):
+    """A registry that copies from an upstream itself (ACR `importImage`): see importer/registry/acr_import.py."""
+
+    def import_digests(self, *, source_registry: str, source_repository: str, digests: Sequence[str],
+                       target_repository: str, username: str | None = None,
+                       password: str | None = None) -> object: ...
+
+
+class NoCompliantSource(Exception):
+    """The upstream has no variant that satisfies the rule (or cannot be read): fall back to quarantine."""
+
+
+def quarantine_tag(tag: str, digest: str) -> str:
+    """`<tag>.sha256-<hex>`: keeps the original tag and digest readable within 128 characters.
+
+    A very long tag is cut to fit; a sha512 digest keeps its first 64 hex digits (the ledger has the rest).
+    """
+    algorithm, _, encoded = digest.partition(":")
+    suffix = f".{algorithm}-{encoded[:64]}"
+    return tag[: MAX_TAG_LENGTH - len(suffix)] + suffix
+
+
+def parse_quarantine_tag(tag: str) -> tuple[str, str] | None:
+    """(original tag, digest or its first 64 hex digits) from a quarantine tag, or None when `tag` is not one."""
+    stem, dot, suffix = tag.rpartition(".")
+    algorithm, dash, encoded = suffix.partition("-")
+    if not dot or not dash or algorithm not in ("sha256", "sha512"):
+        return None
+    return stem, f"{algorithm}:{encoded}"
+
+
+class Remediator:
+    """Carries out `on_violation: reimport | quarantine` against the registries."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        registries: RegistryDirectory,
+        ledger: Ledger,
+        *,
+        loop_limit: int = 3,
+        loop_window: float = 3600.0,
+        server_import: ServerImport | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.registries = registries
+        self.ledger = ledger
+        self.loop_limit = loop_limit
+        self.loop_window = loop_window
+        self.server_import = server_import
+        self._now = now
+
+    def remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule, *,
+                  quarantine_fallback: bool = True) -> Remedy:
+        """Fix or quarantine `target` as the rule says; the verdict must be a violation.
+
+        `quarantine_fallback=False`: a re-import that is not possible ends `failed` and leaves the image alone
+        (the chart manager fixes images that may well be good enough for their own repository).
+        """
+        if not self.ledger.claim_remediation(target.key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now()):
+            return Remedy("duplicate", f"another worker is remediating {target.key}")
+        try:
+            recent = self.ledger.count_remediations(target.scope, since=self._now() - self.loop_window)
+            if recent >= self.loop_limit:
+                return Remedy(
+                    "alerted",
+                    f"loop guard: {recent} remediations of {target.scope} in the last {self.loop_window:.0f} s "
+                    f"(limit {self.loop_limit}); left as it is — {verdict.reason}",
+                    alert="loopguard",
+                )
+            registry = self.registries.client(target.host)
+            if verdict.action == "reimport":
+                try:
+                    remedy = self._reimport(registry, target, facts, rule)
+                except NoCompliantSource as why:
+                    if not quarantine_fallback:
+                        return Remedy("failed", f"re-import not possible: {why}; left as it is", error=str(why))
+                    remedy = self._quarantine(registry, target, prefix=f"re-import not possible: {why}; ")
+            else:
+                remedy = self._quarantine(registry, target, prefix="")
+            if remedy.result in ("reimported", "quarantined"):
+                # Only changes count: an attempt that failed and is retried must not trip the guard.
+                self.ledger.note_remediation(target.scope, now=self._now())
+            return remedy
+        finally:
+            self.ledger.finish_remediation(target.key)
+
+    def import_missing(self, host: str, repository: str, tag: str | None, digest: str | None, rule: Rule) -> Remedy:
+        """Bring in an image that is not in `host/repository` at all from the rule's upstream.
+
+        By tag: what the rule needs, as a re-import brings it (the whole index, without forbidden platforms, or
+        flattened), by digest first and the tag last — unless the tag appeared meanwhile (`superseded`: a push
+        wins). By digest (`digest` set): exactly that manifest, which must satisfy the rule as it is (a subset
+        would change the digest); `tag`, when given, is set only while it is free. Nothing was there, so nothing
+        is preserved, and the loop guard does not count it. Result `reimported`, or `failed` when the upstream has
+        no compliant variant or cannot be read; transient registry errors propagate.
+        """
+        reference = digest or tag
+        if reference is None:
+            raise ValueError(f"{host}/{repository}: import_missing needs a tag or a digest")
+        key = f"{host}/{repository}:{tag or ''}@{digest or 'missing'}"
+        if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now()):
+            return Remedy("duplicate", f"another worker is importing {key}")
+        try:
+            try:
+                return self._import_missing(self.registries.client(host), host, repository, tag, digest, rule)
+            except NoCompliantSource as why:
+                return Remedy("failed", f"{host}/{repository}:{reference} is missing and cannot be imported: {why}",
+                              error=str(why))
+        finally:
+            self.ledger.finish_remediation(key)
+
+    def _import_missing(self, registry: Registry, host: str, repository: str, tag: str | None, digest: str | None,
+                        rule: Rule) -> Remedy:
+        reference = digest or tag
+        assert reference is not None
+        upstream, upstream_repository, upstream_facts, _ = self._upstream(repository, reference, rule)
+        if digest is not None:  # forbidden platforms cannot be filtered out of a pinned digest
+            pinned = decide(upstream_facts, rule)
+            if pinned.verdict != COMPLIANT:
+                raise NoCompliantSource(f"the pinned {digest} cannot be changed and does not satisfy the rule "
+                                        f"({pinned.reason})")
+        flatten = digest is None and rule.flatten and len(rule.require) == 1
+        try:
+            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry, repository,
+                                        rule, flatten)
+        except CopyError as error:
+            raise NoCompliantSource(str(error)) from None
+        source = f"{upstream.host}/{upstream_repository}{'@' if is_digest(reference) else ':'}{reference}"
+        if digest is None:
+            source += f"@{upstream_facts.digest}"
+        if digest is not None and new_digest != digest:
+            raise RegistryError(f"{host}/{repository}: imported {new_digest}, not the pinned {digest}")
+        if tag is not None:
+            current = registry.head_manifest(repository, tag)
+            if current is None:
+                written = registry.get_manifest(repository, new_digest)
+                registry.put_manifest(repository, tag, written.raw, written.media_type)
+            elif digest is None and current.digest != new_digest:
+                return Remedy("superseded", f"{host}/{repository}:{tag} was pushed meanwhile (now {current.digest}): "
+                              "a newer push wins, the tag was left alone", new_digest=new_digest, source=source)
+        check = decide(inspect_manifest(registry, repository, new_digest, rule), rule)
+        if check.verdict != COMPLIANT:
+            return Remedy("failed", f"imported {source} but the result is still a violation: {check.reason}",
+                          new_digest=new_digest, source=source, error="imported image is not compliant")
+        if flatten:
+            how = "flattened to " + ", ".join(str(p) for p in rule.require)
+        elif new_digest != upstream_facts.digest:
+            how = "without " + ", ".join(rule.forbid)
+        else:
+            how = "as is"
+        return Remedy("reimported", f"imported {source} ({how}); now offers {', '.join(check.platforms)}",
+                      new_digest=new_digest, source=source)
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _preserve(self, registry: Registry, target: Target) -> str:
+        """Copy the offending image into the quarantine repository and verify it; returns its reference."""
+        repository = self.policy.quarantine.repository_for(target.repository)
+        tag = quarantine_tag(target.tag, target.digest)
+        copy_image(registry, target.repository, target.digest, registry, repository, tag)
+        kept = registry.head_manifest(repository, tag)
+        if kept is None or kept.digest != target.digest:
+            raise RegistryError(f"{target.host}/{repository}:{tag}: preserved copy does not match {target.digest}")
+        return f"{target.host}/{repository}:{tag}"
+
+    @staticmethod
+    def _still_points_at_offender(registry: Registry, target: Target) -> bool:
+        current = registry.head_manifest(target.repository, target.tag)
+        return current is not None and current.digest == target.digest
+
+    def _superseded(self, target: Target, preserved: str) -> Remedy:
+        return Remedy(
+            "superseded",
+            f"{target.scope} no longer points at {target.digest}: a newer push wins, nothing changed",
+            preserved_as=preserved,
+        )
+
+    def _upstream(self, target_repository: str, reference: str, rule: Rule) -> tuple[Registry, str, Facts, Verdict]:
+        """The rule's upstream of `target_repository` at `reference` (a tag or a digest), if it satisfies the rule."""
+        template = rule.upstream_for(target_repository)
+        if template is None:
+            raise NoCompliantSource("the rule has no upstream")
+        try:
+            upstream = parse_reference(f"{template}{'@' if is_digest(reference) else ':'}{reference}")
+        except ReferenceError as error:
+            raise NoCompliantSource(f"upstream {template!r}: {error}") from None
+        registry = self.registries.client(upstream.registry)
+        try:
+            facts = inspect_manifest(registry, upstream.repository, reference, rule)
+        except (RegistryError, ManifestError) as error:
+            if isinstance(error, RegistryError) and error.transient:
+                raise
+            raise NoCompliantSource(f"{upstream} cannot be read: {error}") from None
+        # Forbidden platforms can be filtered out of an index; what is missing or inconsistent cannot be added.
+        verdict = decide(facts, Rule(require=rule.require, match=rule.match))
+        if verdict.verdict != COMPLIANT or (facts.kind == "image" and any(decide(facts, rule).forbidden)):
+            raise NoCompliantSource(f"{upstream} has no compliant variant ({verdict.reason})")
+        return registry, upstream.repository, facts, verdict
+
+    def _reimport(self, registry: Registry, target: Target, facts: Facts, rule: Rule) -> Remedy:
+        upstream, upstream_repository, upstream_facts, _ = self._upstream(target.repository, target.tag, rule)
+        preserved = self._preserve(registry, target)
+        flatten = rule.flatten and len(rule.require) == 1
+        try:
+            # Everything lands by digest first; the tag is re-pointed below, after the compare-and-swap.
+            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry,
+                                        target.repository, rule, flatten)
+        except CopyError as error:
+            raise NoCompliantSource(str(error)) from None
+        source = f"{upstream.host}/{upstream_repository}:{target.tag}@{upstream_facts.digest}"
+        if not self._still_points_at_offender(registry, target):
+            return self._superseded(target, preserved)
+        written = registry.get_manifest(target.repository, new_digest)
+        registry.put_manifest(target.repository, target.tag, written.raw, written.media_type)
+        check = decide(inspect_manifest(registry, target.repository, new_digest, rule), rule)
+        if check.verdict != COMPLIANT:
+            return Remedy(
+                "failed",
+                f"re-imported {source} but the result is still a violation: {check.reason}",
+                new_digest=new_digest,
+                preserved_as=preserved,
+                source=source,
+                error="re-imported image is not compliant",
+            )
+        if flatten:
+            how = "flattened to " + ", ".join(str(p) for p in rule.require)
+        elif new_digest != upstream_facts.digest:
+            how = "without " + ", ".join(rule.forbid)
+        else:
+            how = "as is"
+        return Remedy(
+            "reimported",
+            f"re-imported {source} ({how}); now offers {', '.join(check.platforms)}",
+            new_digest=new_digest,
+            preserved_as=preserved,
+            source=source,
+        )
+
+    def _bring_in(self, upstream: Registry, upstream_repository: str, upstream_digest: str, registry: Registry,
+                  target_repository: str, rule: Rule, flatten: bool) -> str:
+        """Put what the rule needs from the upstream into the target repository by digest; returns the new digest."""
+        platforms = rule.require if flatten else ()
+        if self.server_import is not None and isinstance(registry, AcrRegistry):
+            fetched = upstream.get_manifest(upstream_repository, upstream_digest)
+            plan = plan_import(fetched, platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
+            login = self.registries.credentials_for(upstream.host)
+            self.server_import.import_digests(
+                source_registry=upstream.host, source_repository=upstream_repository, digests=plan.imports,
+                target_repository=target_repository, username=login.username if login else None,
+                password=login.password if login else None,
+            )
+            if plan.manifest is not None:  # a filtered index is written by us, after its children
+                registry.put_manifest(target_repository, plan.digest, plan.manifest, plan.media_type)
+            return plan.digest
+        copied = copy_image(upstream, upstream_repository, upstream_digest, registry, target_repository, None,
+                            platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
+        return copied.digest
+
+    def _quarantine(self, registry: Registry, target: Target, *, prefix: str) -> Remedy:
+        acr = isinstance(registry, AcrRegistry)
+        if self.policy.quarantine.mode == "lock":
+            if not acr:
+                return Remedy(
+                    "failed",
+                    prefix + "quarantine mode 'lock' needs Azure Container Registry",
+                    error="unsupported quarantine mode for this registry",
+                )
+            return self._lock(registry, target, prefix=prefix)
+        preserved = self._preserve(registry, target)
+        if not self._still_points_at_offender(registry, target):
+            return self._superseded(target, preserved)
+        if acr:  # ACR deletes tags: only the tag goes, the manifest stays where it was
+            with contextlib.suppress(NotFound):  # a redelivery may find it gone already
+                registry.delete_tag(target.repository, target.tag)
+            return Remedy(
+                "quarantined",
+                prefix + f"moved to {preserved}; removed tag {target.tag} from {target.repository}",
+                preserved_as=preserved,
+                affected_tags=(target.tag,),
+            )
+        tags, users = self._tags_using(registry, target)
+        if users:
+            return Remedy(
+                "alerted",
+                prefix + f"kept in {preserved}, but not removed: {', '.join(users)} still use {target.digest}",
+                preserved_as=preserved,
+            )
+        registry.delete_manifest(target.repository, target.digest)
+        return Remedy(
+            "quarantined",
+            prefix + f"moved to {preserved}; removed tag(s) {', '.join(tags)} from {target.repository}",
+            preserved_as=preserved,
+            affected_tags=tuple(tags),
+        )
+
+    def _lock(self, registry: "AcrRegistry", target: Target, *, prefix: str) -> Remedy:
+        """`quarantine.mode: lock`: the manifest stays, pulls fail closed, nothing can overwrite or delete it."""
+        if not self._still_points_at_offender(registry, target):
+            return Remedy("superseded", f"{target.scope} no longer points at {target.digest}: nothing changed")
+        registry.lock_manifest(target.repository, target.digest, read=False, write=False, delete=False)
+        kept = f"{target.host}/{target.repository}@{target.digest}"
+        return Remedy(
+            "quarantined",
+            prefix + f"locked {kept} (read, write and delete disabled): pulls of {target.tag} fail",
+            preserved_as=kept,
+            affected_tags=(target.tag,),
+        )
+
+    @staticmethod
+    def _tags_using(registry: Registry, target: Target) -> tuple[list[str], list[str]]:
+        """(tags pointing at the offending digest, tags whose index lists it as a child) in the guarded repository."""
+        pointing: list[str] = []
+        users: list[str] = []
+        for tag in registry.list_tags(target.repository):
+            head = registry.head_manifest(target.repository, tag)
+            if head is None:
+                continue
+            if head.digest == target.digest:
+                pointing.append(tag)
+            elif head.media_type in INDEX_MEDIA_TYPES:
+                fetched = registry.get_manifest(target.repository, head.digest)
+                index = parse_manifest(fetched.raw, fetched.media_type)
+                if isinstance(index, Index) and any(child.digest == target.digest for child in index.manifests):
+                    users.append(f"{target.repository}:{tag}")
+        return pointing, users
+
+
+class ReleaseError(Exception):
+    """A release that cannot be done as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """Where a quarantined image went back to."""
+
+    source: str
+    destination: str
+    digest: str
+
+
+def release(
+    registry: Registry,
+    policy: Policy,
+    ledger: Ledger,
+    *,
+    host: str,
+    quarantine_repository: str,
+    quarantine_reference: str,
+    to: tuple[str, str] | None = None,
+    force: bool = False,
+    now: Callable[[], float] = time.time,
+) -> Released:
+    """Put a quarantined image back on purpose: same digest, mounted, and remembered so it is not remediated again.
+
+    The destination defaults to the repository and tag the image was quarantined from (read from the quarantine
+    repository name and tag); `to` = (repository, tag) overrides it. A destination tag that now points at another
+    image (a newer push) is not overwritten unless `force`.
+    """
+    if isinstance(registry, AcrRegistry) and policy.quarantine.original_of(quarantine_repository) is None:
+        return _unlock(registry, ledger, host, quarantine_repository, quarantine_reference, now)
+    fetched = registry.get_manifest(quarantine_repository, quarantine_reference)
+    if to is None:
+        original_repository = policy.quarantine.original_of(quarantine_repository)
+        parsed = parse_quarantine_tag(quarantine_reference)
+        if original_repository is None or parsed is None:
+            raise ReleaseError(
+                f"{host}/{quarantine_repository}:{quarantine_reference} is not named like a quarantined image "
+                f"({policy.quarantine.repository} and <tag>.sha256-<hex>): say where it goes with --to REPO:TAG"
+            )
+        to = (original_repository, parsed[0])
+        if not fetched.digest.startswith(parsed[1]):
+            raise ReleaseError(f"quarantine tag names {parsed[1]} but holds {fetched.digest}: refusing to guess")
+    repository, tag = to
+    current = registry.head_manifest(repository, tag)
+    if current is not None and current.digest != fetched.digest and not force:
+        raise ReleaseError(
+            f"{host}/{repository}:{tag} now points at {current.digest} (a newer push); use --force to overwrite it"
+        )
+    copy_image(registry, quarantine_repository, fetched.digest, registry, repository, None)
+    # Remember the release before the tag lands: the push event it causes must find it.
+    ledger.mark_released(f"{host}/{repository}", fetched.digest, now=now())
+    registry.put_manifest(repository, tag, fetched.raw, fetched.media_type)
+    landed = registry.head_manifest(repository, tag)
+    if landed is None or landed.digest != fetched.digest:
+        raise RegistryError(f"{host}/{repository}:{tag}: released image does not match {fetched.digest}")
+    return Released(
+        source=f"{host}/{quarantine_repository}:{quarantine_reference}",
+        destination=f"{host}/{repository}:{tag}",
+        digest=fetched.digest,
+    )
+
+
+def _unlock(registry: "AcrRegistry", ledger: Ledger, host: str, repository: str, reference: str,
+            now: Callable[[], float]) -> Released:
+    """Release a manifest that `quarantine.mode: lock` locked in place: enable read, write and delete again."""
+    if not reference.startswith(("sha256:", "sha512:")):
+        raise ReleaseError(f"{host}/{repository}:{reference}: a locked image is released by digest (REPO@sha256:…)")
+    ledger.mark_released(f"{host}/{repository}", reference, now=now())
+    registry.lock_manifest(repository, reference, read=True, write=True, delete=True)
+    where = f"{host}/{repository}@{reference}"
+    return Released(source=f"{where} (locked)", destination=where, digest=reference)

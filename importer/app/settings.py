@@ -1,0 +1,307 @@
+"""App settings: read once at start-up from the environment (Azure app settings, local.settings.json, a shell).
+
+    settings = load_settings(os.environ)      # SettingsError names the setting and what is wrong
+
+| setting | meaning | default |
+|---|---|---|
+| PLATFORM_GUARD_REGISTRIES | comma-separated hosts of the guarded registries; events from others are rejected | none |
+| PLATFORM_GUARD_POLICY_FILE | path of the policy YAML | (embedded default policy) |
+| PLATFORM_GUARD_POLICY | the policy YAML itself (for an app setting); wins over the file | |
+| PLATFORM_GUARD_LEDGER | SQLite ledger file | $XDG_STATE_HOME/platform-guard/ledger.db |
+| PLATFORM_GUARD_WEBHOOK_TOKEN | bearer token registries send to /api/registry-events and /api/cloudevents | none: those routes refuse |
+| PLATFORM_GUARD_INSECURE_REGISTRIES | hosts that may be reached over plain HTTP besides loopback | none |
+| PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME, _PASSWORD | credentials for a registry; KEY is its host upper-cased with every non-alphanumeric character as `_` (`docker.io` → `DOCKER_IO`) | anonymous |
+| PLATFORM_GUARD_LOOP_GUARD | at most N remediations of one tag per window: `N/SECONDS` | 3/3600 |
+| PLATFORM_GUARD_PAUSED_REPOSITORIES | comma-separated repository globs whose violations are only alerted (remediation paused) | none |
+| PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
+| PLATFORM_GUARD_ALERT_WEBHOOK_TOKEN | bearer token sent to that webhook | none |
+| PLATFORM_GUARD_ACR_RESOURCE_ID | ARM id of the guarded Azure Container Registry: its host is guarded, its Event Grid topic accepted, re-imports run server-side (ARM importImage) and `quarantine.mode: lock` works | none |
+| PLATFORM_GUARD_TABLES_ENDPOINT | `https://<account>.table.core.windows.net`: the ledger on Table Storage, with the managed identity | none: SQLite |
+| PLATFORM_GUARD_TABLES_CONNECTION_STRING | the ledger on Table Storage with a connection string (Azurite, development) | none |
+| PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT | Event Grid custom topic endpoint that receives outcome events (managed identity) | none |
+| PLATFORM_GUARD_EVENTGRID_TOPIC_KEY | topic access key instead of the identity (development only) | none |
+| APPLICATIONINSIGHTS_CONNECTION_STRING | send outcomes to Application Insights, every field a custom dimension | none |
+| AZURE_CLIENT_ID | client id of the user-assigned managed identity (read by DefaultAzureCredential) | system identity / developer login |
+| PLATFORM_GUARD_SWEEP_SCHEDULE | NCRONTAB schedule (6 fields, UTC) of the timer that sweeps every guarded registry (importer/sweep.py); unset or `off`: the timer function is not even declared | off |
+| PLATFORM_GUARD_SWEEP_REMEDIATE | `true`: the timer's sweep remediates like the event path; `false`: it records violations as `alerted` and changes nothing | false |
+| PLATFORM_GUARD_SWEEP_PARALLEL | tags a sweep reads at once (1–64) | 8 |
+
+Registries whose host ends in `.azurecr.io` are reached with the ACR adapter and the managed identity.
+
+Secrets (the webhook token, passwords) never appear in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from importer.core.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy, parse_policy, repository_matcher
+from importer.core.reference import is_loopback_host
+from importer.adapters.registry.oci import Credentials
+
+PREFIX = "PLATFORM_GUARD_"
+_HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+# Every setting the code reads (the credential pair is a pattern: PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME/_PASSWORD).
+# The README table, the infra templates and their tests are checked against this list.
+KNOWN_SETTINGS: tuple[str, ...] = (
+    PREFIX + "REGISTRIES",
+    PREFIX + "POLICY_FILE",
+    PREFIX + "POLICY",
+    PREFIX + "LEDGER",
+    PREFIX + "WEBHOOK_TOKEN",
+    PREFIX + "INSECURE_REGISTRIES",
+    PREFIX + "LOOP_GUARD",
+    PREFIX + "PAUSED_REPOSITORIES",
+    PREFIX + "ALERT_WEBHOOK_URL",
+    PREFIX + "ALERT_WEBHOOK_TOKEN",
+    PREFIX + "ACR_RESOURCE_ID",
+    PREFIX + "TABLES_ENDPOINT",
+    PREFIX + "TABLES_CONNECTION_STRING",
+    PREFIX + "EVENTGRID_TOPIC_ENDPOINT",
+    PREFIX + "EVENTGRID_TOPIC_KEY",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "AZURE_CLIENT_ID",
+    PREFIX + "SWEEP_SCHEDULE",
+    PREFIX + "SWEEP_REMEDIATE",
+    PREFIX + "SWEEP_PARALLEL",
+)
+CREDENTIAL_SETTING = re.compile(r"^PLATFORM_GUARD_REGISTRY_[A-Z0-9_]+_(USERNAME|PASSWORD)$")
+SECRET_SETTINGS = frozenset(
+    {PREFIX + "WEBHOOK_TOKEN", PREFIX + "ALERT_WEBHOOK_TOKEN", PREFIX + "TABLES_CONNECTION_STRING",
+     PREFIX + "EVENTGRID_TOPIC_KEY"}
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def credentials_key(host: str) -> str:
+    """The KEY part of PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME for a registry host."""
+    return re.sub(r"[^A-Za-z0-9]", "_", host).upper()
+
+
+def default_ledger_path(environ: Mapping[str, str]) -> Path:
+    state = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".local" / "state")
+    return Path(state) / "platform-guard" / "ledger.db"
+
+
+def _hosts(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = environ.get(name, "")
+    hosts = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    for host in hosts:
+        if not _HOST.match(host):
+            raise SettingsError(f"{name}: {host!r} is not a registry host (expected host or host:port)")
+    return hosts
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the entry points need to build the pipeline."""
+
+    registries: tuple[str, ...] = ()
+    insecure_registries: frozenset[str] = frozenset()
+    policy: Policy = DEFAULT_POLICY
+    ledger_path: Path = Path("ledger.db")
+    webhook_token: str | None = field(default=None, repr=False)
+    credentials: Mapping[str, Credentials] = field(default_factory=dict, repr=False)
+    loop_limit: int = 3
+    loop_window: float = 3600.0
+    paused_repositories: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    alert_webhook_token: str | None = field(default=None, repr=False)
+    acr_resource_id: str | None = None
+    tables_endpoint: str | None = None
+    tables_connection_string: str | None = field(default=None, repr=False)
+    eventgrid_topic_endpoint: str | None = None
+    eventgrid_topic_key: str | None = field(default=None, repr=False)
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+    azure_client_id: str | None = None
+    sweep_schedule: str | None = None
+    sweep_remediate: bool = False
+    sweep_parallel: int = 8
+
+    def credentials_for(self, host: str) -> Credentials | None:
+        return self.credentials.get(host.lower())
+
+    def allows_http(self, host: str) -> bool:
+        return host.lower() in self.insecure_registries
+
+
+def _policy(environ: Mapping[str, str]) -> Policy:
+    inline = environ.get(PREFIX + "POLICY")
+    path = environ.get(PREFIX + "POLICY_FILE")
+    try:
+        if inline:
+            return parse_policy(inline, source=PREFIX + "POLICY")
+        if path:
+            return load_policy(path)
+    except PolicyError as error:
+        raise SettingsError(str(error)) from None
+    return DEFAULT_POLICY
+
+
+def _credentials(environ: Mapping[str, str], hosts: tuple[str, ...]) -> dict[str, Credentials]:
+    found: dict[str, Credentials] = {}
+    for host in hosts:
+        key = credentials_key(host)
+        user = environ.get(f"{PREFIX}REGISTRY_{key}_USERNAME")
+        password = environ.get(f"{PREFIX}REGISTRY_{key}_PASSWORD")
+        if bool(user) != bool(password):
+            missing = "PASSWORD" if user else "USERNAME"
+            raise SettingsError(f"{PREFIX}REGISTRY_{key}_{missing} is missing (the other half is set)")
+        if user and password:
+            found[host] = Credentials(user, password)
+    return found
+
+
+def _loop_guard(environ: Mapping[str, str]) -> tuple[int, float]:
+    name = PREFIX + "LOOP_GUARD"
+    raw = environ.get(name, "3/3600")
+    count, slash, window = raw.partition("/")
+    try:
+        limit, seconds = int(count), float(window)
+    except ValueError:
+        limit, seconds = -1, -1.0
+    if not slash or limit < 1 or seconds <= 0:
+        raise SettingsError(f"{name}: expected N/SECONDS with N ≥ 1 and SECONDS > 0, e.g. 3/3600 (got {raw!r})")
+    return limit, seconds
+
+
+def _paused(environ: Mapping[str, str]) -> tuple[str, ...]:
+    name = PREFIX + "PAUSED_REPOSITORIES"
+    globs = tuple(part.strip() for part in environ.get(name, "").split(",") if part.strip())
+    try:
+        repository_matcher(globs)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+    return globs
+
+
+_ACR_RESOURCE_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[\w.()-]{1,90}"
+    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[a-zA-Z0-9]{5,50})$",
+    re.IGNORECASE,
+)
+
+
+def acr_host(resource_id: str) -> str:
+    """The login server of the registry an ARM resource id names."""
+    found = _ACR_RESOURCE_ID.match(resource_id)
+    if found is None:
+        raise SettingsError(
+            f"{PREFIX}ACR_RESOURCE_ID: expected /subscriptions/<id>/resourceGroups/<rg>/providers/"
+            f"Microsoft.ContainerRegistry/registries/<name> (got {resource_id!r})"
+        )
+    return f"{found.group('name').lower()}.azurecr.io"
+
+
+def _https_url(environ: Mapping[str, str], name: str, insecure: tuple[str, ...]) -> str | None:
+    """An endpoint setting: https, or plain http only to loopback or an allowed host."""
+    url = environ.get(name) or None
+    if url is None:
+        return None
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme not in ("http", "https") or not host:
+        raise SettingsError(f"{name}: expected an http(s) URL (got {url!r})")
+    if scheme == "http" and not (is_loopback_host(host) or host.lower() in insecure):
+        raise SettingsError(f"{name}: plain http is only allowed to loopback or PLATFORM_GUARD_INSECURE_REGISTRIES hosts")
+    return url
+
+
+def _upstream_hosts(policy: Policy) -> tuple[str, ...]:
+    """Registry hosts the policy re-imports from: they may need credentials too."""
+    templates = [policy.defaults.upstream, *(rule.upstream for rule in policy.rules)]
+    return tuple(dict.fromkeys(t.split("/", 1)[0].lower() for t in templates if t))
+
+
+_SWEEP_OFF = frozenset({"", "off"})
+_NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
+
+
+def sweep_timer_configured(environ: Mapping[str, str]) -> bool:
+    """Whether PLATFORM_GUARD_SWEEP_SCHEDULE asks for the sweep timer (function_app.py declares it only then).
+
+    Read without validation at import time: the Functions host resolves and checks the schedule itself, and a bad
+    value must not keep the other functions from loading (load_settings refuses it by name on first use).
+    """
+    return environ.get(PREFIX + "SWEEP_SCHEDULE", "").strip().lower() not in _SWEEP_OFF
+
+
+def _sweep_schedule(environ: Mapping[str, str]) -> str | None:
+    name = PREFIX + "SWEEP_SCHEDULE"
+    raw = environ.get(name, "").strip()
+    if raw.lower() in _SWEEP_OFF:
+        return None
+    fields = raw.split()
+    if len(fields) != 6 or not all(_NCRONTAB_FIELD.match(part) for part in fields):
+        raise SettingsError(
+            f"{name}: expected an NCRONTAB expression of 6 fields (second minute hour day month day-of-week), "
+            f"e.g. '0 0 3 * * *' for 03:00 UTC daily, or 'off' (got {raw!r})"
+        )
+    return " ".join(fields)
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}: expected true or false (got {raw!r})")
+
+
+def _sweep_parallel(environ: Mapping[str, str]) -> int:
+    name = PREFIX + "SWEEP_PARALLEL"
+    raw = environ.get(name, "").strip() or "8"
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise SettingsError(f"{name}: expected a whole number from 1 to 64 (got {raw!r})")
+    return int(raw)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | None = None) -> Settings:
+    """Read and validate every setting; `policy` overrides the policy settings (the CLI's --policy)."""
+    environ = os.environ if environ is None else environ
+    registries = _hosts(environ, PREFIX + "REGISTRIES")
+    insecure = _hosts(environ, PREFIX + "INSECURE_REGISTRIES")
+    ledger = environ.get(PREFIX + "LEDGER")
+    token = environ.get(PREFIX + "WEBHOOK_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise SettingsError(f"{PREFIX}WEBHOOK_TOKEN: must be at least 16 characters long")
+    policy = policy or _policy(environ)
+    loop_limit, loop_window = _loop_guard(environ)
+    acr_resource_id = environ.get(PREFIX + "ACR_RESOURCE_ID") or None
+    if acr_resource_id is not None and acr_host(acr_resource_id) not in registries:
+        registries = (*registries, acr_host(acr_resource_id))
+    return Settings(
+        acr_resource_id=acr_resource_id,
+        tables_endpoint=_https_url(environ, PREFIX + "TABLES_ENDPOINT", insecure),
+        tables_connection_string=environ.get(PREFIX + "TABLES_CONNECTION_STRING") or None,
+        eventgrid_topic_endpoint=_https_url(environ, PREFIX + "EVENTGRID_TOPIC_ENDPOINT", insecure),
+        eventgrid_topic_key=environ.get(PREFIX + "EVENTGRID_TOPIC_KEY") or None,
+        appinsights_connection_string=environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,
+        azure_client_id=environ.get("AZURE_CLIENT_ID") or None,
+        sweep_schedule=_sweep_schedule(environ),
+        sweep_remediate=_flag(environ, PREFIX + "SWEEP_REMEDIATE", False),
+        sweep_parallel=_sweep_parallel(environ),
+        loop_limit=loop_limit,
+        loop_window=loop_window,
+        paused_repositories=_paused(environ),
+        alert_webhook_url=_https_url(environ, PREFIX + "ALERT_WEBHOOK_URL", insecure),
+        alert_webhook_token=environ.get(PREFIX + "ALERT_WEBHOOK_TOKEN") or None,
+        registries=registries,
+        insecure_registries=frozenset(insecure),
+        policy=policy,
+        ledger_path=Path(ledger) if ledger else default_ledger_path(environ),
+        webhook_token=token,
+        credentials=_credentials(environ, registries + _upstream_hosts(policy)),
+    )

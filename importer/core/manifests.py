@@ -1,0 +1,248 @@
+"""Manifests, indexes and image configs: parse them and tell which index children are runnable platforms.
+
+Pure: bytes in, values out, no I/O.
+
+    manifest = parse_manifest(raw, media_type_from_header)
+    if isinstance(manifest, Index):
+        for child in manifest.manifests:
+            classify_child(child)          # ChildKind.IMAGE, ATTESTATION, NO_PLATFORM, ...
+    else:
+        platform_from_config(config_bytes) # the platform of a single image, from its config blob
+
+Children that are never a platform (DESIGN.md §3): BuildKit attestations (annotation
+`vnd.docker.reference.type: attestation-manifest`), platform `unknown/unknown`, anything with an
+`artifactType`, a child whose media type is not an image manifest or index, and a child with no
+platform at all (reported, never assumed to be linux/amd64 as some tools do). A child manifest whose
+config is not an image config is an artifact too; that needs the child itself (`config_kind`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from importer.core.platforms import Platform, PlatformError, from_oci, is_unknown
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+IMAGE_MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+MANIFEST_MEDIA_TYPES = INDEX_MEDIA_TYPES | IMAGE_MANIFEST_MEDIA_TYPES
+IMAGE_CONFIG_MEDIA_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+
+MAX_CONFIG_BYTES = 1024 * 1024
+ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+ATTESTATION_VALUE = "attestation-manifest"
+ATTESTATION_SUBJECT_ANNOTATION = "vnd.docker.reference.digest"
+
+_DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+
+
+class ManifestError(ValueError):
+    """A manifest, index or config that cannot be understood; the message says what and where."""
+
+
+class ChildKind(enum.Enum):
+    """What an index entry is, as far as platforms are concerned."""
+
+    IMAGE = "image"  # a runnable image for the platform its entry names
+    INDEX = "index"  # a nested index
+    ATTESTATION = "attestation"
+    ARTIFACT = "artifact"
+    NO_PLATFORM = "no-platform"
+    UNKNOWN_PLATFORM = "unknown-platform"
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """An OCI content descriptor, with its platform parsed when it has one."""
+
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    platform_error: str | None = None  # the entry had a platform object we could not read
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """An OCI image index or a Docker manifest list."""
+
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageManifest:
+    """An OCI image manifest or a Docker v2 manifest (also used by artifacts such as Helm charts)."""
+
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
+
+    @property
+    def is_image(self) -> bool:
+        """True when the config is an image config (otherwise this is an artifact: a chart, an SBOM, ...)."""
+        return self.artifact_type is None and self.config.media_type in IMAGE_CONFIG_MEDIA_TYPES
+
+
+Manifest = Index | ImageManifest
+
+
+def _load_json(raw: bytes, what: str) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, and integers over the digit limit
+        raise ManifestError(f"{what} is not valid JSON ({error})") from None
+    except RecursionError:  # registries store any blob: a config may nest deeper than the parser goes
+        raise ManifestError(f"{what} is not valid JSON (nested too deeply)") from None
+
+
+def _string(obj: Mapping[str, object], key: str, where: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ManifestError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _annotations(obj: Mapping[str, object], where: str) -> dict[str, str]:
+    value = obj.get("annotations") or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ManifestError(f"{where}.annotations: expected a map of strings")
+    return value
+
+
+def parse_descriptor(obj: object, where: str) -> Descriptor:
+    """Parse one descriptor object; `where` names it in errors (e.g. "manifests[2]")."""
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: expected an object, got {type(obj).__name__}")
+    media_type = _string(obj, "mediaType", where)
+    digest = _string(obj, "digest", where)
+    assert media_type is not None and digest is not None
+    if not _DIGEST.match(digest):
+        raise ManifestError(f"{where}.digest: {digest!r} is not a valid sha256/sha512 digest")
+    size = obj.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError(f"{where}.size: expected a non-negative integer, got {size!r}")
+    platform: Platform | None = None
+    platform_error: str | None = None
+    raw_platform = obj.get("platform")
+    if raw_platform is not None:
+        if not isinstance(raw_platform, dict):
+            platform_error = f"{where}.platform: expected an object"
+        else:
+            try:
+                platform = from_oci(raw_platform)
+            except PlatformError as error:
+                platform_error = f"{where}.platform: {error}"
+    return Descriptor(
+        media_type=media_type,
+        digest=digest,
+        size=size,
+        platform=platform,
+        annotations=_annotations(obj, where),
+        artifact_type=_string(obj, "artifactType", where, required=False),
+        platform_error=platform_error,
+    )
+
+
+def _media_type_of(body: Mapping[str, object], header_media_type: str | None) -> str:
+    declared = body.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise ManifestError(f"mediaType: expected a string, got {declared!r}")
+    header = (header_media_type or "").split(";")[0].strip() or None
+    if declared:
+        return declared
+    if header in MANIFEST_MEDIA_TYPES:
+        return header
+    # OCI allows omitting mediaType; infer it from the shape as the spec suggests.
+    if "manifests" in body:
+        return OCI_INDEX
+    if "config" in body:
+        return OCI_MANIFEST
+    return header or "(none)"
+
+
+def parse_manifest(raw: bytes, header_media_type: str | None = None) -> Manifest:
+    """Parse manifest bytes into an Index or ImageManifest; ManifestError says what is wrong."""
+    body = _load_json(raw, "manifest")
+    if not isinstance(body, dict):
+        raise ManifestError(f"manifest: expected a JSON object, got {type(body).__name__}")
+    media_type = _media_type_of(body, header_media_type)
+    if media_type not in MANIFEST_MEDIA_TYPES:
+        raise ManifestError(f"manifest: unknown manifest media type {media_type!r}")
+    if body.get("schemaVersion") != 2:
+        raise ManifestError(f"manifest: schemaVersion must be 2, got {body.get('schemaVersion')!r}")
+    annotations = _annotations(body, "manifest")
+    artifact_type = _string(body, "artifactType", "manifest", required=False)
+    if media_type in INDEX_MEDIA_TYPES:
+        children = body.get("manifests")
+        if not isinstance(children, list):
+            raise ManifestError("manifests: expected a list of descriptors")
+        return Index(
+            media_type=media_type,
+            manifests=tuple(parse_descriptor(child, f"manifests[{n}]") for n, child in enumerate(children)),
+            annotations=annotations,
+            artifact_type=artifact_type,
+        )
+    layers = body.get("layers", [])
+    if not isinstance(layers, list):
+        raise ManifestError("layers: expected a list of descriptors")
+    subject = body.get("subject")
+    return ImageManifest(
+        media_type=media_type,
+        config=parse_descriptor(body.get("config"), "config"),
+        layers=tuple(parse_descriptor(layer, f"layers[{n}]") for n, layer in enumerate(layers)),
+        annotations=annotations,
+        artifact_type=artifact_type,
+        subject=parse_descriptor(subject, "subject") if subject is not None else None,
+    )
+
+
+def classify_child(child: Descriptor) -> ChildKind:
+    """Tell what an index entry is; only ChildKind.IMAGE entries may count as platforms."""
+    if child.annotations.get(ATTESTATION_ANNOTATION) == ATTESTATION_VALUE:
+        return ChildKind.ATTESTATION
+    if child.artifact_type is not None:
+        return ChildKind.ARTIFACT
+    if child.media_type in INDEX_MEDIA_TYPES:
+        return ChildKind.INDEX
+    if child.media_type not in IMAGE_MANIFEST_MEDIA_TYPES:
+        return ChildKind.ARTIFACT
+    if child.platform is None:
+        return ChildKind.NO_PLATFORM
+    if is_unknown(child.platform):
+        return ChildKind.UNKNOWN_PLATFORM
+    return ChildKind.IMAGE
+
+
+def platform_from_config(raw: bytes) -> Platform:
+    """The platform an image config declares (`os`, `architecture`, `variant`, `os.version`)."""
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ManifestError(f"config: {len(raw)} bytes is over the {MAX_CONFIG_BYTES} byte limit")
+    body = _load_json(raw, "config")
+    if not isinstance(body, dict):
+        raise ManifestError(f"config: expected a JSON object, got {type(body).__name__}")
+    try:
+        return from_oci(body)
+    except PlatformError as error:
+        raise ManifestError(f"config: {error}") from None

@@ -1,0 +1,552 @@
+"""The command line: `python -m importer COMMAND …` (each command has --help).
+
+    check REF --policy FILE [--json]   verdict for one image; exit 0 compliant/ignored, 1 violation,
+                                       2 usage or policy error, 3 registry or network error
+    copy SRC DST [--platform P …]      copy an image, a whole index or some of its platforms (exit 0 ok,
+                                       2 usage or platform not offered, 3 registry or network error)
+    serve [--host H] [--port P]        the local host (Functions routes) for registry notifications
+    outcomes [--json] [--limit N]      the newest recorded outcomes
+    release QUARANTINED_REF [--to R:T] put a quarantined image back on purpose
+    chart-images REF_OR_TGZ [--json]   the images a Helm chart references
+    audit [REGISTRY[/GLOB]] [--remediate]  every tag of a registry against the policy; a dry run unless
+                                       --remediate; --report FILE.md|.html (exit 0 nothing to do,
+                                       1 violations left, 2 usage error, 3 tags or repositories unreadable)
+    demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
+
+Settings come from the environment (see importer/settings.py and the README); `check` against a loopback
+registry needs none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from importer.ports.ledger import Ledger
+from importer.core.manifests import ManifestError
+from importer.core.outcome import Outcome
+from importer.app.pipeline import evaluate, reference_of, verdict_fields
+from importer.core.policy import Policy, PolicyError, load_policy
+from importer.core.reference import ReferenceError, parse_reference
+from importer.ports.registry import Registry, RegistryError
+from importer.app.registries import RegistryDirectory
+from importer.app.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_REGISTRY = 3
+
+
+class UsageError(Exception):
+    """Bad arguments, settings or policy: exit 2 with the message."""
+
+
+def _settings(policy_path: str | None) -> Settings:
+    try:
+        policy: Policy | None = load_policy(policy_path) if policy_path else None
+        return load_settings(policy=policy)
+    except (PolicyError, SettingsError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _client(settings: Settings, host: str) -> Registry:
+    """A registry client for a host the user named, with its credentials and plain-HTTP permission from settings."""
+    return RegistryDirectory(settings).client(host)
+
+
+def _print_verdict(record: dict[str, Any]) -> None:
+    print(f"{record['reference']}  {record['verdict']}" + (f" → {record['action']}" if record["action"] != "none" else ""))
+    rows = [
+        ("digest", record["digest"]),
+        ("kind", f"{record['kind']} ({record['media_type']})" if record["kind"] else None),
+        ("platforms", ", ".join(record["platforms"]) or "—"),
+        ("required", ", ".join(record["required"]) or "—"),
+        ("missing", ", ".join(record["missing"])),
+        ("forbidden", ", ".join(record["forbidden"])),
+        ("inconsistent", "; ".join(record["inconsistent"])),
+        ("reason", record["reason"]),
+    ]
+    for name, value in rows:
+        if value:
+            print(f"  {name:<12} {value}")
+
+
+def command_check(args: argparse.Namespace) -> int:
+    settings = _settings(args.policy)
+    try:
+        reference = parse_reference(args.ref)
+    except ReferenceError as error:
+        raise UsageError(str(error)) from None
+    registry = _client(settings, reference.registry)
+    try:
+        facts, verdict = evaluate(
+            settings.policy, registry, reference.repository, reference.digest or reference.tag or "latest"
+        )
+    except (RegistryError, ManifestError) as error:
+        print(f"error: {args.ref}: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    fields = {"digest": reference.digest, **verdict_fields(facts, verdict)}
+    record = Outcome(
+        event_id="",
+        received_at="",
+        result="ignored",  # unused: `check` prints only the verdict fields
+        repository=reference.repository,
+        tag=reference.tag,
+        reference=reference_of(reference.registry, reference.repository, reference.tag, fields["digest"]),  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
+    ).verdict_dict()
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        _print_verdict(record)
+    return EXIT_VIOLATION if verdict.verdict == "violation" else EXIT_OK
+
+
+def _has_explicit_tag(text: str) -> bool:
+    """True when a reference names a tag itself (parse_reference fills in `latest` otherwise)."""
+    name = text.partition("@")[0]
+    return ":" in name.rsplit("/", 1)[-1]
+
+
+def command_copy(args: argparse.Namespace) -> int:
+    from importer.core.platforms import PlatformError, parse, validate_pattern
+    from importer.entry.progress import ProgressBar, format_megabytes
+    from importer.app.copying import CopyError, CopyEvent, copy_image
+
+    if args.all and args.platform:
+        raise UsageError("--all copies every platform: give --all or --platform, not both")
+    try:
+        source = parse_reference(args.src)
+        target = parse_reference(args.dst)
+    except ReferenceError as error:
+        raise UsageError(str(error)) from None
+    if target.digest is not None:
+        raise UsageError(f"DST {args.dst!r}: name a tag (or none, to reuse the source's), not a digest")
+    target_tag = target.tag if _has_explicit_tag(args.dst) else source.tag
+    try:
+        platforms = tuple(parse(text) for text in args.platform or ())
+        for pattern in args.exclude or ():
+            validate_pattern(pattern)
+    except PlatformError as error:
+        raise UsageError(str(error)) from None
+    settings = _settings(None)
+    clients: dict[str, Registry] = {}
+    for host in dict.fromkeys((source.registry, target.registry)):
+        clients[host] = _client(settings, host)
+    destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")
+    bar = ProgressBar(f"copying {args.src}")
+
+    def show(event: CopyEvent) -> None:
+        if event.kind == "planned":
+            bar.start(event.size, event.blobs)
+        elif event.kind == "streamed":
+            bar.advance(event.size)
+        elif event.kind == "blob":
+            bar.advance(0 if event.outcome == "uploaded" else event.size, items=1)
+
+    try:
+        result = copy_image(
+            clients[source.registry], source.repository, source.manifest_reference,
+            clients[target.registry], target.repository, target_tag,
+            platforms=platforms, strict=args.strict, exclude=tuple(args.exclude or ()), flatten=args.flatten,
+            parallel=args.parallel, progress=show,
+        )
+    except CopyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except RegistryError as error:
+        print(f"error: copying {args.src} to {destination}: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    finally:
+        bar.finish()
+        for client in clients.values():
+            client.close()
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        stats = result.stats
+        print(
+            f"copied {source} → {destination}  digest {result.digest}  platforms {', '.join(result.platforms) or '—'}"
+            f"  blobs: {stats.blobs_skipped} skipped, {stats.blobs_mounted} mounted, {stats.blobs_uploaded} uploaded, "
+            f"{format_megabytes(stats.bytes_uploaded)}"
+        )
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from importer.entry.runtime import Runtime
+    from importer.entry.serve import LocalHost
+
+    from importer.adapters.sinks.log import OUTCOME_LOGGER
+
+    settings = _settings(args.policy)
+    runtime = Runtime.from_settings(settings)
+    host = LocalHost(runtime.api, host=args.host, port=args.port)
+    outcome_log = logging.getLogger(OUTCOME_LOGGER)  # one JSON line per outcome on stdout
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    outcome_log.addHandler(handler)
+    outcome_log.setLevel(logging.INFO)
+    outcome_log.propagate = False
+    print(f"Platform Guard listening on {host.url}", flush=True)
+    print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
+    print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}")
+    if not settings.webhook_token:
+        print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C: the ledger is closed cleanly
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        host.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        host.stop()
+        runtime.pipeline.ledger.close()
+    return EXIT_OK
+
+
+def format_outcomes(outcomes: Sequence[Outcome]) -> str:
+    """A fixed-width table of outcomes, oldest first."""
+    rows = [("RECEIVED", "RESULT", "REFERENCE", "PLATFORMS", "REASON")]
+    for outcome in reversed(outcomes):
+        reference = outcome.reference or outcome.repository or outcome.event_id
+        rows.append(
+            (
+                outcome.received_at,
+                outcome.result,
+                reference if len(reference) <= 60 else reference[:57] + "...",
+                ",".join(outcome.platforms),
+                outcome.error or outcome.reason or "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
+    )
+
+
+def command_outcomes(args: argparse.Namespace) -> int:
+    from importer.adapters.ledger.sqlite import SqliteLedger
+
+    settings = _settings(None)
+    if not settings.ledger_path.exists():
+        print(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER?)", file=sys.stderr)
+        return EXIT_OK
+    ledger = SqliteLedger(settings.ledger_path)
+    try:
+        outcomes = ledger.outcomes(limit=args.limit, repository=args.repository)
+    finally:
+        ledger.close()
+    if args.json:
+        for outcome in outcomes:
+            print(json.dumps(outcome.as_dict()))
+    else:
+        print(format_outcomes(outcomes))
+    return EXIT_OK
+
+
+def command_release(args: argparse.Namespace) -> int:
+    from importer.adapters.ledger.sqlite import SqliteLedger
+    from importer.core.reference import validate_repository, validate_tag
+    from importer.app.remediation import ReleaseError, release
+
+    settings = _settings(args.policy)
+    try:
+        reference = parse_reference(args.ref)
+        destination: tuple[str, str] | None = None
+        if args.to:
+            repository, colon, tag = args.to.rpartition(":")
+            if not colon or "/" in tag:
+                raise ReferenceError(f"--to {args.to!r}: expected REPOSITORY:TAG in the same registry")
+            validate_repository(repository)
+            validate_tag(tag)
+            destination = (repository, tag)
+    except (ReferenceError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    registry = _client(settings, reference.registry)
+    ledger = SqliteLedger(settings.ledger_path)
+    try:
+        released = release(
+            registry,
+            settings.policy,
+            ledger,
+            host=reference.registry,
+            quarantine_repository=reference.repository,
+            quarantine_reference=reference.manifest_reference,
+            to=destination,
+            force=args.force,
+        )
+    except ReleaseError as error:
+        raise UsageError(str(error)) from None
+    except (RegistryError, ManifestError) as error:
+        print(f"error: releasing {args.ref}: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    finally:
+        ledger.close()
+        registry.close()
+    print(f"released {released.source} → {released.destination}  digest {released.digest}")
+    return EXIT_OK
+
+
+def command_chart_images(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from importer.core.charts import ChartError, format_chart_table, read_chart_file, read_chart_from_registry
+
+    target: str = args.chart
+    try:
+        if Path(target).is_dir():
+            raise UsageError(f"{target!r} is a directory: give a packaged chart (helm package) or a chart reference")
+        if Path(target).is_file() or target.endswith((".tgz", ".tar.gz")):
+            info = read_chart_file(target)
+        else:
+            try:
+                reference = parse_reference(target)
+            except ReferenceError as error:
+                raise UsageError(f"{error} (nor is it a chart archive on this machine)") from None
+            registry = _client(_settings(None), reference.registry)
+            try:
+                info = read_chart_from_registry(registry, reference.repository, reference.manifest_reference)
+            except RegistryError as error:
+                print(f"error: {target}: {error}", file=sys.stderr)
+                return EXIT_REGISTRY
+            finally:
+                registry.close()
+    except ChartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(info.as_dict(), indent=2) if args.json else format_chart_table(info))
+    return EXIT_OK
+
+
+def _existing_ledger(settings: Settings) -> "Ledger | None":
+    """The ledger a dry run may read (releases), without creating one: Table Storage when configured, else the
+    SQLite file if it exists, else None."""
+    if settings.tables_connection_string or settings.tables_endpoint:
+        from importer.entry.composition import ledger_for
+
+        return ledger_for(settings)
+    if settings.ledger_path.exists():
+        from importer.adapters.ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(settings.ledger_path)
+    return None
+
+
+def command_audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from importer.adapters.sinks.log import OUTCOME_LOGGER
+    from importer.app.pipeline import Pipeline
+    from importer.app.sweep import (
+        DRY_RUN, REMEDIATE, Sweep, SweepError, SweepOptions, TagProgressBar, format_summary, parse_scope, write_report,
+    )
+
+    settings = _settings(args.policy)
+    if args.scope:
+        try:
+            host, glob = parse_scope(args.scope)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    elif len(settings.registries) == 1:
+        host, glob = settings.registries[0], None
+    else:
+        raise UsageError(f"name the registry to audit as REGISTRY[/REPOSITORY_GLOB] (PLATFORM_GUARD_REGISTRIES has "
+                         f"{len(settings.registries)})")
+    report_path = Path(args.report) if args.report else None
+    if report_path is not None and report_path.suffix.lower() not in (".md", ".html", ".htm"):
+        raise UsageError(f"--report {args.report!r}: the name must end in .md or .html")
+    try:
+        options = SweepOptions(mode=REMEDIATE if args.remediate else DRY_RUN, repositories=glob,
+                               parallel=args.parallel, page_size=args.page_size, policy_hint=args.policy)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.remediate and host not in settings.registries:
+        raise UsageError(f"--remediate changes {host}: only guarded registries are remediated "
+                         f"(add it to PLATFORM_GUARD_REGISTRIES)")
+    pipeline = Pipeline.from_settings(settings) if args.remediate else None
+    ledger = pipeline.ledger if pipeline is not None else _existing_ledger(settings)
+    outcome_log = logging.getLogger(OUTCOME_LOGGER)
+    level = outcome_log.level
+    outcome_log.setLevel(logging.CRITICAL)  # one line per tag would drown the terminal: the report lists them
+    registries = pipeline.registries if pipeline is not None else RegistryDirectory(settings)
+    sweep = Sweep(host, policy=settings.policy, registries=registries, pipeline=pipeline, ledger=ledger,
+                  paused_repositories=settings.paused_repositories, options=options)
+    bar = TagProgressBar(f"auditing {args.scope or host}")
+    try:
+        report = sweep.run(progress=bar)
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_REGISTRY
+    finally:
+        bar.finish()
+        outcome_log.setLevel(level)
+        sweep.registry.close()
+        if ledger is not None:
+            ledger.close()
+    if report_path is not None:
+        write_report(report, report_path)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_summary(report))
+        if report_path is not None:
+            print(f"report written to {report_path}")
+    if report.failures or not report.complete:
+        return EXIT_REGISTRY
+    return EXIT_VIOLATION if report.pending else EXIT_OK
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from importer.adapters.sinks.log import OUTCOME_LOGGER
+    from testbed.demo import run_demo
+
+    logging.getLogger(OUTCOME_LOGGER).setLevel(logging.CRITICAL)  # the demo prints its own table of outcomes
+    return run_demo(keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m importer",
+        description="Platform Guard: keep every image in a registry runnable on the platforms your clusters use.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="verdict for one image reference",
+        description="Inspect REF and compare the platforms it offers with the policy. Exit codes: 0 compliant or "
+        "ignored, 1 violation, 2 usage or policy error, 3 registry or network error.",
+    )
+    check.add_argument("ref", metavar="REF", help="image reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
+    check.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    check.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    check.set_defaults(run=command_check)
+
+    copy = commands.add_parser(
+        "copy",
+        help="copy an image, a whole index or some of its platforms",
+        description="Copy SRC to DST: every blob (skipped when present, mounted within one registry, streamed "
+        "otherwise), then child manifests, then the tag. With --platform, a new index holds the best child for each "
+        "platform plus their attestations; --exclude drops platforms; --flatten points the tag at the one chosen "
+        "manifest. Exit codes: 0 copied, 2 usage error or platform not offered, 3 registry or network error.",
+    )
+    copy.add_argument("src", metavar="SRC", help="source reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
+    copy.add_argument("dst", metavar="DST", help="target reference; without a tag, the source's tag is used")
+    copy.add_argument(
+        "--platform", action="append", metavar="P", help="copy the best child for P (os/arch[/variant]); repeatable"
+    )
+    copy.add_argument("--all", action="store_true", help="copy every platform as is (the default without --platform)")
+    copy.add_argument("--strict", action="store_true", help="a child must match P exactly (no compatible fallback)")
+    copy.add_argument("--flatten", action="store_true", help="with one --platform: tag that child manifest itself")
+    copy.add_argument(
+        "--exclude", action="append", metavar="PATTERN", help="drop platforms matching PATTERN (e.g. 'windows/*')"
+    )
+    copy.add_argument("--parallel", type=_positive_int, default=4, metavar="N", help="blobs at a time (default 4)")
+    copy.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    copy.set_defaults(run=command_copy)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the local host for registry notifications",
+        description="Serve the Functions routes locally: POST /runtime/webhooks/eventgrid?functionName=NAME, "
+        "POST /api/registry-events, OPTIONS/POST /api/cloudevents, GET /api/health.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7071, help="port (default 7071, like the Functions host)")
+    serve.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    serve.set_defaults(run=command_serve)
+
+    outcomes = commands.add_parser(
+        "outcomes", help="show recorded outcomes", description="Show the newest outcomes in the ledger."
+    )
+    outcomes.add_argument("--json", action="store_true", help="one JSON record per line, newest first")
+    outcomes.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    outcomes.add_argument("--repository", help="only this repository")
+    outcomes.set_defaults(run=command_outcomes)
+
+    release = commands.add_parser(
+        "release",
+        help="put a quarantined image back on purpose",
+        description="Copy a quarantined image back (same digest, blobs mounted) to the repository and tag it was "
+        "quarantined from, or to --to REPO:TAG, and remember it as released so it is not quarantined again.",
+    )
+    release.add_argument("ref", metavar="QUARANTINED_REF", help="e.g. REGISTRY/quarantine/team/app:1.0.sha256-<hex>")
+    release.add_argument("--to", metavar="REPO:TAG", help="where to put it (default: where it came from)")
+    release.add_argument("--force", action="store_true", help="overwrite a destination tag that moved since")
+    release.add_argument("--policy", metavar="FILE", help="policy YAML, for its quarantine repository template")
+    release.set_defaults(run=command_release)
+
+    chart_images = commands.add_parser(
+        "chart-images",
+        help="list the images a Helm chart references",
+        description="Read a Helm chart (a packaged .tgz, or a chart pushed to an OCI registry) without unpacking it "
+        "to disk, and list the images it references: from the artifacthub.io/images annotation (declared) and from "
+        "values conventions (image maps and strings; heuristic, templates are not rendered). Exit codes: 0 listed, "
+        "2 not a chart or refused (unsafe or unreadable archive), 3 registry or network error.",
+    )
+    chart_images.add_argument(
+        "chart", metavar="REF_OR_TGZ", help="chart reference (e.g. 127.0.0.1:5000/charts/shop:1.0.0) or a .tgz file"
+    )
+    chart_images.add_argument("--json", action="store_true", help="print the chart and its images as one JSON object")
+    chart_images.set_defaults(run=command_chart_images)
+
+    audit = commands.add_parser(
+        "audit",
+        help="check every tag of a registry against the policy (and fix them with --remediate)",
+        description="Sweep a registry: list every repository (/v2/_catalog, or ACR's listing API) and every tag, "
+        "following pagination, and judge each tag as the event path does. Quarantine repositories are skipped. "
+        "A dry run by default: nothing is changed or recorded, and each violation comes with what the event path "
+        "would do and a command that fixes it. --remediate hands each tag to the pipeline as a push event: "
+        "re-imports and quarantines happen, with every safety rule, and outcomes are recorded (trigger: sweep). "
+        "Exit codes: 0 nothing left to do, 1 violations left, 2 usage or policy error, 3 tags or repositories "
+        "that could not be read.",
+    )
+    audit.add_argument("scope", nargs="?", metavar="REGISTRY[/REPO_GLOB]",
+                       help="e.g. 127.0.0.1:5000 or myreg.azurecr.io/team/** (default: the one guarded registry)")
+    audit.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    audit.add_argument("--remediate", action="store_true", help="re-import or quarantine violations, as events do")
+    audit.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    audit.add_argument("--report", metavar="FILE", help="write the report to FILE.md (Markdown) or FILE.html")
+    audit.add_argument("--parallel", type=_positive_int, default=8, metavar="N", help="tags read at once (default 8)")
+    audit.add_argument("--page-size", type=_positive_int, metavar="N", help="ask the registry for N names per page")
+    audit.set_defaults(run=command_audit)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the end-to-end demo on this machine",
+        description="Start a local registry and the local host, push right and wrong images, print the outcomes. "
+        "Needs docker-registry and skopeo (the README's first command installs them).",
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the demo's folder instead of removing it")
+    demo.set_defaults(run=command_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.run(args))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,82 @@
+"""Choosing one adapter per port from the settings: the only place that knows which backends exist.
+
+    ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
+    importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
+    sinks = sinks_for(settings)              # JSON log always; webhook, Event Grid topic, App Insights when set
+    credential = azure_credential(settings)  # DefaultAzureCredential for the user-assigned identity (lazy)
+
+Azure SDKs are imported only when a setting asks for them, so a local run (and a cold start) pays for none of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from importer.adapters.sinks.log import LogSink, OutcomeSink, WebhookSink
+from importer.ports.ledger import Ledger
+from importer.app.settings import Settings
+
+if TYPE_CHECKING:
+    from importer.adapters.registry.acr_import import AcrImporter
+
+
+@functools.lru_cache(maxsize=4)
+def _credential(client_id: str | None) -> Any:
+    from importer.adapters.registry.acr import azure_credential as make_credential
+
+    return make_credential(client_id)
+
+
+def azure_credential(settings: Settings) -> Any:
+    """One credential per identity for the process, so every client shares its token cache."""
+    return _credential(settings.azure_client_id)
+
+
+def server_importer_for(settings: Settings) -> "AcrImporter | None":
+    """ARM importImage for the guarded ACR when PLATFORM_GUARD_ACR_RESOURCE_ID is set (re-imports move no bytes)."""
+    if not settings.acr_resource_id:
+        return None
+    from importer.adapters.registry.acr_import import AcrImporter
+
+    parts = settings.acr_resource_id.strip("/").split("/")
+    return AcrImporter(
+        subscription_id=parts[1], resource_group=parts[3], registry_name=parts[7], credential=azure_credential(settings)
+    )
+
+
+def ledger_for(settings: Settings) -> Ledger:
+    """Table Storage when configured (connection string first, else endpoint + identity), otherwise SQLite."""
+    if settings.tables_connection_string or settings.tables_endpoint:
+        from importer.adapters.ledger.tables import TableLedger
+
+        if settings.tables_connection_string:
+            return TableLedger(connection_string=settings.tables_connection_string)
+        return TableLedger(endpoint=settings.tables_endpoint, credential=azure_credential(settings))
+    from importer.adapters.ledger.sqlite import SqliteLedger
+
+    return SqliteLedger(settings.ledger_path)
+
+
+def sinks_for(settings: Settings) -> list[OutcomeSink]:
+    """Where outcomes go besides the ledger."""
+    sinks: list[OutcomeSink] = [LogSink()]
+    if settings.alert_webhook_url:
+        sinks.append(WebhookSink(settings.alert_webhook_url, token=settings.alert_webhook_token))
+    if settings.eventgrid_topic_endpoint:
+        from importer.adapters.sinks.eventgrid import EventGridSink
+
+        if settings.eventgrid_topic_key:
+            from azure.core.credentials import AzureKeyCredential
+
+            credential: Any = AzureKeyCredential(settings.eventgrid_topic_key)
+        else:
+            credential = azure_credential(settings)
+        sinks.append(EventGridSink(settings.eventgrid_topic_endpoint, credential=credential))
+    if settings.appinsights_connection_string:
+        from importer.adapters.sinks.telemetry import configure_telemetry
+
+        telemetry = configure_telemetry(settings.appinsights_connection_string)
+        if telemetry is not None:
+            sinks.append(telemetry)
+    return sinks

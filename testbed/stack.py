@@ -1,0 +1,98 @@
+"""The whole local path for end-to-end tests: a real registry whose notifications go to a running local host.
+
+    with GuardedRegistry(tmp_path, policy_text) as stack:
+        digest = push(builder, image, stack.registry.host, "team/app", "1")
+        outcome = stack.wait_for("team/app", tag="1")       # the outcome the pipeline recorded for that push
+
+Registry → notification (bearer token) → local host → pipeline → SQLite ledger, all on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from importer.entry.http_api import GuardApi
+from importer.adapters.ledger.sqlite import SqliteLedger
+from importer.core.outcome import Outcome
+from importer.app.pipeline import Pipeline
+from importer.core.policy import parse_policy
+from importer.entry.serve import LocalHost
+from importer.app.settings import Settings
+from testbed.registry import LocalRegistry
+
+WEBHOOK_TOKEN = "test-webhook-token-0123456789"
+
+
+class GuardedRegistry:
+    """A registry guarded by a local host; both stopped on exit."""
+
+    def __init__(
+        self,
+        root: Path,
+        policy_text: str | None = None,
+        *,
+        extra_registries: tuple[str, ...] = (),
+        **settings: Any,
+    ) -> None:
+        """`settings` are further Settings fields (loop_limit, alert_webhook_url, …)."""
+        self.root = Path(root)
+        self.registry = LocalRegistry(self.root / "registry", token=WEBHOOK_TOKEN)
+        if policy_text:
+            settings["policy"] = parse_policy(policy_text, source="test-policy.yaml")
+        self.settings = Settings(
+            registries=(self.registry.host, *extra_registries),
+            ledger_path=self.root / "ledger.db",
+            webhook_token=WEBHOOK_TOKEN,
+            **settings,
+        )
+        self.ledger = SqliteLedger(self.settings.ledger_path)
+        self.pipeline = Pipeline.from_settings(self.settings, ledger=self.ledger)
+        self.api = GuardApi(self.pipeline, webhook_token=WEBHOOK_TOKEN)
+        self.host = LocalHost(self.api, port=0)
+
+    def start(self) -> "GuardedRegistry":
+        self.host.start()
+        self.registry.notify_url = f"{self.host.url}/api/registry-events"
+        self.registry.start()
+        return self
+
+    def stop(self) -> None:
+        self.registry.stop()
+        self.host.stop()
+        self.ledger.close()
+
+    def __enter__(self) -> "GuardedRegistry":
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def outcomes(self) -> list[Outcome]:
+        """Every recorded outcome, oldest first."""
+        return list(reversed(self.ledger.outcomes(limit=100_000)))
+
+    def wait_until(self, condition: Callable[[list[Outcome]], bool], *, timeout: float = 15.0) -> list[Outcome]:
+        deadline = time.monotonic() + timeout
+        while True:
+            outcomes = self.outcomes()
+            if condition(outcomes):
+                return outcomes
+            if time.monotonic() > deadline:
+                summary = "\n".join(f"  {o.result} {o.reference} {o.reason or o.error}" for o in outcomes)
+                raise AssertionError(f"condition not met within {timeout} s; outcomes so far:\n{summary}")
+            time.sleep(0.05)
+
+    def wait_for(self, repository: str, *, tag: str | None, timeout: float = 15.0) -> Outcome:
+        """The outcome of the push of `repository:tag` (tag None: the first untagged push outcome)."""
+
+        def found(outcomes: list[Outcome]) -> bool:
+            return any(o.repository == repository and o.tag == tag for o in outcomes)
+
+        outcomes = self.wait_until(found, timeout=timeout)
+        return next(o for o in outcomes if o.repository == repository and o.tag == tag)

@@ -1,0 +1,279 @@
+"""Remediation end to end on real registries: re-import from an upstream, quarantine, release, and the safety rules.
+
+A guarded registry sends notifications to the local host; an upstream registry holds the right variants. Events that
+must be raced or repeated are handed to the pipeline directly, built like the parsers build them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.entry.cli import main
+from importer.core.events import PushEvent
+from importer.core.manifests import OCI_MANIFEST
+from importer.adapters.registry.oci import OciRegistry
+from importer.app.remediation import parse_quarantine_tag, quarantine_tag
+from testbed.images import ImageBuilder, multi, single
+from testbed.push import fetch_manifest, push, push_raw_manifest
+from testbed.registry import LocalRegistry
+from testbed.stack import GuardedRegistry
+
+
+def reimport_policy(upstream_host: str, *, require: str = "[linux/amd64, linux/arm64]", extra: str = "") -> str:
+    return (
+        "version: 1\n"
+        "defaults:\n"
+        f"  require: {require}\n"
+        "  on_violation: reimport\n"
+        f"  upstream: \"{upstream_host}/mirror/{{repository}}\"\n"
+        f"{extra}"
+    )
+
+
+QUARANTINE_POLICY = "version: 1\ndefaults:\n  require: [linux/amd64]\n  on_violation: quarantine\n"
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Any:
+    with LocalRegistry(tmp_path / "upstream") as running:
+        yield running
+
+
+def client(host: str) -> OciRegistry:
+    return OciRegistry(host)
+
+
+def settled(stack: GuardedRegistry, repository: str, tag: str, digest: str) -> None:
+    """Wait until the push of `digest` to repository:tag (our own write) has its own outcome, and check it."""
+    outcomes = stack.wait_until(
+        lambda found: any(o.repository == repository and o.tag == tag and o.digest == digest and o.result != "reimported"
+                          for o in found)
+    )
+    own = [o for o in outcomes if o.repository == repository and o.tag == tag and o.digest == digest]
+    assert own[-1].result == "compliant", own[-1].reason
+
+
+def test_arm64_push_is_reimported_as_the_upstream_index(
+    guarded: Callable[..., GuardedRegistry], upstream: LocalRegistry, builder: ImageBuilder
+) -> None:
+    """An arm64-only push is replaced by the upstream's index; the offender is kept; our own push settles compliant."""
+    good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"], attestations=True), upstream.host,
+                "mirror/team/app", "1.0")
+    stack = guarded(reimport_policy(upstream.host))
+    bad = push(builder, single(builder, "linux/arm64", seed="laptop"), stack.registry.host, "team/app", "1.0")
+
+    outcome = stack.wait_for("team/app", tag="1.0")
+    assert outcome.result == "reimported", outcome.reason or outcome.error
+    assert (outcome.digest, outcome.new_digest) == (bad, good)
+    assert outcome.source == f"{upstream.host}/mirror/team/app:1.0@{good}"
+    assert outcome.preserved_as == f"{stack.registry.host}/quarantine/team/app:{quarantine_tag('1.0', bad)}"
+    guarded_client = client(stack.registry.host)
+    assert guarded_client.head_manifest("team/app", "1.0").digest == good  # type: ignore[union-attr]
+    assert guarded_client.head_manifest("quarantine/team/app", quarantine_tag("1.0", bad)).digest == bad  # type: ignore[union-attr]
+    settled(stack, "team/app", "1.0", good)
+
+
+def test_index_missing_amd64_is_fixed_from_upstream(
+    guarded: Callable[..., GuardedRegistry], upstream: LocalRegistry, builder: ImageBuilder
+) -> None:
+    """An index without amd64 is replaced by the upstream index that has it."""
+    good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/team/api", "2")
+    stack = guarded(reimport_policy(upstream.host))
+    push(builder, multi(builder, ["linux/arm64", "linux/arm/v7"], seed="x"), stack.registry.host, "team/api", "2")
+    outcome = stack.wait_for("team/api", tag="2")
+    assert (outcome.result, outcome.new_digest) == ("reimported", good)
+    assert outcome.missing == ("linux/amd64",)
+    settled(stack, "team/api", "2", good)
+
+
+def test_no_upstream_variant_falls_back_to_quarantine_and_release_restores_it(
+    guarded: Callable[..., GuardedRegistry], upstream: LocalRegistry, builder: ImageBuilder, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a compliant upstream variant the image is quarantined, and `release` puts it back byte for byte."""
+    push(builder, single(builder, "linux/arm64", seed="up"), upstream.host, "mirror/team/tool", "3")  # upstream: arm64 only
+    stack = guarded(reimport_policy(upstream.host, require="[linux/amd64]"))
+    bad = push(builder, single(builder, "linux/arm64", seed="laptop"), stack.registry.host, "team/tool", "3")
+    original = fetch_manifest(stack.registry.host, "team/tool", bad)
+
+    outcome = stack.wait_for("team/tool", tag="3")
+    assert outcome.result == "quarantined", outcome.reason or outcome.error
+    assert "re-import not possible" in (outcome.reason or "") and outcome.affected_tags == ("3",)
+    guarded_client = client(stack.registry.host)
+    assert guarded_client.head_manifest("team/tool", "3") is None
+    kept_tag = quarantine_tag("3", bad)
+    assert outcome.preserved_as == f"{stack.registry.host}/quarantine/team/tool:{kept_tag}"
+    assert fetch_manifest(stack.registry.host, "quarantine/team/tool", kept_tag).body == original.body
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(QUARANTINE_POLICY)
+    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(stack.settings.ledger_path))
+    capsys.readouterr()
+    assert main(["release", outcome.preserved_as, "--policy", str(policy_file)]) == 0
+    assert "released" in capsys.readouterr().out
+    restored = fetch_manifest(stack.registry.host, "team/tool", "3")
+    assert (restored.digest, restored.body, restored.media_type) == (bad, original.body, original.media_type)
+    again = stack.wait_until(lambda found: len(_decisions(found, "team/tool", "3")) >= 2)
+    last = _decisions(again, "team/tool", "3")[-1]
+    assert last.result == "ignored" and "released on purpose" in (last.reason or "")
+
+
+def test_forbidden_platform_is_removed_by_a_filtered_index(
+    guarded: Callable[..., GuardedRegistry], upstream: LocalRegistry, builder: ImageBuilder
+) -> None:
+    """An upstream index with a forbidden platform is re-imported without it (a new index, new digest)."""
+    upstream_digest = push(builder, multi(builder, ["linux/amd64", "linux/arm64", "windows/amd64"], attestations=True),
+                           upstream.host, "mirror/team/web", "4")
+    policy = reimport_policy(upstream.host) + '  forbid: ["windows/*"]\n'
+    stack = guarded(policy)
+    push(builder, multi(builder, ["linux/amd64", "windows/amd64"], seed="w"), stack.registry.host, "team/web", "4")
+    outcome = stack.wait_for("team/web", tag="4")
+    assert outcome.result == "reimported", outcome.reason or outcome.error
+    assert outcome.new_digest != upstream_digest
+    index = json.loads(fetch_manifest(stack.registry.host, "team/web", "4").body)
+    platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]}
+    assert platforms == {"linux/amd64", "linux/arm64", "unknown/unknown"}  # attestations of kept children stay
+    settled(stack, "team/web", "4", outcome.new_digest or "")
+
+
+def test_flatten_points_the_tag_at_the_single_platform_manifest(
+    guarded: Callable[..., GuardedRegistry], upstream: LocalRegistry, builder: ImageBuilder
+) -> None:
+    """With `flatten: true` the tag is re-pointed at the required platform's own manifest, not an index."""
+    amd64 = builder.image("linux/amd64", seed="flat")
+    push(builder, builder.index([amd64, builder.image("linux/arm64", seed="flat")]), upstream.host, "mirror/team/fn", "5")
+    policy = reimport_policy(upstream.host, require="[linux/amd64]") + "  flatten: true\n"
+    stack = guarded(policy)
+    push(builder, single(builder, "linux/arm64", seed="laptop"), stack.registry.host, "team/fn", "5")
+    outcome = stack.wait_for("team/fn", tag="5")
+    assert (outcome.result, outcome.new_digest) == ("reimported", amd64.digest), outcome.reason
+    assert fetch_manifest(stack.registry.host, "team/fn", "5").media_type == OCI_MANIFEST
+
+
+def _event(host: str, repository: str, tag: str, digest: str, event_id: str) -> PushEvent:
+    return PushEvent(event_id=event_id, schema="distribution", action="push", origin=host, repository=repository,
+                     tag=tag, digest=digest, media_type=OCI_MANIFEST, size=1, artifact="image", actor=None,
+                     user_agent="test", occurred_at=None)
+
+
+def test_tag_pushed_again_before_remediation_is_superseded(
+    guarded: Callable[..., GuardedRegistry], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """A tag that moved between the event and the fix is left alone (`superseded`); the old image is still kept."""
+    with LocalRegistry(tmp_path / "quiet") as quiet:  # no notifications: the late event is delivered by the test
+        stack = guarded(QUARANTINE_POLICY, extra_registries=(quiet.host,))
+        bad = push(builder, single(builder, "linux/arm64"), quiet.host, "team/race", "1")
+        newer = push(builder, single(builder, "linux/amd64"), quiet.host, "team/race", "1")
+        outcome = stack.pipeline.handle(_event(quiet.host, "team/race", "1", bad, "late-event"))
+        assert outcome is not None and outcome.result == "superseded", outcome
+        quiet_client = client(quiet.host)
+        assert quiet_client.head_manifest("team/race", "1").digest == newer  # type: ignore[union-attr]
+        assert outcome.preserved_as == f"{quiet.host}/quarantine/team/race:{quarantine_tag('1', bad)}"
+        assert quiet_client.head_manifest("quarantine/team/race", quarantine_tag("1", bad)).digest == bad  # type: ignore[union-attr]
+
+
+def test_the_same_event_five_times_concurrently_remediates_once(
+    guarded: Callable[..., GuardedRegistry], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """Five concurrent deliveries of one event and five of distinct events for one push give one remediation."""
+    with LocalRegistry(tmp_path / "quiet") as quiet:  # no notifications: the test delivers the events itself
+        stack = guarded(QUARANTINE_POLICY, extra_registries=(quiet.host,))
+        bad = push(builder, single(builder, "linux/arm64"), quiet.host, "team/dup", "1")
+        same = [_event(quiet.host, "team/dup", "1", bad, "same-id")] * 5
+        distinct = [_event(quiet.host, "team/dup", "1", bad, f"id-{n}") for n in range(5)]
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            outcomes = list(pool.map(stack.pipeline.handle, same + distinct))
+        results = sorted(o.result for o in outcomes if o is not None)
+        assert results.count("quarantined") == 1, results
+        assert results.count("duplicate") >= 4  # the repeated id; distinct ids racing the claim are duplicates too
+        assert set(results) <= {"quarantined", "duplicate", "superseded"}, results
+        quarantined = client(quiet.host).list_tags("quarantine/team/dup")
+        assert list(quarantined) == [quarantine_tag("1", bad)]
+
+
+def _decisions(outcomes: list[Any], repository: str, tag: str) -> list[Any]:
+    """Outcomes of pushes to repository:tag (not the delete events our own quarantine causes)."""
+    return [o for o in outcomes if o.repository == repository and o.tag == tag and o.kind is not None]
+
+
+def test_loop_guard_trips_when_a_bad_image_keeps_coming_back(
+    guarded: Callable[..., GuardedRegistry], builder: ImageBuilder
+) -> None:
+    """The third remediation of one tag within the window is refused with a loop-guard alert."""
+    stack = guarded(QUARANTINE_POLICY, loop_limit=2)
+    image = single(builder, "linux/arm64")
+    push(builder, image, stack.registry.host, "team/loop", None)  # blobs and manifest by digest: nothing to decide
+    results = []
+    for round_number in range(3):
+        # The tag alone, again and again, like a CI job re-pushing: it is quarantined before a read-back could see it.
+        push_raw_manifest(stack.registry.host, "team/loop", "1", builder.blob(image.digest), image.media_type)
+        decided = stack.wait_until(lambda found: len(_decisions(found, "team/loop", "1")) > round_number)
+        results.append(_decisions(decided, "team/loop", "1")[-1])
+    assert [o.result for o in results] == ["quarantined", "quarantined", "alerted"]
+    assert results[-1].alert == "loopguard" and "loop guard" in (results[-1].reason or "")
+    assert client(stack.registry.host).head_manifest("team/loop", "1") is not None  # left as it is
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers.items()), json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_quarantine_alert_reaches_the_webhook_as_a_cloud_event(
+    guarded: Callable[..., GuardedRegistry], builder: ImageBuilder
+) -> None:
+    """A quarantine posts a CloudEvent telling what was pushed, expected, done, where it is kept and how to release."""
+    _Receiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        stack = guarded(QUARANTINE_POLICY, alert_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/alerts",
+                        alert_webhook_token="alert-token-0123456789")
+        bad = push(builder, single(builder, "linux/arm64"), stack.registry.host, "team/alerted", "7")
+        outcome = stack.wait_for("team/alerted", tag="7")
+        assert outcome.result == "quarantined"
+        stack.wait_until(lambda _: bool(_Receiver.received))
+    finally:
+        server.shutdown()
+        server.server_close()
+    headers, event = _Receiver.received[0]
+    assert headers["Authorization"] == "Bearer alert-token-0123456789"
+    assert headers["Content-Type"].startswith("application/cloudevents+json")
+    assert (event["specversion"], event["type"]) == ("1.0", "io.platformguard.image.quarantined")
+    summary = event["data"]["summary"]
+    assert summary["pushed"]["reference"].endswith(f"team/alerted:7@{bad}")
+    assert summary["expected"]["missing"] == ["linux/amd64"]
+    assert summary["done"]["result"] == "quarantined"
+    assert summary["kept_at"] == outcome.preserved_as
+    assert summary["release_command"] == f"python -m importer release {outcome.preserved_as}"
+
+
+@pytest.mark.parametrize(
+    ("tag", "digest"),
+    [("1.0", "sha256:" + "a" * 64), ("v" * 128, "sha256:" + "b" * 64), ("x.y", "sha512:" + "c" * 128)],
+    ids=["short-tag", "longest-tag-is-cut", "dotted-tag-sha512"],
+)
+def test_quarantine_tag_round_trip(tag: str, digest: str) -> None:
+    """Quarantine tags fit the 128-character limit and give back the digest (its first 64 hex digits for sha512)."""
+    kept = quarantine_tag(tag, digest)
+    assert len(kept) <= 128
+    original, parsed_digest = parse_quarantine_tag(kept)  # type: ignore[misc]
+    assert digest.startswith(parsed_digest) and len(parsed_digest) >= len("sha256:") + 64 and tag.startswith(original)

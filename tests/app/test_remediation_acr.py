@@ -1,0 +1,184 @@
+"""Remediation on Azure Container Registry: contract tests of the ACR-only steps, with real registries for the rest.
+
+ACR's `/acr/v1` API cannot run here. A FaultProxy in front of a real distribution registry answers the documented
+ACR endpoints (tag delete: `DELETE /acr/v1/{repo}/_tags/{tag}` → 202; lock: `PATCH /acr/v1/{repo}/_manifests/{digest}`
+→ 200 with the manifest's attributes) and forwards everything else (`/v2`) to the registry, so the pipeline runs with
+the AcrRegistry adapter end to end. Adapter selection by settings is checked without any network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from importer.core.events import PushEvent
+from importer.adapters.ledger.sqlite import SqliteLedger
+from importer.core.manifests import OCI_MANIFEST
+from importer.app.pipeline import Pipeline
+from importer.core.policy import parse_policy
+from importer.adapters.registry.acr import AcrRegistry
+from importer.app.registries import RegistryDirectory
+from importer.adapters.registry.oci import OciRegistry
+from importer.app.remediation import quarantine_tag, release
+from importer.app.settings import Settings, load_settings
+from testbed.faults import CANNED, FaultProxy
+from testbed.images import ImageBuilder, single
+from testbed.push import push
+from testbed.registry import LocalRegistry
+
+SUB = "00000000-0000-0000-0000-000000000000"
+ACR_ID = f"/subscriptions/{SUB}/resourceGroups/rg-guard/providers/Microsoft.ContainerRegistry/registries/myacr"
+
+
+def _policy(mode: str) -> str:
+    return f"version: 1\ndefaults:\n  require: [linux/amd64]\n  on_violation: quarantine\nquarantine:\n  mode: {mode}\n"
+
+
+def _properties(digest: str, *, read: bool) -> bytes:
+    return json.dumps({"registry": "myacr.azurecr.io", "imageName": "team/app", "manifest": {
+        "digest": digest, "imageSize": 1, "createdTime": "2026-11-26T00:00:00Z",
+        "lastUpdateTime": "2026-11-26T00:00:00Z", "architecture": "arm64", "os": "linux", "tags": ["1"],
+        "changeableAttributes": {"deleteEnabled": read, "writeEnabled": read, "readEnabled": read,
+                                 "listEnabled": True}}}).encode()
+
+
+@pytest.fixture
+def acr(tmp_path: Path) -> Iterator[tuple[LocalRegistry, FaultProxy]]:
+    """A real registry behind a proxy that plays the ACR-only endpoints."""
+    with LocalRegistry(tmp_path / "acr") as registry, FaultProxy(registry.host) as proxy:
+        yield registry, proxy
+
+
+def _pipeline(tmp_path: Path, proxy: FaultProxy, mode: str) -> Pipeline:
+    settings = Settings(registries=(proxy.host,), policy=parse_policy(_policy(mode)), ledger_path=tmp_path / "l.db")
+    directory = RegistryDirectory(settings, factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True))
+    return Pipeline(policy=settings.policy, ledger=SqliteLedger(settings.ledger_path), registries=directory)
+
+
+def _event(host: str, digest: str) -> PushEvent:
+    return PushEvent(event_id="e-1", schema="eventgrid", action="push", origin=host, repository="team/app", tag="1",
+                     digest=digest, media_type=OCI_MANIFEST, size=1, artifact="image", actor="dev",
+                     user_agent="docker", occurred_at=None)
+
+
+def test_contract_move_on_acr_deletes_only_the_tag(acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder,
+                                                   tmp_path: Path) -> None:
+    """`mode: move` on ACR copies the offender to quarantine, then DELETEs only its tag (the manifest stays)."""
+    registry, proxy = acr
+    bad = push(builder, single(builder, "linux/arm64"), registry.host, "team/app", "1")
+    proxy.respond("/acr/v1/team/app/_tags/1", status=202, methods=("DELETE",))
+    outcome = _pipeline(tmp_path, proxy, "move").handle(_event(proxy.host, bad))
+    assert outcome is not None and outcome.result == "quarantined", outcome
+    assert outcome.affected_tags == ("1",)
+    assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("DELETE", "/acr/v1/team/app/_tags/1")]
+    direct = OciRegistry(registry.host)
+    assert direct.head_manifest("team/app", bad) is not None  # not deleted by digest, unlike on distribution
+    assert direct.head_manifest("quarantine/team/app", quarantine_tag("1", bad)).digest == bad  # type: ignore[union-attr]
+
+
+def test_contract_lock_quarantine_and_release(acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder,
+                                              tmp_path: Path) -> None:
+    """`mode: lock` PATCHes the manifest's attributes off in place; `release` PATCHes them back on."""
+    registry, proxy = acr
+    bad = push(builder, single(builder, "linux/arm64"), registry.host, "team/app", "1")
+    path = f"/acr/v1/team/app/_manifests/{bad}"
+    proxy.respond(path, body=_properties(bad, read=False), headers={"Content-Type": "application/json"},
+                  methods=("PATCH",))
+    pipeline = _pipeline(tmp_path, proxy, "lock")
+    outcome = pipeline.handle(_event(proxy.host, bad))
+    assert outcome is not None and outcome.result == "quarantined", outcome
+    assert outcome.preserved_as == f"{proxy.host}/team/app@{bad}" and "locked" in (outcome.reason or "")
+    assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("PATCH", path)]
+    assert "quarantine/team/app" not in list(OciRegistry(registry.host).catalog())  # nothing copied: locked in place
+
+    proxy.respond(path, body=_properties(bad, read=True), headers={"Content-Type": "application/json"},
+                  methods=("PATCH",))
+    released = release(pipeline.registries.client(proxy.host), pipeline.policy, pipeline.ledger, host=proxy.host,
+                       quarantine_repository="team/app", quarantine_reference=bad)
+    assert released.digest == bad
+    assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("PATCH", path)] * 2
+    assert pipeline.ledger.is_released(f"{proxy.host}/team/app", bad)
+
+
+def test_lock_needs_acr(registry: LocalRegistry, builder: ImageBuilder, tmp_path: Path) -> None:
+    """`mode: lock` against a plain distribution registry fails clearly and changes nothing."""
+    bad = push(builder, single(builder, "linux/arm64"), registry.host, "team/app", "1")
+    settings = Settings(registries=(registry.host,), policy=parse_policy(_policy("lock")), ledger_path=tmp_path / "l.db")
+    outcome = Pipeline.from_settings(settings).handle(_event(registry.host, bad))
+    assert outcome is not None and outcome.result == "failed" and "needs Azure Container Registry" in (outcome.reason or "")
+    assert OciRegistry(registry.host).head_manifest("team/app", "1").digest == bad  # type: ignore[union-attr]
+
+
+def test_settings_alone_select_the_azure_adapters(tmp_path: Path) -> None:
+    """With the Azure settings, the same pipeline builds the ACR adapter, ARM import and the Table ledger."""
+    from importer.entry.composition import ledger_for, server_importer_for
+    from importer.adapters.ledger.tables import TableLedger
+    from importer.adapters.registry.acr_import import AcrImporter
+
+    settings = load_settings({
+        "PLATFORM_GUARD_ACR_RESOURCE_ID": ACR_ID,
+        "PLATFORM_GUARD_TABLES_ENDPOINT": "https://account.table.core.windows.net",
+        "AZURE_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
+    })
+    assert settings.registries == ("myacr.azurecr.io",)
+    assert isinstance(RegistryDirectory(settings).client("myacr.azurecr.io"), AcrRegistry)
+    assert isinstance(RegistryDirectory(settings).client("docker.io"), OciRegistry)
+    assert not isinstance(RegistryDirectory(settings).client("docker.io"), AcrRegistry)
+    importer = server_importer_for(settings)
+    assert isinstance(importer, AcrImporter) and importer.registry_id.lower() == ACR_ID.lower()
+    ledger = ledger_for(settings)
+    assert isinstance(ledger, TableLedger)
+    local = ledger_for(load_settings({"PLATFORM_GUARD_LEDGER": str(tmp_path / "x.db")}))
+    assert isinstance(local, SqliteLedger)
+    assert server_importer_for(load_settings({})) is None
+
+
+class _FixedToken:
+    """A TokenCredential input for the ARM client (azure-core protocol), handing out one fixed token."""
+
+    def get_token(self, *scopes: str, **options: object) -> object:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("arm-token", int(time.time()) + 3600)
+
+
+def test_reimport_on_acr_runs_server_side_through_arm_import(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """With an ACR resource id, a re-import asks ARM importImage for the chosen digest; no blob passes through us."""
+    from importer.adapters.registry.acr_import import AcrImporter
+    from testbed.arm import ArmImportSimulator
+    from testbed.images import multi
+
+    registry, proxy = acr
+    with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(target_host=registry.host) as arm:
+        good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/team/app", "1")
+        bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
+        policy = parse_policy(
+            "version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
+            f"  upstream: \"{upstream.host}/mirror/{{repository}}\"\n"
+        )
+        settings = Settings(registries=(proxy.host,), policy=policy, ledger_path=tmp_path / "l.db")
+        directory = RegistryDirectory(
+            settings,
+            factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
+            else OciRegistry(host),
+        )
+        importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
+                               credential=_FixedToken(), arm_endpoint=arm.url, poll_interval=0.05, timeout=30)
+        pipeline = Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
+                            server_import=importer)
+        outcome = pipeline.handle(_event(proxy.host, bad))
+        assert outcome is not None and outcome.result == "reimported", outcome
+        assert outcome.new_digest == good
+        assert [body["source"]["sourceImage"] for body in arm.imports] == [f"mirror/team/app@{good}"]
+        assert arm.imports[0]["untaggedTargetRepositories"] == ["team/app"]
+        assert OciRegistry(registry.host).head_manifest("team/app", "1").digest == good  # type: ignore[union-attr]
+        # The function itself uploaded no blob: every blob write went from the simulator straight to the registry.
+        assert not [r for r in proxy.history() if r.method in ("POST", "PUT", "PATCH") and "/blobs/" in r.path
+                    and "/quarantine/" not in r.path]

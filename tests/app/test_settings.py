@@ -1,0 +1,63 @@
+"""Settings: every setting the code reads is documented, and bad values are refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from importer.app import settings as settings_module
+from importer.app.settings import KNOWN_SETTINGS, SettingsError, load_settings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+SAMPLE = (Path(__file__).resolve().parents[2] / "local.settings.sample.json").read_text()
+
+
+@pytest.mark.parametrize("name", KNOWN_SETTINGS)
+def test_every_setting_is_documented(name: str) -> None:
+    """Each setting the code reads appears in the README table and the module's own table."""
+    assert f"`{name}`" in README
+    assert name in (settings_module.__doc__ or "")
+
+
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-guard/providers"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PLATFORM_GUARD_ACR_RESOURCE_ID": "/subscriptions/x/registries/y"}, "PLATFORM_GUARD_ACR_RESOURCE_ID"),
+        ({"PLATFORM_GUARD_TABLES_ENDPOINT": "http://acct.table.core.windows.net"}, "plain http"),
+        ({"PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT": "ftp://x"}, r"expected an http\(s\) URL"),
+        ({"PLATFORM_GUARD_LOOP_GUARD": "3"}, "N/SECONDS"),
+        ({"PLATFORM_GUARD_LOOP_GUARD": "0/60"}, "N/SECONDS"),
+        ({"PLATFORM_GUARD_PAUSED_REPOSITORIES": "Team/App"}, "lower-case"),
+        ({"PLATFORM_GUARD_ALERT_WEBHOOK_URL": "http://alerts.example.com/x"}, "plain http"),
+        ({"PLATFORM_GUARD_POLICY": "version: 2\n"}, "PLATFORM_GUARD_POLICY"),
+    ],
+    ids=["bad-acr-id", "tables-over-http", "eventgrid-not-http", "loop-guard-no-window", "loop-guard-zero",
+         "paused-upper-case", "webhook-over-http", "bad-inline-policy"],
+)
+def test_invalid_settings_are_refused_by_name(environ: dict[str, str], message: str) -> None:
+    """A bad value raises SettingsError naming the setting or the problem."""
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ)
+
+
+def test_acr_resource_id_guards_its_host() -> None:
+    """The ACR named by its resource id is guarded without listing its host again."""
+    loaded = load_settings({"PLATFORM_GUARD_ACR_RESOURCE_ID": f"{SUB}/Microsoft.ContainerRegistry/registries/MyAcr01"})
+    assert loaded.registries == ("myacr01.azurecr.io",)
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    """Tokens, keys and connection strings are not in the settings' repr."""
+    loaded = load_settings({
+        "PLATFORM_GUARD_WEBHOOK_TOKEN": "webhook-secret-0123456789",
+        "PLATFORM_GUARD_TABLES_CONNECTION_STRING": "AccountKey=table-secret",
+        "PLATFORM_GUARD_EVENTGRID_TOPIC_KEY": "topic-secret",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=ikey-secret",
+    })
+    text = repr(loaded)
+    for secret in ("webhook-secret", "table-secret", "topic-secret", "ikey-secret"):
+        assert secret not in text
