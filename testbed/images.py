@@ -31,26 +31,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-IN_TOTO_LAYER = "application/vnd.in-toto+json"
-HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
-HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-
-INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
-REFERENCE_TYPE_ANNOTATION = "vnd.docker.reference.type"
-REFERENCE_DIGEST_ANNOTATION = "vnd.docker.reference.digest"
-ATTESTATION_MANIFEST = "attestation-manifest"
+from importer.core.media_types import (  # noqa: F401  (re-exported for the tests that build images)
+    ATTESTATION_ANNOTATION,
+    ATTESTATION_SUBJECT_ANNOTATION,
+    ATTESTATION_VALUE,
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    HELM_CHART_LAYER,
+    HELM_CONFIG,
+    IMAGE_MANIFEST_MEDIA_TYPES,
+    IN_TOTO_LAYER,
+    INDEX_MEDIA_TYPES,
+    OCI_CONFIG,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    REF_NAME_ANNOTATION,
+)
 
 EMPTY_JSON = b"{}"
 
@@ -263,7 +263,7 @@ class ImageBuilder:
         return dataclasses.replace(
             manifest,
             platform={"architecture": "unknown", "os": "unknown"},
-            annotations={REFERENCE_DIGEST_ANNOTATION: subject.digest, REFERENCE_TYPE_ANNOTATION: ATTESTATION_MANIFEST},
+            annotations={ATTESTATION_SUBJECT_ANNOTATION: subject.digest, ATTESTATION_ANNOTATION: ATTESTATION_VALUE},
         )
 
     def without_platform(self, child: Descriptor) -> Descriptor:

@@ -42,7 +42,7 @@ from testbed.images import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     INDEX_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPES,
+    IMAGE_MANIFEST_MEDIA_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -90,7 +90,7 @@ def why_skopeo_cannot_push(builder: ImageBuilder, descriptor: Descriptor) -> str
 
 def _skopeo_obstacle(builder: ImageBuilder, descriptor: Descriptor, *, nested: bool) -> str | None:
     name = f"{descriptor.media_type} {descriptor.digest}"
-    if descriptor.media_type not in INDEX_MEDIA_TYPES | MANIFEST_MEDIA_TYPES:
+    if descriptor.media_type not in INDEX_MEDIA_TYPES | IMAGE_MANIFEST_MEDIA_TYPES:
         return f"{name}: skopeo only pushes image manifests and indexes"
     if not builder.has_blob(descriptor.digest):
         return f"{name}: not in the layout"

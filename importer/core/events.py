@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from importer.core.manifests import HELM_CHART_LAYER, HELM_CONFIG, MANIFEST_MEDIA_TYPES
+from importer.core.media_types import HELM_MEDIA_TYPES, PUSHABLE_MANIFEST_MEDIA_TYPES
+from importer.core.reference import MAX_REPOSITORY_LENGTH, is_valid_digest, is_valid_repository, is_valid_tag
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -79,28 +80,9 @@ _ACR_WEBHOOK_ACTIONS: Mapping[str, tuple[str, str | None] | None] = {
     "quarantine": None,
 }
 
-ACR_HELM_CHART = "application/vnd.acr.helm.chart"
-DOCKER_SCHEMA1_MANIFEST = "application/vnd.docker.distribution.manifest.v1+json"
-DOCKER_SCHEMA1_SIGNED_MANIFEST = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"
-# Everything a manifest PUT can carry. Older manifest kinds are kept so that such a push is inspected
-# (and recorded) rather than mistaken for a blob and dropped unseen.
-PUSHABLE_MANIFEST_MEDIA_TYPES = MANIFEST_MEDIA_TYPES | {
-    DOCKER_SCHEMA1_MANIFEST,
-    DOCKER_SCHEMA1_SIGNED_MANIFEST,
-    OCI_ARTIFACT_MANIFEST,
-    ACR_HELM_CHART,
-}
-_HELM_MEDIA_TYPES = frozenset({HELM_CONFIG, HELM_CHART_LAYER, ACR_HELM_CHART})
-
 _CLOUDEVENTS_SINGLE = "application/cloudevents+json"
 _CLOUDEVENTS_BATCH = "application/cloudevents-batch+json"
 
-_REPOSITORY_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"{_REPOSITORY_COMPONENT}(?:/{_REPOSITORY_COMPONENT})*")
-_MAX_REPOSITORY_LENGTH = 255
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _EVENT_ID = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 _HEADER_ORIGIN = re.compile(r"[\x21-\x7e]{1,255}")
 _BLOB_URL_PATH = re.compile(r"/blobs/[^/]+$")
@@ -440,8 +422,8 @@ def _target_event(
     actor_name = _string(actor, "name", actor_path) or None
 
     if artifact is None:
-        helm = media_type is not None and _bare_media_type(media_type) in _HELM_MEDIA_TYPES
-        artifact = CHART if helm or references & _HELM_MEDIA_TYPES else IMAGE
+        helm = media_type is not None and _bare_media_type(media_type) in HELM_MEDIA_TYPES
+        artifact = CHART if helm or references & HELM_MEDIA_TYPES else IMAGE
     return PushEvent(
         event_id=event_id,
         schema=schema,
@@ -481,12 +463,12 @@ def _event_id(event: Mapping[str, object], path: str) -> str:
 
 def _repository(target: Mapping[str, object], path: str) -> str:
     value = _required_string(target, "repository", path)
-    if len(value) > _MAX_REPOSITORY_LENGTH:
+    if len(value) > MAX_REPOSITORY_LENGTH:
         raise _EventError(
             _join(path, "repository"),
-            f"{_show(value)} is {len(value)} characters, longer than {_MAX_REPOSITORY_LENGTH}",
+            f"{_show(value)} is {len(value)} characters, longer than {MAX_REPOSITORY_LENGTH}",
         )
-    if not _REPOSITORY.fullmatch(value):
+    if not is_valid_repository(value):
         raise _EventError(_join(path, "repository"), f"{_show(value)} is not a valid repository name")
     return value
 
@@ -495,7 +477,7 @@ def _tag(target: Mapping[str, object], path: str) -> str | None:
     value = _string(target, "tag", path)
     if not value:
         return None
-    if not _TAG.fullmatch(value):
+    if not is_valid_tag(value):
         raise _EventError(_join(path, "tag"), f"{_show(value)} is not a valid tag")
     return value
 
@@ -504,7 +486,7 @@ def _digest(target: Mapping[str, object], path: str, *, required: bool) -> str |
     value = _required_string(target, "digest", path) if required else _string(target, "digest", path)
     if value is None:
         return None
-    if not _DIGEST.fullmatch(value):
+    if not is_valid_digest(value):
         raise _EventError(
             _join(path, "digest"),
             f"{_show(value)} is not a valid digest"

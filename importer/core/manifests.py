@@ -24,28 +24,28 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from importer.core.media_types import (
+    ATTESTATION_ANNOTATION,
+    ATTESTATION_SUBJECT_ANNOTATION,
+    ATTESTATION_VALUE,
+    DOCKER_CONFIG,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    HELM_CHART_LAYER,
+    HELM_CONFIG,
+    IMAGE_CONFIG_MEDIA_TYPES,
+    IMAGE_MANIFEST_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 from importer.core.platforms import Platform, PlatformError, from_oci, is_unknown
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
-HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-
-INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-IMAGE_MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-MANIFEST_MEDIA_TYPES = INDEX_MEDIA_TYPES | IMAGE_MANIFEST_MEDIA_TYPES
-IMAGE_CONFIG_MEDIA_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+from importer.core.reference import is_valid_digest
 
 MAX_CONFIG_BYTES = 1024 * 1024
-ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
-ATTESTATION_VALUE = "attestation-manifest"
-ATTESTATION_SUBJECT_ANNOTATION = "vnd.docker.reference.digest"
 
-_DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 
 
 class ManifestError(ValueError):
@@ -138,7 +138,7 @@ def parse_descriptor(obj: object, where: str) -> Descriptor:
     media_type = _string(obj, "mediaType", where)
     digest = _string(obj, "digest", where)
     assert media_type is not None and digest is not None
-    if not _DIGEST.match(digest):
+    if not is_valid_digest(digest):
         raise ManifestError(f"{where}.digest: {digest!r} is not a valid sha256/sha512 digest")
     size = obj.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:

@@ -82,6 +82,8 @@ from importer.core.reference import (
     DOCKER_HUB_ALIASES,
     DOCKER_HUB_OFFICIAL_PREFIX,
     ReferenceError,
+    is_valid_host,
+    is_valid_repository_component,
     parse_reference,
     validate_repository,
 )
@@ -114,8 +116,6 @@ _UPSTREAM_PLACEHOLDERS: Final = ("repository", "path")
 _QUARANTINE_PLACEHOLDERS: Final = ("repository",)
 
 # One component of an OCI repository name (distribution's reference grammar).
-_NAME_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_REGISTRY_HOST = re.compile(r"(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
 _GLOB_CHARACTERS = re.compile(r"[a-z0-9._/*?-]*")
 _WILDCARDS = re.compile(r"[*?]")
 
@@ -597,7 +597,7 @@ def _path_problem(template: str, rest: str) -> str | None:
     """Why the repository path part `rest` of `template` cannot give a repository name, or None."""
     for segment in rest.split("/"):
         sample = segment.replace("{repository}", "x").replace("{path}", "x")
-        if not _NAME_COMPONENT.fullmatch(sample):
+        if not is_valid_repository_component(sample):
             return (
                 f"{template!r}: {segment!r} is not a valid repository path segment "
                 "(lower-case a-z 0-9, separated by '.', '_', '__' or '-')"
@@ -615,7 +615,7 @@ def _upstream_problem(template: str) -> str | None:
         return f"{template!r} must be host/path with the host written out, {example}"
     if not rest:
         return f"{template!r} must be host/path, {example}"
-    if not _REGISTRY_HOST.fullmatch(host) or not ("." in host or ":" in host or host == "localhost"):
+    if not is_valid_host(host) or not ("." in host or ":" in host or host == "localhost"):
         return (
             f"{template!r} must be host/path, {example}: {host!r} is not a registry host "
             "(a host has a dot or a port, like docker.io or localhost:5000)"

@@ -28,6 +28,7 @@ MAX_REPOSITORY_LENGTH = 255
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_COMPONENT_PATTERN = re.compile(_COMPONENT)
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _DIGEST = re.compile(r"(sha256):([a-f0-9]{64})|(sha512):([a-f0-9]{128})")
@@ -65,13 +66,38 @@ class Reference:
         return self.tag
 
 
+def is_valid_repository(name: str) -> bool:
+    """True when `name` is a repository name (components joined by "/", at most 255 characters)."""
+    return len(name) <= MAX_REPOSITORY_LENGTH and _REPOSITORY.fullmatch(name) is not None
+
+
+def is_valid_repository_component(segment: str) -> bool:
+    """True when `segment` is one "/"-separated component of a repository name."""
+    return _COMPONENT_PATTERN.fullmatch(segment) is not None
+
+
+def is_valid_tag(tag: str) -> bool:
+    """True when `tag` is a tag: up to 128 characters from [A-Za-z0-9_.-], not starting with '.' or '-'."""
+    return _TAG.fullmatch(tag) is not None
+
+
+def is_valid_digest(digest: str) -> bool:
+    """True when `digest` is `sha256:` + 64 or `sha512:` + 128 lower-case hex digits."""
+    return _DIGEST.fullmatch(digest) is not None
+
+
+def is_valid_host(host: str) -> bool:
+    """True when `host` is a registry host: `name[:port]`, an IPv4 address or `[IPv6][:port]`."""
+    return _HOST.fullmatch(host) is not None
+
+
 def validate_repository(name: str) -> str:
     """Return `name` if it is a valid repository name, else raise ReferenceError saying why."""
     if not name:
         raise ReferenceError("invalid repository name '': it is empty")
     if len(name) > MAX_REPOSITORY_LENGTH:
         raise ReferenceError(f"invalid repository name {name!r}: longer than {MAX_REPOSITORY_LENGTH} characters")
-    if _REPOSITORY.fullmatch(name) is None:
+    if not is_valid_repository(name):
         if name != name.lower():
             raise ReferenceError(f"invalid repository name {name!r}: it must be lower-case")
         raise ReferenceError(
@@ -83,7 +109,7 @@ def validate_repository(name: str) -> str:
 
 def validate_tag(tag: str) -> str:
     """Return `tag` if it is a valid tag, else raise ReferenceError saying why."""
-    if _TAG.fullmatch(tag) is None:
+    if not is_valid_tag(tag):
         raise ReferenceError(
             f"invalid tag {tag!r}: up to 128 characters from [A-Za-z0-9_.-], not starting with '.' or '-'"
         )
@@ -92,7 +118,7 @@ def validate_tag(tag: str) -> str:
 
 def validate_digest(digest: str) -> str:
     """Return `digest` if it is a sha256 or sha512 digest in lower-case hex, else raise ReferenceError."""
-    if _DIGEST.fullmatch(digest) is None:
+    if not is_valid_digest(digest):
         algorithm, _, hex_part = digest.partition(":")
         if algorithm not in _DIGEST_HEX_LENGTHS:
             raise ReferenceError(f"invalid digest {digest!r}: the algorithm must be sha256 or sha512")
@@ -104,7 +130,7 @@ def validate_digest(digest: str) -> str:
 
 def validate_host(host: str) -> str:
     """Return `host` if it is a registry host (`name[:port]`, IPv4, `[IPv6][:port]`), else raise ReferenceError."""
-    if _HOST.fullmatch(host) is None:
+    if not is_valid_host(host):
         raise ReferenceError(f"invalid registry host {host!r}: expected name[:port], an IP address or [IPv6][:port]")
     return host
 

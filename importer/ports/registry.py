@@ -17,27 +17,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-
-# Sent together in Accept on every manifest request: some registries (ACR) refuse an index otherwise.
-MANIFEST_MEDIA_TYPES: tuple[str, ...] = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 __all__ = [
-    "DOCKER_MANIFEST",
-    "DOCKER_MANIFEST_LIST",
     "DigestMismatch",
     "FetchedManifest",
     "InsecureTransportRefused",
-    "MANIFEST_MEDIA_TYPES",
     "MAX_MANIFEST_BYTES",
     "ManifestHead",
     "NotFound",
-    "OCI_INDEX",
-    "OCI_MANIFEST",
     "ProtocolError",
     "Registry",
     "RegistryError",

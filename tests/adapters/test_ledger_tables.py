@@ -38,7 +38,7 @@ from importer.adapters.ledger.tables import (
 )
 from importer.core.outcome import Outcome
 from importer.app.pipeline import Pipeline
-from importer.ports.registry import OCI_MANIFEST
+from importer.core.media_types import OCI_MANIFEST
 from importer.app.settings import Settings
 from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, AzuriteUnavailable, node_binary
 from testbed.faults import FaultProxy

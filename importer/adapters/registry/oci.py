@@ -44,11 +44,9 @@ from importer.core.reference import (
     validate_repository,
     validate_tag,
 )
+from importer.core.media_types import ACCEPTED_MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
 from importer.ports.registry import (
-    MANIFEST_MEDIA_TYPES,
     MAX_MANIFEST_BYTES,
-    OCI_INDEX,
-    OCI_MANIFEST,
     DigestMismatch,
     FetchedManifest,
     ManifestHead,
@@ -67,7 +65,7 @@ __all__ = ["Credentials", "OciRegistry"]
 LOG = logging.getLogger(__name__)
 
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
-ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
+ACCEPT_MANIFESTS = ", ".join(ACCEPTED_MANIFEST_MEDIA_TYPES)
 CACHEABLE_BLOB_BYTES = 1024 * 1024
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024
