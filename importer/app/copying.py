@@ -42,7 +42,6 @@ unreadable manifest, nesting too deep, bad option); RegistryError from the clien
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections import Counter
@@ -52,7 +51,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from importer.core.manifests import (
-    ATTESTATION_SUBJECT_ANNOTATION,
     MAX_CONFIG_BYTES,
     ChildKind,
     Descriptor,
@@ -66,14 +64,12 @@ from importer.core.manifests import (
 )
 from importer.core.platforms import (
     Platform,
-    PlatformError,
-    best_candidate,
     format_platform,
     matches_pattern,
     satisfies,
-    validate_pattern,
 )
 from importer.core.reference import is_digest, validate_repository, validate_tag
+from importer.core.selection import build_index, check_exclude_patterns, plan_subset
 from importer.ports.registry import CopyError, DigestMismatch, FetchedManifest, Registry, RegistryError
 
 __all__ = [
@@ -83,9 +79,7 @@ __all__ = [
     "CopyStats",
     "DEFAULT_PARALLEL",
     "MAX_INDEX_DEPTH",
-    "build_index",
     "copy_image",
-    "plan_subset",
 ]
 
 DEFAULT_PARALLEL = 4
@@ -159,115 +153,6 @@ class CopyEvent:
 # --- pure planning --------------------------------------------------------------------------------------
 
 
-def plan_subset(
-    index: Index, platforms: Sequence[Platform], *, strict: bool = False, exclude: Sequence[str] = ()
-) -> tuple[Descriptor, ...]:
-    """The children of `index` to keep, in their original order (see the module docstring for the rules).
-
-    Raises CopyError when a requested platform is not offered (after exclusions), when exclusions leave no
-    image, or when an exclude pattern is invalid.
-    """
-    _check_patterns(exclude)
-    children = index.manifests
-    images = [position for position, child in enumerate(children) if classify_child(child) is ChildKind.IMAGE]
-    allowed = [position for position in images if not _excluded(children[position], exclude)]
-    if platforms:
-        chosen: set[int] = set()
-        candidates = [_platform_of(children[position]) for position in allowed]
-        for requested in platforms:
-            best = best_candidate(requested, candidates, strict=strict)
-            if best is None:
-                raise CopyError(_not_offered(requested, index, images, allowed, strict=strict, exclude=exclude))
-            chosen.add(allowed[best])
-        subjects = {children[position].digest for position in chosen}
-        return tuple(
-            child
-            for position, child in enumerate(children)
-            if position in chosen or (_is_attestation(child) and _subject(child) in subjects)
-        )
-    if images and not allowed:
-        offered = ", ".join(_describe(children[position]) for position in images)
-        raise CopyError(f"excluding {', '.join(exclude)} leaves no platform (offered: {offered})")
-    dropped = set(images) - set(allowed)
-    kept_digests = {children[position].digest for position in allowed}
-    dropped_digests = {children[position].digest for position in dropped} - kept_digests
-    return tuple(
-        child
-        for position, child in enumerate(children)
-        if position not in dropped and not (_is_attestation(child) and _subject(child) in dropped_digests)
-    )
-
-
-def build_index(original: Index, raw_original: bytes, kept: Sequence[Descriptor]) -> bytes:
-    """The bytes of a new index holding only `kept` (children of `original`), in the original order.
-
-    Every top-level field of the original (media type, annotations, unknown fields) and every kept entry are
-    carried over exactly as the original JSON has them. When nothing is left out, `raw_original` itself is
-    returned, so the digest stays the same. ValueError when `kept` is empty, names a child the original does
-    not have, or `raw_original` does not match `original`.
-    """
-    if not kept:
-        raise ValueError("build_index: an index needs at least one child, none were kept")
-    for child in kept:
-        if child not in original.manifests:
-            raise ValueError(f"build_index: {child.digest} ({child.media_type}) is not a child of the original index")
-    document = json.loads(raw_original)
-    entries = document.get("manifests") if isinstance(document, dict) else None
-    if not isinstance(entries, list) or len(entries) != len(original.manifests):
-        raise ValueError("build_index: raw_original is not the index `original` was parsed from")
-    positions = [position for position, child in enumerate(original.manifests) if child in kept]
-    if len(positions) == len(entries):
-        return raw_original
-    document["manifests"] = [entries[position] for position in positions]
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _check_patterns(exclude: Sequence[str]) -> None:
-    for pattern in exclude:
-        try:
-            validate_pattern(pattern)
-        except PlatformError as error:
-            raise CopyError(f"exclude: {error}") from None
-
-
-def _platform_of(child: Descriptor) -> Platform:
-    assert child.platform is not None  # only called for ChildKind.IMAGE entries
-    return child.platform
-
-
-def _excluded(child: Descriptor, exclude: Sequence[str]) -> bool:
-    return any(matches_pattern(pattern, _platform_of(child)) for pattern in exclude)
-
-
-def _is_attestation(child: Descriptor) -> bool:
-    return classify_child(child) is ChildKind.ATTESTATION
-
-
-def _subject(child: Descriptor) -> str | None:
-    return child.annotations.get(ATTESTATION_SUBJECT_ANNOTATION)
-
-
-def _describe(child: Descriptor) -> str:
-    return format_platform(_platform_of(child), with_os_version=True)
-
-
-def _not_offered(
-    requested: Platform, index: Index, images: list[int], allowed: list[int], *, strict: bool, exclude: Sequence[str]
-) -> str:
-    children = index.manifests
-    offered = ", ".join(_describe(children[position]) for position in allowed) or "no image"
-    excluded = [position for position in images if position not in allowed]
-    wanted = format_platform(requested, with_os_version=True)
-    match = " (strict match)" if strict else ""
-    if best_candidate(requested, [_platform_of(children[position]) for position in excluded], strict=strict) is None:
-        return f"platform {wanted} is not offered{match}; offered: {offered}"
-    names = ", ".join(_describe(children[position]) for position in excluded)
-    return (
-        f"platform {wanted} is offered{match} only by children excluded by {', '.join(exclude)} ({names}); "
-        f"the others offer: {offered}"
-    )
-
-
 # --- the copy -------------------------------------------------------------------------------------------
 
 
@@ -300,7 +185,7 @@ def copy_image(
     if flatten and len(platforms) != 1:
         requested = ", ".join(map(str, platforms)) or "none"
         raise CopyError(f"flatten needs exactly one platform, got {len(platforms)} ({requested})")
-    _check_patterns(exclude)
+    check_exclude_patterns(exclude)
 
     where = _display(source.host, source_repository, source_reference)
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="copy") as pool:

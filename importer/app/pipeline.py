@@ -26,7 +26,8 @@ from importer.core.decide import VIOLATION, Facts, Verdict, decide, ignored
 from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
 from importer.app.inspection import inspect_manifest
 from importer.ports.ledger import Ledger, LedgerUnavailable
-from importer.core.manifests import HELM_CONFIG, ManifestError
+from importer.core.media_types import HELM_CONFIG
+from importer.core.manifests import ManifestError
 from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
 from importer.core.policy import Policy, repository_matcher
 from importer.ports.registry import CopyError, NotFound, Registry, RegistryError

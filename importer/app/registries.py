@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable
 
 from importer.ports.registry import Registry
-from importer.adapters.registry.oci import Credentials, OciRegistry
+from importer.adapters.registry.oci import OciRegistry
+from importer.ports.registry import Credentials
 from importer.app.settings import Settings
 
 ACR_SUFFIX = ".azurecr.io"

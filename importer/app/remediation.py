@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from importer.core.decide import COMPLIANT, Facts, Verdict, decide
 from importer.app.inspection import inspect_manifest
-from importer.core.manifests import INDEX_MEDIA_TYPES, Index, ManifestError, parse_manifest
+from importer.core.media_types import INDEX_MEDIA_TYPES
+from importer.core.manifests import Index, ManifestError, parse_manifest
 from importer.core.policy import Policy, Rule
 from importer.core.reference import ReferenceError, is_digest, parse_reference
+from importer.core.selection import plan_import
 from importer.ports.ledger import Ledger
-from importer.ports.registry import NotFound, Registry, RegistryError
-from importer.adapters.registry.acr import AcrRegistry
-from importer.adapters.registry.acr_import import plan_import
+from importer.ports.registry import DeletesTags, LocksManifests, NotFound, Registry, RegistryError, ServerImport
 from importer.app.copying import CopyError, copy_image
 from importer.app.registries import RegistryDirectory
 
@@ -75,14 +74,6 @@ class Remedy:
     error: str | None = None
     alert: str | None = None  # "loopguard" when the loop guard stopped it
     affected_tags: tuple[str, ...] = ()
-
-
-class ServerImport(Protocol):
-    """A registry that copies from an upstream itself (ACR `importImage`): see importer/registry/acr_import.py."""
-
-    def import_digests(self, *, source_registry: str, source_repository: str, digests: Sequence[str],
-                       target_repository: str, username: str | None = None,
-                       password: str | None = None) -> object: ...
 
 
 class NoCompliantSource(Exception):
@@ -321,7 +312,7 @@ class Remediator:
                   target_repository: str, rule: Rule, flatten: bool) -> str:
         """Put what the rule needs from the upstream into the target repository by digest; returns the new digest."""
         platforms = rule.require if flatten else ()
-        if self.server_import is not None and isinstance(registry, AcrRegistry):
+        if self.server_import is not None and self.server_import.serves(registry):
             fetched = upstream.get_manifest(upstream_repository, upstream_digest)
             plan = plan_import(fetched, platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
             login = self.registries.credentials_for(upstream.host)
@@ -338,9 +329,8 @@ class Remediator:
         return copied.digest
 
     def _quarantine(self, registry: Registry, target: Target, *, prefix: str) -> Remedy:
-        acr = isinstance(registry, AcrRegistry)
         if self.policy.quarantine.mode == "lock":
-            if not acr:
+            if not isinstance(registry, LocksManifests):
                 return Remedy(
                     "failed",
                     prefix + "quarantine mode 'lock' needs Azure Container Registry",
@@ -350,7 +340,7 @@ class Remediator:
         preserved = self._preserve(registry, target)
         if not self._still_points_at_offender(registry, target):
             return self._superseded(target, preserved)
-        if acr:  # ACR deletes tags: only the tag goes, the manifest stays where it was
+        if isinstance(registry, DeletesTags):  # only the tag goes, the manifest stays where it was
             with contextlib.suppress(NotFound):  # a redelivery may find it gone already
                 registry.delete_tag(target.repository, target.tag)
             return Remedy(
@@ -374,9 +364,9 @@ class Remediator:
             affected_tags=tuple(tags),
         )
 
-    def _lock(self, registry: "AcrRegistry", target: Target, *, prefix: str) -> Remedy:
+    def _lock(self, registry: LocksManifests, target: Target, *, prefix: str) -> Remedy:
         """`quarantine.mode: lock`: the manifest stays, pulls fail closed, nothing can overwrite or delete it."""
-        if not self._still_points_at_offender(registry, target):
+        if not self._still_points_at_offender(registry, target):  # type: ignore[arg-type]
             return Remedy("superseded", f"{target.scope} no longer points at {target.digest}: nothing changed")
         registry.lock_manifest(target.repository, target.digest, read=False, write=False, delete=False)
         kept = f"{target.host}/{target.repository}@{target.digest}"
@@ -437,7 +427,7 @@ def release(
     repository name and tag); `to` = (repository, tag) overrides it. A destination tag that now points at another
     image (a newer push) is not overwritten unless `force`.
     """
-    if isinstance(registry, AcrRegistry) and policy.quarantine.original_of(quarantine_repository) is None:
+    if isinstance(registry, LocksManifests) and policy.quarantine.original_of(quarantine_repository) is None:
         return _unlock(registry, ledger, host, quarantine_repository, quarantine_reference, now)
     fetched = registry.get_manifest(quarantine_repository, quarantine_reference)
     if to is None:
@@ -471,7 +461,7 @@ def release(
     )
 
 
-def _unlock(registry: "AcrRegistry", ledger: Ledger, host: str, repository: str, reference: str,
+def _unlock(registry: LocksManifests, ledger: Ledger, host: str, repository: str, reference: str,
             now: Callable[[], float]) -> Released:
     """Release a manifest that `quarantine.mode: lock` locked in place: enable read, write and delete again."""
     if not reference.startswith(("sha256:", "sha512:")):

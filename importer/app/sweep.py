@@ -64,7 +64,7 @@ from importer.app.pipeline import Pipeline, TransientFailure, evaluate, referenc
 from importer.core.policy import Policy, repository_matcher
 from importer.entry.progress import ProgressBar
 from importer.core.reference import ReferenceError, validate_host
-from importer.ports.registry import CopyError, NotFound, Registry, RegistryError
+from importer.ports.registry import CopyError, ListsTagDigests, NotFound, Registry, RegistryError
 from importer.app.registries import RegistryDirectory
 
 if TYPE_CHECKING:
@@ -354,17 +354,12 @@ class Sweep:
 
     # -- listing ----------------------------------------------------------------------------------------
 
-    def _is_acr(self) -> bool:
-        from importer.adapters.registry.acr import AcrRegistry  # not at import time: the ACR module stays out of cold starts
-
-        return isinstance(self.registry, AcrRegistry)
-
     def _repository_names(self) -> Iterator[str]:
         glob = self.options.repositories
         if glob is not None and not _has_wildcard(glob):
             return iter((glob,))  # one repository named outright: no catalog needed (nor the right to read it)
-        if self._is_acr():
-            return self.registry.list_repository_names(page_size=self.options.page_size)  # type: ignore[attr-defined]
+        if isinstance(self.registry, ListsTagDigests):
+            return self.registry.list_repository_names(page_size=self.options.page_size)
         return self.registry.catalog(page_size=self.options.page_size)
 
     def list_repositories(self) -> tuple[list[str], list[str]]:
@@ -381,11 +376,9 @@ class Sweep:
         rule = self.policy.rule_for(repository)
         ignored = "repository is ignored by the policy" if rule.ignore else None
         try:
-            if self._is_acr():
+            if isinstance(self.registry, ListsTagDigests):
                 read_at = self._clock()  # before the listing: anything recorded after it is newer than what we saw
-                listing = self.registry.list_tag_properties(  # type: ignore[attr-defined]
-                    repository, page_size=self.options.page_size
-                )
+                listing = self.registry.list_tag_properties(repository, page_size=self.options.page_size)
                 return [_Listed(repository, tag.name, tag.digest, read_at, ignored) for tag in listing]
             names = self.registry.list_tags(repository, page_size=self.options.page_size)
             return [_Listed(repository, name, ignored_because=ignored) for name in names]

@@ -59,14 +59,8 @@ from typing import Any
 
 import yaml
 
-from importer.core.manifests import (
-    HELM_CHART_LAYER,
-    HELM_CONFIG,
-    MAX_CONFIG_BYTES,
-    ImageManifest,
-    ManifestError,
-    parse_manifest,
-)
+from importer.core.media_types import HELM_CHART_LAYER, HELM_CONFIG
+from importer.core.manifests import MAX_CONFIG_BYTES, ImageManifest, ManifestError, parse_manifest
 from importer.core.platforms import PlatformError
 from importer.core.platforms import parse as parse_platform
 from importer.core.reference import DEFAULT_TAG, Reference, ReferenceError, parse_reference

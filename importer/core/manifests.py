@@ -20,24 +20,16 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from importer.core.media_types import (
     ATTESTATION_ANNOTATION,
-    ATTESTATION_SUBJECT_ANNOTATION,
     ATTESTATION_VALUE,
-    DOCKER_CONFIG,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    HELM_CHART_LAYER,
-    HELM_CONFIG,
     IMAGE_CONFIG_MEDIA_TYPES,
     IMAGE_MANIFEST_MEDIA_TYPES,
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
-    OCI_CONFIG,
     OCI_INDEX,
     OCI_MANIFEST,
 )
@@ -46,6 +38,15 @@ from importer.core.reference import is_valid_digest
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedManifest:
+    """A manifest's exact bytes, its media type and its verified digest."""
+
+    raw: bytes
+    media_type: str
+    digest: str
 
 
 class ManifestError(ValueError):

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,8 +29,10 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from importer.core.platforms import parse
 from importer.ports.registry import FetchedManifest, RegistryError
-from importer.adapters.registry.acr_import import AcrImporter, AcrImportError, ImportPlan, ImportResult, plan_import
+from importer.core.selection import ImportPlan, plan_import
+from importer.adapters.registry.acr_import import AcrImportError, AcrImporter, ImportResult
 from importer.app.copying import CopyError
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,16 +100,6 @@ THROTTLED = arm_error(429, "TooManyRequests", "Too many requests, retry later", 
 UNAVAILABLE = arm_error(503, "ServiceUnavailable", "The service is unavailable")
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """A threading HTTP server that does not print a traceback when a client drops its kept-alive connection."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class FakeArm:
     """ARM's importImage and its operation endpoints, answering from scripts (the last reply of each repeats).
 
@@ -120,18 +111,16 @@ class FakeArm:
         self._scripts = {"post": list(post), "status": list(status), "result": list(result)}
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-arm", daemon=True)
+        # A client dropping its kept-alive connection prints no traceback.
+        self._http = LocalHttpServer(self._handler(), name="fake-arm", silenced_errors=(ConnectionError,))
+        self.base = self._http.url
 
     def start(self) -> FakeArm:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def count(self, method: str, path: str) -> int:
         with self._lock:
@@ -153,41 +142,27 @@ class FakeArm:
             return self._next("result")
         return Reply(404, {"error": {"code": "NotFound", "message": f"{method} {path}"}})
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietRequestHandler]:
         arm = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 with arm._lock:
                     arm.requests.append(
-                        Recorded(
-                            self.command,
-                            parts.path,
-                            parse_qs(parts.query),
-                            {name.lower(): value for name, value in self.headers.items()},
-                            body,
-                        )
+                        Recorded(self.command, parts.path, parse_qs(parts.query), self.lowercase_headers(), body)
                     )
                 reply = arm._answer(self.command, parts.path)
                 payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value.replace("{base}", arm.base))
+                headers = {name: value.replace("{base}", arm.base) for name, value in reply.headers.items()}
                 if payload:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                    headers["Content-Type"] = "application/json"
+                self.send_body(reply.status, payload, headers)
 
             do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-                pass
 
         return Handler
 

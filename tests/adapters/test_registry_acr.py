@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
@@ -32,9 +31,8 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from importer.core.reference import ReferenceError
+from importer.core.media_types import OCI_INDEX, OCI_MANIFEST
 from importer.ports.registry import (
-    OCI_INDEX,
-    OCI_MANIFEST,
     InsecureTransportRefused,
     ManifestHead,
     NotFound,
@@ -44,7 +42,9 @@ from importer.ports.registry import (
     TransientRegistryError,
     Unauthorized,
 )
-from importer.adapters.registry.acr import AcrRegistry, ManifestProperties, TagProperties, azure_credential
+from importer.adapters.registry.acr import AcrRegistry, azure_credential
+from importer.ports.registry import ManifestProperties, TagProperties
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.registry import LocalRegistry
 
 pytestmark = pytest.mark.timeout(60)
@@ -182,50 +182,36 @@ class FakeAcr:
         self._clock = 0
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stalls
 
             def handle_one(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 parts = urlsplit(self.path)
                 seen = Seen(
                     self.command,
                     unquote(parts.path),
                     parse_qs(parts.query, keep_blank_values=True),
-                    {name.lower(): value for name, value in self.headers.items()},
+                    self.lowercase_headers(),
                     body,
                 )
                 with owner.lock:
                     owner.seen.append(seen)
                     status, headers, answer = owner.answer(seen)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(answer)
+                self.send_body(status, answer, headers)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._http = LocalHttpServer(Handler, name="fake-acr")
+        self.endpoint = self._http.url
 
     def start(self) -> FakeAcr:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     # Content
 

@@ -21,7 +21,7 @@ from importer.core.charts import ChartImage, ChartInfo
 from importer.core.decide import decide
 from importer.core.events import PushEvent
 from importer.app.inspection import inspect_manifest
-from importer.core.manifests import OCI_MANIFEST
+from importer.core.media_types import OCI_MANIFEST
 from importer.core.outcome import Outcome
 from importer.core.platforms import parse as parse_platform
 from importer.core.policy import Rule, guarded_repository_for, parse_policy

@@ -16,11 +16,9 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,8 +29,10 @@ from importer.core.manifests import Index, parse_manifest
 from importer.core.platforms import Platform, parse
 from importer.entry.progress import ProgressBar
 from importer.ports.registry import DigestMismatch, Registry
-from importer.app.copying import CopyError, CopyEvent, build_index, copy_image, plan_subset
+from importer.core.selection import build_index, plan_subset
+from importer.app.copying import CopyError, CopyEvent, copy_image
 from importer.adapters.registry.oci import OciRegistry
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import (
     OCI_CONFIG,
     OCI_LAYER,
@@ -149,7 +149,7 @@ class CorruptingProxy:
         self.corrupted = 0
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -158,15 +158,10 @@ class CorruptingProxy:
             def do_HEAD(self) -> None:
                 proxy.forward(self, "HEAD")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        self._http = LocalHttpServer(Handler, name="corrupting-proxy")
+        self.host = self._http.host
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.host = f"127.0.0.1:{self.server.server_port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    def forward(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def forward(self, handler: QuietRequestHandler, method: str) -> None:
         connection = http.client.HTTPConnection(self.upstream, timeout=10)
         try:
             forwarded = {name: value for name, value in handler.headers.items()
@@ -191,15 +186,13 @@ class CorruptingProxy:
             handler.wfile.write(body)
 
     def __enter__(self) -> CorruptingProxy:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
 
 # --- whole copies ---------------------------------------------------------------------------------------

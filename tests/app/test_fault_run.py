@@ -15,7 +15,7 @@ from pathlib import Path
 
 from importer.core.events import PushEvent
 from importer.adapters.ledger.sqlite import SqliteLedger
-from importer.core.manifests import OCI_MANIFEST
+from importer.core.media_types import OCI_MANIFEST
 from importer.app.pipeline import Pipeline, TransientFailure, evaluate
 from importer.core.policy import parse_policy
 from importer.adapters.registry.oci import OciRegistry

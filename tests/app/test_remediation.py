@@ -7,10 +7,8 @@ must be raced or repeated are handed to the pipeline directly, built like the pa
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +16,10 @@ import pytest
 
 from importer.entry.cli import main
 from importer.core.events import PushEvent
-from importer.core.manifests import OCI_MANIFEST
+from importer.core.media_types import OCI_MANIFEST
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.remediation import parse_quarantine_tag, quarantine_tag
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import fetch_manifest, push, push_raw_manifest
 from testbed.registry import LocalRegistry
@@ -222,18 +221,13 @@ def test_loop_guard_trips_when_a_bad_image_keeps_coming_back(
     assert client(stack.registry.host).head_manifest("team/loop", "1") is not None  # left as it is
 
 
-class _Receiver(BaseHTTPRequestHandler):
+class _Receiver(QuietRequestHandler):
     received: list[tuple[dict[str, str], dict[str, Any]]] = []
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.read_body()
         type(self).received.append((dict(self.headers.items()), json.loads(body)))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.send_body(200)
 
 
 def test_quarantine_alert_reaches_the_webhook_as_a_cloud_event(
@@ -241,19 +235,13 @@ def test_quarantine_alert_reaches_the_webhook_as_a_cloud_event(
 ) -> None:
     """A quarantine posts a CloudEvent telling what was pushed, expected, done, where it is kept and how to release."""
     _Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        stack = guarded(QUARANTINE_POLICY, alert_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/alerts",
+    with LocalHttpServer(_Receiver) as receiver:
+        stack = guarded(QUARANTINE_POLICY, alert_webhook_url=f"{receiver.url}/alerts",
                         alert_webhook_token="alert-token-0123456789")
         bad = push(builder, single(builder, "linux/arm64"), stack.registry.host, "team/alerted", "7")
         outcome = stack.wait_for("team/alerted", tag="7")
         assert outcome.result == "quarantined"
         stack.wait_until(lambda _: bool(_Receiver.received))
-    finally:
-        server.shutdown()
-        server.server_close()
     headers, event = _Receiver.received[0]
     assert headers["Authorization"] == "Bearer alert-token-0123456789"
     assert headers["Content-Type"].startswith("application/cloudevents+json")

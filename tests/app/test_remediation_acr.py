@@ -16,7 +16,7 @@ import pytest
 
 from importer.core.events import PushEvent
 from importer.adapters.ledger.sqlite import SqliteLedger
-from importer.core.manifests import OCI_MANIFEST
+from importer.core.media_types import OCI_MANIFEST
 from importer.app.pipeline import Pipeline
 from importer.core.policy import parse_policy
 from importer.adapters.registry.acr import AcrRegistry
@@ -170,7 +170,7 @@ def test_reimport_on_acr_runs_server_side_through_arm_import(
             else OciRegistry(host),
         )
         importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
-                               credential=_FixedToken(), arm_endpoint=arm.url, poll_interval=0.05, timeout=30)
+                               credential=_FixedToken(), login_server=proxy.host, arm_endpoint=arm.url, poll_interval=0.05, timeout=30)
         pipeline = Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
                             server_import=importer)
         outcome = pipeline.handle(_event(proxy.host, bad))

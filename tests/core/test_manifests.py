@@ -6,11 +6,8 @@ import json
 
 import pytest
 
+from importer.core.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from importer.core.manifests import (
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    OCI_INDEX,
-    OCI_MANIFEST,
     ChildKind,
     ImageManifest,
     Index,

@@ -52,8 +52,10 @@ from urllib.parse import urlencode, urlsplit
 
 from importer.core.reference import validate_digest, validate_repository, validate_tag
 from importer.ports.registry import (
+    ManifestProperties,
     ProtocolError,
     RegistryError,
+    TagProperties,
     TransientRegistryError,
     Unauthorized,
 )
@@ -91,39 +93,6 @@ def azure_credential(client_id: str | None = None) -> TokenCredential:
     if client_id:
         return ManagedIdentityCredential(client_id=client_id)
     return DefaultAzureCredential()
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestProperties:
-    """ACR's metadata about one manifest (`/acr/v1/{repo}/_manifests/{digest}`); the `can_*` flags are its locks."""
-
-    repository: str
-    digest: str
-    size: int | None
-    created_on: str | None  # ISO 8601, as ACR sends it
-    last_updated_on: str | None
-    architecture: str | None
-    os: str | None
-    tags: tuple[str, ...]
-    can_read: bool
-    can_write: bool
-    can_delete: bool
-    can_list: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TagProperties:
-    """ACR's metadata about one tag, as `/acr/v1/{repo}/_tags` lists it."""
-
-    repository: str
-    name: str
-    digest: str
-    created_on: str | None
-    last_updated_on: str | None
-    can_read: bool
-    can_write: bool
-    can_delete: bool
-    can_list: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,53 +2,20 @@
 
     importer = AcrImporter(subscription_id=sub, resource_group="rg", registry_name="myacr",
                            credential=DefaultAzureCredential())
-    result = importer.import_image(source_registry="docker.io", source_image="library/nginx@sha256:…",
-                                   untagged_repositories=["dockerhub/library/nginx"])
-    result.status, result.operation_url, result.duration_s        # "Succeeded", the ARM operation, seconds
-    plan = plan_import(upstream_manifest, exclude=("windows/*",))  # what to import for a rule (pure)
+    importer.serves(registry)                       # True for the registry client of myacr's login server
+    importer.import_digests(source_registry="docker.io", source_repository="library/nginx",
+                            digests=plan.imports, target_repository="dockerhub/library/nginx")
 
-The call: `POST {arm}/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/
-{name}/importImage` with `{"source": {"registryUri", "sourceImage", "credentials"}, "targetTags",
-"untaggedTargetRepositories", "mode"}`, made by azure-mgmt-containerregistry (imported on first use, never at
-module import). ARM answers 202 with `Azure-AsyncOperation` and/or `Location`; the SDK's poller follows it every
-`poll_interval` seconds (or the server's Retry-After). The whole call is bounded by `timeout`: past it the poller
-stops by itself and AcrImportError(transient=True) is raised. 408/429/5xx are retried by the SDK's retry policy
-(`retries`, exponential `retry_backoff`, Retry-After honoured) before they become transient errors.
-
-ACR import facts that shape the API (reference/azure.md): `sourceImage` is `repo:tag` or `repo@sha256:…`; there
-is no platform selector, and importing an index copies every child (at most MAX_IMPORT_MANIFESTS), so one
-platform is imported as the child manifest by digest and a filtered index is assembled by us. Docker Hub is
-`registryUri: docker.io` with `library/` spelled out for official images (done here). Digests are kept.
-
-How remediate.py uses it, in place of `copy_image` (every other step stays as it is):
-1. `_upstream` resolves and inspects the upstream as today; fetch its top manifest bytes (FetchedManifest).
-2. `plan = plan_import(fetched, platforms=rule.require if flatten else (), strict=rule.strict,
-   exclude=rule.forbid, flatten=flatten)` (CopyError → NoCompliantSource, as with copy_image). Shapes:
-   - whole index (or a single image): `plan.imports == (upstream digest,)`, the tag ends on that digest;
-   - single child (flatten): `plan.imports == (child digest,)`, the tag ends on the child manifest;
-   - assembled (filtered index, or an index with more children than one import takes): `plan.imports` are the
-     kept children; then `registry.put_manifest(repo, plan.digest, plan.manifest, plan.media_type)` writes the
-     new index by digest with the registry client (children first, index last, as DESIGN.md §3 "Writes").
-3. Preserve the offender (as today), then `importer.import_digests(source_registry=upstream.host,
-   source_repository=..., digests=plan.imports, target_repository=target.repository, username=…, password=…)`:
-   everything lands by digest, untagged (`untaggedTargetRepositories`).
-4. Compare-and-swap (as today), then re-point the tag to `plan.digest` with the registry client
-   (`get_manifest(repo, plan.digest)` → `put_manifest(repo, tag, …)`: same bytes, a single fast PUT), and
-   inspect the result (as today). Importing untagged first keeps the window between the check and the tag
-   write to one PUT; `import_image(..., target_tags=[f"{repo}:{tag}"], mode="Force")` right after the check
-   also works for whole/single plans, but the check then precedes an asynchronous copy of seconds to minutes.
-An AcrImportError is a RegistryError: transient ones propagate (the event is delivered again), permanent ones
-(validation, unknown image, refused credentials) mean the upstream cannot be imported.
-
-Secrets: the source registry password (and the username, when 4 characters or longer) are scrubbed from every
-message this module raises or logs; the SDK logs request headers redacted and never logs bodies unless its
-`logging_enable` is set, which this module never does.
+The call is `POST …/registries/{name}/importImage` made by azure-mgmt-containerregistry (imported on first use);
+the SDK's poller follows the long-running operation, bounded by `timeout` (past it: a transient AcrImportError).
+408/429/5xx are retried by the SDK's retry policy before they become transient errors. What to import is planned
+by `importer.core.selection.plan_import`; how remediation uses it is in docs/design.md, "Remediation". Source
+registry secrets are scrubbed from every message this module raises or logs.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import threading
@@ -56,11 +23,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from importer.core.manifests import ChildKind, Descriptor, Index, classify_child, parse_manifest
-from importer.core.platforms import Platform
 from importer.core.reference import (
     DOCKER_HUB,
     DOCKER_HUB_ALIASES,
@@ -72,24 +37,18 @@ from importer.core.reference import (
     validate_repository,
     validate_tag,
 )
-from importer.ports.registry import FetchedManifest, RegistryError
-from importer.app.copying import CopyError, build_index, plan_subset
+from importer.ports.registry import Registry, RegistryError
 
 __all__ = [
     "AcrImportError",
     "AcrImporter",
     "DEFAULT_ARM_ENDPOINT",
     "IMPORT_MODES",
-    "ImportPlan",
     "ImportResult",
-    "MAX_IMPORT_MANIFESTS",
-    "plan_import",
 ]
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 IMPORT_MODES = ("Force", "NoForce")
-# ACR imports at most this many manifests in one operation (an index and its children).
-MAX_IMPORT_MANIFESTS = 50
 # Usernames shorter than this are not scrubbed from messages: they would mangle ordinary words.
 MIN_REDACTED_USERNAME = 4
 REDACTED = "***"
@@ -143,68 +102,6 @@ class ImportResult:
 # --- what to import (pure) ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ImportPlan:
-    """What to ask ACR to import for one upstream manifest, and what the tag will point at afterwards.
-
-    shape     "whole": the upstream manifest as it is; "single": one child (flatten); "assembled": the kept
-              children, after which the caller puts `manifest` (a new or too-large index) with the registry client.
-    imports   digests to import from the upstream repository, each by digest, in order.
-    digest    what the tag must point at in the end; `media_type` is its media type.
-    manifest  the index bytes to put (shape "assembled" only), whose digest is `digest`.
-    """
-
-    shape: Literal["whole", "single", "assembled"]
-    imports: tuple[str, ...]
-    digest: str
-    media_type: str
-    manifest: bytes | None = None
-
-
-def plan_import(
-    upstream: FetchedManifest,
-    *,
-    platforms: Sequence[Platform] = (),
-    strict: bool = False,
-    exclude: Sequence[str] = (),
-    flatten: bool = False,
-    max_manifests: int = MAX_IMPORT_MANIFESTS,
-) -> ImportPlan:
-    """Decide which digests to import so the target gets what `copy_image` with the same options would write.
-
-    The children are chosen by `importer.app.copying.plan_subset` and a filtered index is built by
-    `build_index`, exactly as the copy engine does. A single image (not an index) is imported whole: its
-    platform was checked against its config when the upstream was inspected. An index whose subset leaves
-    everything in is imported whole, unless it lists more than `max_manifests` children, which one ACR import
-    does not take: then its children are imported one by one and the original bytes are put ("assembled").
-    Raises CopyError when the options cannot be met (platform not offered, flatten without exactly one
-    platform, bad pattern) and ManifestError when `upstream` is not a manifest.
-    """
-    if flatten and len(platforms) != 1:
-        requested = ", ".join(map(str, platforms)) or "none"
-        raise CopyError(f"flatten needs exactly one platform, got {len(platforms)} ({requested})")
-    manifest = parse_manifest(upstream.raw, upstream.media_type)
-    if not isinstance(manifest, Index):
-        return ImportPlan("whole", (upstream.digest,), upstream.digest, upstream.media_type)
-    if flatten:
-        kept = plan_subset(manifest, platforms, strict=strict, exclude=exclude)
-        child = next(entry for entry in kept if classify_child(entry) is ChildKind.IMAGE)
-        return ImportPlan("single", (child.digest,), child.digest, child.media_type)
-    kept = plan_subset(manifest, platforms, strict=strict, exclude=exclude) if platforms or exclude else ()
-    raw = build_index(manifest, upstream.raw, kept) if kept else upstream.raw
-    if raw == upstream.raw and len(manifest.manifests) <= max_manifests:
-        return ImportPlan("whole", (upstream.digest,), upstream.digest, upstream.media_type)
-    children: Sequence[Descriptor] = kept or manifest.manifests
-    digest = upstream.digest if raw == upstream.raw else "sha256:" + hashlib.sha256(raw).hexdigest()
-    return ImportPlan(
-        "assembled",
-        tuple(dict.fromkeys(child.digest for child in children)),
-        digest,
-        upstream.media_type,
-        manifest=raw,
-    )
-
-
 # --- the importer ---------------------------------------------------------------------------------------
 
 
@@ -223,6 +120,7 @@ class AcrImporter:
         resource_group: str,
         registry_name: str,
         credential: object,
+        login_server: str | None = None,
         arm_endpoint: str = DEFAULT_ARM_ENDPOINT,
         poll_interval: float = 2.0,
         timeout: float = 300.0,
@@ -243,6 +141,7 @@ class AcrImporter:
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.registry_name = registry_name
+        self.login_server = (login_server or f"{registry_name}.azurecr.io").lower()
         self.arm_endpoint = arm_endpoint.rstrip("/")
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -338,6 +237,10 @@ class AcrImporter:
             request_id=polling.request_id,
             duration_s=duration,
         )
+
+    def serves(self, registry: Registry) -> bool:
+        """True when `registry` is the client of this importer's registry (its login server)."""
+        return registry.host.lower() == self.login_server
 
     def import_digests(
         self,

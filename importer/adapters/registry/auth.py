@@ -24,10 +24,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from importer.ports.registry import ProtocolError, RegistryError, Unauthorized
+from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 from importer.adapters.registry.http import HttpTransport, redact_url
 
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -41,14 +41,6 @@ _TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|$)')
 _ESCAPE = re.compile(r"\\(.)")
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A username and password (or token) for a registry; the password is left out of repr."""
-
-    username: str
-    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from importer.core.reference import (
 from importer.core.media_types import ACCEPTED_MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
 from importer.ports.registry import (
     MAX_MANIFEST_BYTES,
+    Credentials,
     DigestMismatch,
     FetchedManifest,
     ManifestHead,
@@ -57,10 +58,10 @@ from importer.ports.registry import (
     TransientRegistryError,
     Unauthorized,
 )
-from importer.adapters.registry.auth import CATALOG_SCOPE, Credentials, RegistryAuth, Scopes, repository_scope
+from importer.adapters.registry.auth import CATALOG_SCOPE, RegistryAuth, Scopes, repository_scope
 from importer.adapters.registry.http import HttpTransport, Response, StreamedResponse, redact_url
 
-__all__ = ["Credentials", "OciRegistry"]
+__all__ = ["OciRegistry"]
 
 LOG = logging.getLogger(__name__)
 
