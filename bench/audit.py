@@ -38,12 +38,12 @@ from pathlib import Path
 
 from bench.common import machine
 from importer.core.policy import parse_policy
-from importer.app.registries import RegistryDirectory
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.settings import Settings
 from importer.app.sweep import Sweep, SweepOptions
 from testbed.images import Descriptor, ImageBuilder
 from testbed.registry import LocalRegistry
+from importer.entry.composition import registry_directory_for
 
 POLICY = parse_policy("version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n", source="bench/audit.py")
 TARGET_REQUESTS_PER_TAG = 1.3
@@ -135,7 +135,7 @@ def seed(registry_host: str, root: Path, scenario: str, tags: int, repositories:
 
 
 def one_run(registry_host: str, expected: dict[str, int], parallel: int) -> RunFigures:
-    directory = RegistryDirectory(Settings(registries=(registry_host,), policy=POLICY))
+    directory = registry_directory_for(Settings(registries=(registry_host,), policy=POLICY))
     sweep = Sweep(registry_host, policy=POLICY, registries=directory, options=SweepOptions(parallel=parallel))
     try:
         report = sweep.run()

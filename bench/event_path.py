@@ -347,7 +347,7 @@ class LatencySamples:
 def measure_latency(registry: LocalRegistry, pushed: Sequence[PushedIndex], ledger_path: Path) -> LatencySamples:
     """Floor GET and event, alternately, one at a time, for every pushed index.
 
-    The pipeline is `Pipeline.from_settings` but for the timing wrappers around its ledger and registry client.
+    The pipeline is `pipeline_for` but for the timing wrappers around its ledger and registry client.
     """
     stopwatch = _Stopwatch()
     settings = _settings(registry, ledger_path)

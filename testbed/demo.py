@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from importer.entry.cli import format_outcomes
+from importer.entry.terminal import format_outcomes
 from importer.core.outcome import Outcome
 from importer.app.remediation import release
 from testbed.images import Descriptor, ImageBuilder, multi, single

@@ -18,11 +18,11 @@ from typing import Any
 from importer.entry.http_api import GuardApi
 from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.core.outcome import Outcome
-from importer.app.pipeline import Pipeline
 from importer.core.policy import parse_policy
 from importer.entry.serve import LocalHost
 from importer.app.settings import Settings
 from testbed.registry import LocalRegistry
+from importer.entry.composition import pipeline_for
 
 WEBHOOK_TOKEN = "test-webhook-token-0123456789"
 
@@ -50,7 +50,7 @@ class GuardedRegistry:
             **settings,
         )
         self.ledger = SqliteLedger(self.settings.ledger_path)
-        self.pipeline = Pipeline.from_settings(self.settings, ledger=self.ledger)
+        self.pipeline = pipeline_for(self.settings, ledger=self.ledger)
         self.api = GuardApi(self.pipeline, webhook_token=WEBHOOK_TOKEN)
         self.host = LocalHost(self.api, port=0)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from importer.core.decide import Facts, Inconsistency, Offer, children_to_verify
+from importer.core.decide import Facts, Inconsistency, Offer, Verdict, children_to_verify, decide, ignored
 from importer.core.manifests import (
     MAX_CONFIG_BYTES,
     ChildKind,
@@ -26,7 +26,7 @@ from importer.core.manifests import (
     platform_from_config,
 )
 from importer.core.platforms import Platform
-from importer.core.policy import Rule
+from importer.core.policy import Policy, Rule
 from importer.ports.registry import Registry
 
 MAX_INDEX_DEPTH = 4
@@ -148,3 +148,17 @@ def inspect_manifest(registry: Registry, repository: str, reference: str, rule: 
         no_platform=tuple(no_platform),
         not_platforms=dict(skipped),
     )
+
+
+def evaluate(policy: Policy, registry: Registry, repository: str, reference: str) -> tuple[Facts | None, Verdict]:
+    """Inspect `repository@reference` (digest or tag) and decide; ignored repositories are not read at all.
+
+    Shared by the event path and `check`, so both give the same verdict for the same manifest.
+    """
+    rule = policy.rule_for(repository)
+    if rule.ignore:
+        return None, ignored(rule, "repository is ignored by the policy")
+    if policy.quarantine.holds(repository):
+        return None, ignored(rule, "quarantine repository: images here are held on purpose")
+    facts = inspect_manifest(registry, repository, reference, rule)
+    return facts, decide(facts, rule)

@@ -1,13 +1,13 @@
 """The one place that strings the steps together: event → claim → inspect → decide → outcome.
 
-    pipeline = Pipeline.from_settings(load_settings())
+    pipeline = pipeline_for(load_settings())       # importer.entry.composition wires it from the settings
     outcomes = pipeline.handle_all(parse_registry_notification(body, content_type))
     # raises TransientFailure (after recording) when a registry problem may pass: fail the delivery so it is retried
 
 Every event the parsers return ends in exactly one recorded outcome per delivery: rejected (bad event, unknown
 registry), duplicate (a redelivery), ignored, compliant, alerted (a violation, alert only), reimported, quarantined,
-superseded (a newer push won), or failed. Remediation itself lives in importer/remediate.py.
-A tagged Helm chart push goes to the chart manager (importer/chartguard.py): its outcome is the chart's summary,
+superseded (a newer push won), or failed. Remediation itself lives in importer/app/remediation.py.
+A tagged Helm chart push goes to the chart manager (importer/app/chart_guard.py): its outcome is the chart's summary,
 and each image the chart references gets an outcome of its own (event id `<event id>/image/<n>`).
 Entry points (function_app.py, the local host, the CLI) only parse and call this.
 """
@@ -21,22 +21,23 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from importer.adapters.sinks.log import LogSink, OutcomeSink
-from importer.core.decide import VIOLATION, Facts, Verdict, decide, ignored
+from importer.ports.sinks import OutcomeSink
+from importer.core.decide import VIOLATION, Facts, Verdict, verdict_fields
 from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
-from importer.app.inspection import inspect_manifest
+from importer.app.inspection import evaluate
 from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.core.media_types import HELM_CONFIG
 from importer.core.manifests import ManifestError
 from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
+from importer.core.reference import reference_of
 from importer.core.policy import Policy, repository_matcher
-from importer.ports.registry import CopyError, NotFound, Registry, RegistryError
+from importer.ports.registry import CopyError, NotFound, RegistryError, ServerImport
 from importer.app.registries import RegistryDirectory
-from importer.app.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded on first use: a compliant push never pays for remediation or charts
     from importer.app.chart_guard import ChartManager
-    from importer.app.remediation import Remediator, ServerImport
+    from importer.app.remediation import Remediator
+
 
 log = logging.getLogger("platform_guard.pipeline")
 
@@ -47,48 +48,6 @@ class TransientFailure(Exception):
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def reference_of(registry: str | None, repository: str, tag: str | None, digest: str | None) -> str:
-    """`registry/repository:tag@digest`, leaving out what is unknown."""
-    text = f"{registry}/{repository}" if registry else repository
-    if tag:
-        text += f":{tag}"
-    if digest:
-        text += f"@{digest}"
-    return text
-
-
-def verdict_fields(facts: Facts | None, verdict: Verdict) -> dict[str, object]:
-    """The outcome fields a verdict fills in."""
-    fields: dict[str, object] = {
-        "platforms": verdict.platforms,
-        "required": verdict.required,
-        "missing": verdict.missing,
-        "forbidden": verdict.forbidden,
-        "inconsistent": verdict.inconsistent,
-        "verdict": verdict.verdict,
-        "action": verdict.action,
-        "reason": verdict.reason,
-        "no_platform": verdict.no_platform,
-    }
-    if facts is not None:
-        fields.update(digest=facts.digest, media_type=facts.media_type, kind=facts.kind)
-    return fields
-
-
-def evaluate(policy: Policy, registry: Registry, repository: str, reference: str) -> tuple[Facts | None, Verdict]:
-    """Inspect `repository@reference` (digest or tag) and decide; ignored repositories are not read at all.
-
-    Shared by the event path and `check`, so both give the same verdict for the same manifest.
-    """
-    rule = policy.rule_for(repository)
-    if rule.ignore:
-        return None, ignored(rule, "repository is ignored by the policy")
-    if policy.quarantine.holds(repository):
-        return None, ignored(rule, "quarantine repository: images here are held on purpose")
-    facts = inspect_manifest(registry, repository, reference, rule)
-    return facts, decide(facts, rule)
 
 
 class Pipeline:
@@ -110,28 +69,12 @@ class Pipeline:
         self.policy = policy
         self.ledger = ledger
         self.registries = registries
-        self.sinks = tuple(sinks) or (LogSink(),)
+        self.sinks = tuple(sinks)
         self._remediation = (loop_limit, loop_window, server_import)
         self._remediator: Remediator | None = None
         self._chart_manager: ChartManager | None = None
         self._paused = repository_matcher(tuple(paused_repositories))
         self._clock = clock
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, ledger: Ledger | None = None) -> "Pipeline":
-        """The pipeline the entry points use, with the adapters the settings select (importer/adapters.py)."""
-        from importer.entry.composition import ledger_for, server_importer_for, sinks_for
-
-        return cls(
-            policy=settings.policy,
-            ledger=ledger or ledger_for(settings),
-            registries=RegistryDirectory(settings),
-            sinks=sinks_for(settings),
-            loop_limit=settings.loop_limit,
-            loop_window=settings.loop_window,
-            paused_repositories=settings.paused_repositories,
-            server_import=server_importer_for(settings),
-        )
 
     # -- events -----------------------------------------------------------------------------------------
 

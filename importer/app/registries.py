@@ -1,11 +1,8 @@
 """Which registries are guarded, and one shared client per registry host.
 
-    directory = RegistryDirectory(settings)
+    directory = RegistryDirectory(settings, factory=make_client)   # the composition root supplies the factory
     host = directory.guarded_host(event.origin)   # None: not ours, the event is rejected
     registry = directory.client(host)             # reused across events (connection pools, token cache)
-
-Hosts ending in `.azurecr.io` get the ACR adapter with the managed identity (unless username/password settings
-name them); every other host the generic OCI client.
 
 An event's origin is only ever matched against configured hosts: the host Platform Guard connects to
 comes from settings, never from an event body.
@@ -17,7 +14,6 @@ import threading
 from collections.abc import Callable
 
 from importer.ports.registry import Registry
-from importer.adapters.registry.oci import OciRegistry
 from importer.ports.registry import Credentials
 from importer.app.settings import Settings
 
@@ -28,23 +24,11 @@ _ACR_PROVIDER = "/providers/microsoft.containerregistry/registries/"
 class RegistryDirectory:
     """Maps event origins onto configured registries and keeps one client per host."""
 
-    def __init__(self, settings: Settings, *, factory: Callable[[str], Registry] | None = None) -> None:
+    def __init__(self, settings: Settings, *, factory: Callable[[str], Registry]) -> None:
         self._settings = settings
-        self._factory = factory or self._oci_client
+        self._factory = factory
         self._clients: dict[str, Registry] = {}
         self._lock = threading.Lock()
-
-    def _oci_client(self, host: str) -> Registry:
-        if host.endswith(ACR_SUFFIX) and self._settings.credentials_for(host) is None:
-            from importer.entry.composition import azure_credential
-            from importer.adapters.registry.acr import AcrRegistry
-
-            return AcrRegistry(host, credential=azure_credential(self._settings))
-        return OciRegistry(
-            host,
-            credentials=self._settings.credentials_for(host),
-            allow_http=self._settings.allows_http(host),
-        )
 
     def credentials_for(self, host: str) -> Credentials | None:
         """The username/password settings for `host` (upstreams that ACR import must log in to)."""

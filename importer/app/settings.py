@@ -39,9 +39,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from importer.core.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy, parse_policy, repository_matcher
+from importer.app.policy_file import load_policy
+from importer.core.policy import DEFAULT_POLICY, Policy, PolicyError, parse_policy, repository_matcher
 from importer.core.reference import is_loopback_host
-from importer.adapters.registry.oci import Credentials
+from importer.ports.registry import Credentials
 
 PREFIX = "PLATFORM_GUARD_"
 _HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")

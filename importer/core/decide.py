@@ -169,3 +169,21 @@ def decide(facts: Facts, rule: Rule) -> Verdict:
         no_platform=facts.no_platform,
         chosen=chosen,
     )
+
+
+def verdict_fields(facts: Facts | None, verdict: Verdict) -> dict[str, object]:
+    """The outcome fields a verdict fills in."""
+    fields: dict[str, object] = {
+        "platforms": verdict.platforms,
+        "required": verdict.required,
+        "missing": verdict.missing,
+        "forbidden": verdict.forbidden,
+        "inconsistent": verdict.inconsistent,
+        "verdict": verdict.verdict,
+        "action": verdict.action,
+        "reason": verdict.reason,
+        "no_platform": verdict.no_platform,
+    }
+    if facts is not None:
+        fields.update(digest=facts.digest, media_type=facts.media_type, kind=facts.kind)
+    return fields

@@ -198,3 +198,13 @@ def parse_reference(text: str) -> Reference:
     if not colon and not digest:
         tag = DEFAULT_TAG
     return Reference(registry=registry, repository=repository, tag=tag or None, digest=digest or None)
+
+
+def reference_of(registry: str | None, repository: str, tag: str | None, digest: str | None) -> str:
+    """`registry/repository:tag@digest`, leaving out what is unknown."""
+    text = f"{registry}/{repository}" if registry else repository
+    if tag:
+        text += f":{tag}"
+    if digest:
+        text += f"@{digest}"
+    return text

@@ -13,13 +13,14 @@
                                        1 violations left, 2 usage error, 3 tags or repositories unreadable)
     demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
 
-Settings come from the environment (see importer/settings.py and the README); `check` against a loopback
+Settings come from the environment (see importer/app/settings.py and the README); `check` against a loopback
 registry needs none.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import signal
@@ -30,12 +31,16 @@ from typing import Any
 from importer.ports.ledger import Ledger
 from importer.core.manifests import ManifestError
 from importer.core.outcome import Outcome
-from importer.app.pipeline import evaluate, reference_of, verdict_fields
-from importer.core.policy import Policy, PolicyError, load_policy
+from importer.core.reference import reference_of
+from importer.core.decide import verdict_fields
+from importer.app.inspection import evaluate
+from importer.app.policy_file import load_policy
+from importer.core.policy import Policy, PolicyError
 from importer.core.reference import ReferenceError, parse_reference
 from importer.ports.registry import Registry, RegistryError
-from importer.app.registries import RegistryDirectory
 from importer.app.settings import Settings, SettingsError, load_settings
+from importer.entry.composition import pipeline_for, registry_directory_for
+from importer.entry.terminal import format_outcomes
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -57,7 +62,7 @@ def _settings(policy_path: str | None) -> Settings:
 
 def _client(settings: Settings, host: str) -> Registry:
     """A registry client for a host the user named, with its credentials and plain-HTTP permission from settings."""
-    return RegistryDirectory(settings).client(host)
+    return registry_directory_for(settings).client(host)
 
 
 def _print_verdict(record: dict[str, Any]) -> None:
@@ -220,26 +225,6 @@ def command_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def format_outcomes(outcomes: Sequence[Outcome]) -> str:
-    """A fixed-width table of outcomes, oldest first."""
-    rows = [("RECEIVED", "RESULT", "REFERENCE", "PLATFORMS", "REASON")]
-    for outcome in reversed(outcomes):
-        reference = outcome.reference or outcome.repository or outcome.event_id
-        rows.append(
-            (
-                outcome.received_at,
-                outcome.result,
-                reference if len(reference) <= 60 else reference[:57] + "...",
-                ",".join(outcome.platforms),
-                outcome.error or outcome.reason or "",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
-    )
-
-
 def command_outcomes(args: argparse.Namespace) -> int:
     from importer.adapters.ledger.sqlite import SqliteLedger
 
@@ -352,7 +337,6 @@ def command_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from importer.adapters.sinks.log import OUTCOME_LOGGER
-    from importer.app.pipeline import Pipeline
     from importer.app.sweep import (
         DRY_RUN, REMEDIATE, Sweep, SweepError, SweepOptions, TagProgressBar, format_summary, parse_scope, write_report,
     )
@@ -379,12 +363,12 @@ def command_audit(args: argparse.Namespace) -> int:
     if args.remediate and host not in settings.registries:
         raise UsageError(f"--remediate changes {host}: only guarded registries are remediated "
                          f"(add it to PLATFORM_GUARD_REGISTRIES)")
-    pipeline = Pipeline.from_settings(settings) if args.remediate else None
+    pipeline = pipeline_for(settings) if args.remediate else None
     ledger = pipeline.ledger if pipeline is not None else _existing_ledger(settings)
     outcome_log = logging.getLogger(OUTCOME_LOGGER)
     level = outcome_log.level
     outcome_log.setLevel(logging.CRITICAL)  # one line per tag would drown the terminal: the report lists them
-    registries = pipeline.registries if pipeline is not None else RegistryDirectory(settings)
+    registries = pipeline.registries if pipeline is not None else registry_directory_for(settings)
     sweep = Sweep(host, policy=settings.policy, registries=registries, pipeline=pipeline, ledger=ledger,
                   paused_repositories=settings.paused_repositories, options=options)
     bar = TagProgressBar(f"auditing {args.scope or host}")
@@ -414,10 +398,13 @@ def command_audit(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     from importer.adapters.sinks.log import OUTCOME_LOGGER
-    from testbed.demo import run_demo
 
+    try:  # the demo's local stack is test scaffolding: it ships with a checkout, never in the deployment package
+        demo = importlib.import_module("testbed.demo")
+    except ModuleNotFoundError:
+        raise UsageError("the demo runs from a checkout of the repository: scripts/demo") from None
     logging.getLogger(OUTCOME_LOGGER).setLevel(logging.CRITICAL)  # the demo prints its own table of outcomes
-    return run_demo(keep=args.keep)
+    return int(demo.run_demo(keep=args.keep))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,7 @@
-"""Choosing one adapter per port from the settings: the only place that knows which backends exist.
+"""The composition root: the one place that knows which backends exist and picks one adapter per port.
 
+    pipeline = pipeline_for(settings)        # the pipeline every entry point runs, wired from the settings
+    directory = registry_directory_for(settings)  # ACR adapter for *.azurecr.io (managed identity), else OCI
     ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
     importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
     sinks = sinks_for(settings)              # JSON log always; webhook, Event Grid topic, App Insights when set
@@ -13,7 +15,13 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from importer.adapters.sinks.log import LogSink, OutcomeSink, WebhookSink
+from importer.adapters.registry.oci import OciRegistry
+from importer.adapters.sinks.log import LogSink
+from importer.adapters.sinks.webhook import WebhookSink
+from importer.app.pipeline import Pipeline
+from importer.app.registries import ACR_SUFFIX, RegistryDirectory
+from importer.ports.registry import Registry
+from importer.ports.sinks import OutcomeSink
 from importer.ports.ledger import Ledger
 from importer.app.settings import Settings
 
@@ -80,3 +88,32 @@ def sinks_for(settings: Settings) -> list[OutcomeSink]:
         if telemetry is not None:
             sinks.append(telemetry)
     return sinks
+
+
+def registry_client_for(settings: Settings, host: str) -> Registry:
+    """A client for `host`: ACR with the managed identity for `*.azurecr.io` without username/password settings,
+    the generic OCI client for everything else."""
+    if host.endswith(ACR_SUFFIX) and settings.credentials_for(host) is None:
+        from importer.adapters.registry.acr import AcrRegistry
+
+        return AcrRegistry(host, credential=azure_credential(settings))
+    return OciRegistry(host, credentials=settings.credentials_for(host), allow_http=settings.allows_http(host))
+
+
+def registry_directory_for(settings: Settings) -> RegistryDirectory:
+    """The guarded registries of the settings, with one client per host made by `registry_client_for`."""
+    return RegistryDirectory(settings, factory=functools.partial(registry_client_for, settings))
+
+
+def pipeline_for(settings: Settings, *, ledger: Ledger | None = None) -> Pipeline:
+    """The pipeline the entry points use, with the adapters the settings select."""
+    return Pipeline(
+        policy=settings.policy,
+        ledger=ledger or ledger_for(settings),
+        registries=registry_directory_for(settings),
+        sinks=sinks_for(settings),
+        loop_limit=settings.loop_limit,
+        loop_window=settings.loop_window,
+        paused_repositories=settings.paused_repositories,
+        server_import=server_importer_for(settings),
+    )

@@ -18,6 +18,7 @@ from importer.entry.http_api import GuardApi
 from importer.core.outcome import Outcome
 from importer.app.pipeline import Pipeline
 from importer.app.settings import Settings, load_settings
+from importer.entry.composition import pipeline_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
-        pipeline = Pipeline.from_settings(settings)
+        pipeline = pipeline_for(settings)
         return cls(settings, pipeline, GuardApi(pipeline, webhook_token=settings.webhook_token))
 
     def handle_eventgrid_event(self, envelope: Mapping[str, object]) -> list[Outcome]:

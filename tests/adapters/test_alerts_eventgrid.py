@@ -12,11 +12,9 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,9 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.core.credentials import AccessToken, AzureKeyCredential
 
-from importer.adapters.sinks.log import alert_summary
+from importer.core.alerts import alert_summary
 from importer.adapters.sinks.eventgrid import EVENT_KINDS, EventGridSink, topic_endpoint
 from importer.core.outcome import Outcome
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, single
 from testbed.push import push
 from testbed.stack import GuardedRegistry
@@ -60,38 +59,26 @@ class TopicReceiver:
     def __post_init__(self) -> None:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, so a reused client shows as one connection
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 parts = urlsplit(self.path)
                 receiver.requests.append(Received(
-                    "POST", parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()},
-                    body, self.client_address[1],
+                    "POST", parts.path, parse_qs(parts.query), self.lowercase_headers(), body, self.client_address[1],
                 ))
                 answer = b"" if receiver.status == 200 else b'{"error":{"code":"Internal","message":"boom"}}'
-                self.send_response(receiver.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self.send_body(receiver.status, answer, {"Content-Type": "application/json"})
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(Handler, name="event-grid-topic").start()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/events"
+        return f"{self._http.url}/api/events"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.stop()
 
 
 @pytest.fixture
@@ -240,7 +227,7 @@ def test_kinds_filter_selects_what_is_published(
 
 
 def test_default_kinds_are_all_five() -> None:
-    """Without `kinds`, every kind importer.adapters.sinks.log.event_kind can return is published."""
+    """Without `kinds`, every kind importer.core.alerts.event_kind can return is published."""
     sink = EventGridSink("https://topic.example.test/api/events", credential=AzureKeyCredential(TOPIC_KEY))
     assert sink.kinds == {"quarantined", "reimported", "violation", "failed", "loopguard"}
     assert all(sink.publishes(record) for _, record in NOTIFIED)

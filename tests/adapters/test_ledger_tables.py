@@ -37,7 +37,6 @@ from importer.adapters.ledger.tables import (
     table_key,
 )
 from importer.core.outcome import Outcome
-from importer.app.pipeline import Pipeline
 from importer.core.media_types import OCI_MANIFEST
 from importer.app.settings import Settings
 from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, AzuriteUnavailable, node_binary
@@ -45,6 +44,7 @@ from testbed.faults import FaultProxy
 from testbed.images import ImageBuilder
 from testbed.push import push
 from testbed.registry import LocalRegistry, free_port
+from importer.entry.composition import pipeline_for
 from tests.races import assert_each_won_once, race_processes
 from tests.adapters.test_ledger import CLAIM_CASES, OUTCOME_QUERIES, RECORDED, ClaimCase
 
@@ -616,7 +616,7 @@ def test_pipeline_records_in_table_storage(
     """A push decided by the pipeline on a TableLedger is recorded there once; its redelivery is a duplicate."""
     ledger = table_ledger()
     settings = Settings(registries=(registry.host,), ledger_path=tmp_path / "unused.db")
-    pipeline = Pipeline.from_settings(settings, ledger=ledger)
+    pipeline = pipeline_for(settings, ledger=ledger)
     image = builder.image(platform, seed="tables")
     digest = push(builder, image, registry.host, "team/app", "1.0")
     event = PushEvent(

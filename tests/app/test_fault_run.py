@@ -16,7 +16,8 @@ from pathlib import Path
 from importer.core.events import PushEvent
 from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.core.media_types import OCI_MANIFEST
-from importer.app.pipeline import Pipeline, TransientFailure, evaluate
+from importer.app.inspection import evaluate
+from importer.app.pipeline import Pipeline, TransientFailure
 from importer.core.policy import parse_policy
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.remediation import quarantine_tag
@@ -25,6 +26,7 @@ from testbed.faults import FaultProxy
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
+from importer.entry.composition import pipeline_for
 from tests.figures import report
 
 REMEDIATIONS = 50
@@ -98,7 +100,7 @@ def test_fifty_remediations_with_twenty_percent_faults(tmp_path: Path) -> None:
                 ledger_path=tmp_path / "ledger.db",
             )
             ledger = SqliteLedger(settings.ledger_path)
-            pipeline = Pipeline.from_settings(settings, ledger=ledger)
+            pipeline = pipeline_for(settings, ledger=ledger)
             started = time.monotonic()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 deliveries = list(pool.map(lambda r: _deliver(pipeline, _event(guarded_proxy.host, r, bad[r])),

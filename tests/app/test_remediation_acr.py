@@ -28,6 +28,7 @@ from testbed.faults import CANNED, FaultProxy
 from testbed.images import ImageBuilder, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
+from importer.entry.composition import pipeline_for, registry_directory_for
 
 SUB = "00000000-0000-0000-0000-000000000000"
 ACR_ID = f"/subscriptions/{SUB}/resourceGroups/rg-guard/providers/Microsoft.ContainerRegistry/registries/myacr"
@@ -107,7 +108,7 @@ def test_lock_needs_acr(registry: LocalRegistry, builder: ImageBuilder, tmp_path
     """`mode: lock` against a plain distribution registry fails clearly and changes nothing."""
     bad = push(builder, single(builder, "linux/arm64"), registry.host, "team/app", "1")
     settings = Settings(registries=(registry.host,), policy=parse_policy(_policy("lock")), ledger_path=tmp_path / "l.db")
-    outcome = Pipeline.from_settings(settings).handle(_event(registry.host, bad))
+    outcome = pipeline_for(settings).handle(_event(registry.host, bad))
     assert outcome is not None and outcome.result == "failed" and "needs Azure Container Registry" in (outcome.reason or "")
     assert OciRegistry(registry.host).head_manifest("team/app", "1").digest == bad  # type: ignore[union-attr]
 
@@ -124,9 +125,9 @@ def test_settings_alone_select_the_azure_adapters(tmp_path: Path) -> None:
         "AZURE_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
     })
     assert settings.registries == ("myacr.azurecr.io",)
-    assert isinstance(RegistryDirectory(settings).client("myacr.azurecr.io"), AcrRegistry)
-    assert isinstance(RegistryDirectory(settings).client("docker.io"), OciRegistry)
-    assert not isinstance(RegistryDirectory(settings).client("docker.io"), AcrRegistry)
+    assert isinstance(registry_directory_for(settings).client("myacr.azurecr.io"), AcrRegistry)
+    assert isinstance(registry_directory_for(settings).client("docker.io"), OciRegistry)
+    assert not isinstance(registry_directory_for(settings).client("docker.io"), AcrRegistry)
     importer = server_importer_for(settings)
     assert isinstance(importer, AcrImporter) and importer.registry_id.lower() == ACR_ID.lower()
     ledger = ledger_for(settings)

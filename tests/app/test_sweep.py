@@ -17,14 +17,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +52,11 @@ from importer.app.sweep import (
     render_markdown,
     sweep_event_id,
 )
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import fetch_manifest, list_tags, push, push_raw_manifest
 from testbed.registry import LocalRegistry
+from importer.entry.composition import registry_directory_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -188,7 +188,8 @@ def small(tmp_path: Path) -> Iterator[Seed]:
 
 
 def directory_for(seed: Seed, *, factory: Callable[[str], Any] | None = None) -> RegistryDirectory:
-    return RegistryDirectory(Settings(registries=(seed.host,), policy=seed.policy), factory=factory)
+    settings = Settings(registries=(seed.host,), policy=seed.policy)
+    return registry_directory_for(settings) if factory is None else RegistryDirectory(settings, factory=factory)
 
 
 def pipeline_for(seed: Seed, ledger: SqliteLedger, **options: Any) -> Pipeline:
@@ -267,27 +268,22 @@ class PagingProxy:
         self.seen: list[str] = []
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietRequestHandler):
             def do_GET(self) -> None:
                 proxy.handle(self, "GET")
 
             def do_HEAD(self) -> None:
                 proxy.handle(self, "HEAD")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalHttpServer(Handler, name="paging-proxy")
+        self.host = self._http.host
 
     def __enter__(self) -> "PagingProxy":
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def _upstream(self, method: str, path: str, accept: str | None) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(self.registry + path, method=method, headers={"Accept": accept or "*/*"})
@@ -312,7 +308,7 @@ class PagingProxy:
             headers["Link"] = f'<{path}?n={size}&last={urllib.parse.quote(rest[size - 1])}{extra}>; rel="next"'
         return rest[:size], headers
 
-    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, handler: QuietRequestHandler, method: str) -> None:
         self.seen.append(handler.path)
         parts = urllib.parse.urlsplit(handler.path)
         query = urllib.parse.parse_qs(parts.query)
@@ -345,11 +341,7 @@ class PagingProxy:
             if method == "GET":
                 handler.wfile.write(body)
             return
-        handler.send_response(200)
-        for key, value in {**headers, "Content-Length": str(len(body))}.items():
-            handler.send_header(key, value)
-        handler.end_headers()
-        handler.wfile.write(body)
+        handler.send_body(200, body, headers)
 
 
 def test_listings_follow_link_pagination_with_a_small_page_size(seeded: Seed) -> None:
@@ -357,7 +349,7 @@ def test_listings_follow_link_pagination_with_a_small_page_size(seeded: Seed) ->
     page by page, and the totals are the same."""
     with PagingProxy(seeded.host) as proxy:
         settings = Settings(registries=(proxy.host,), policy=seeded.policy)
-        report = Sweep(proxy.host, policy=seeded.policy, registries=RegistryDirectory(settings),
+        report = Sweep(proxy.host, policy=seeded.policy, registries=registry_directory_for(settings),
                        options=SweepOptions(page_size=3)).run()
     catalog = [path for path in proxy.seen if path.startswith("/v2/_catalog")]
     tag_pages = [path for path in proxy.seen if path.startswith("/v2/team/app-05/tags/list")]
@@ -733,7 +725,7 @@ def test_a_tag_that_cannot_be_judged_is_failed_with_a_check_command(registry: Lo
     push(builder, broken, registry.host, "team/odd", "broken", via="raw")
     push(builder, single(builder, "linux/amd64"), registry.host, "team/odd", "fine", via="raw")
     policy = parse_policy("version: 1\n")
-    directory = RegistryDirectory(Settings(registries=(registry.host,), policy=policy))
+    directory = registry_directory_for(Settings(registries=(registry.host,), policy=policy))
     report = Sweep(registry.host, policy=policy, registries=directory).run()
     assert report.totals() == {"compliant": 1, "violation": 0, "ignored": 0, "failed": 1, "gone": 0}
     [failed] = report.failures

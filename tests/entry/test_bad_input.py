@@ -30,7 +30,6 @@ from importer.entry.http_api import GuardApi
 from importer.app.inspection import MAX_INDEX_DEPTH
 from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.core.outcome import Outcome
-from importer.app.pipeline import Pipeline
 from importer.ports.registry import MAX_MANIFEST_BYTES
 from importer.entry.serve import LocalHost
 from importer.app.settings import Settings
@@ -38,6 +37,7 @@ from testbed.faults import FaultProxy
 from testbed.images import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Descriptor, ImageBuilder, canonical_json
 from testbed.push import fetch_manifest, push
 from testbed.registry import LocalRegistry, free_port
+from importer.entry.composition import pipeline_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,7 +70,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             registries=(registry.host, proxy.host), ledger_path=root / "ledger.db", webhook_token=TOKEN
         )
         ledger = SqliteLedger(settings.ledger_path)
-        api = GuardApi(Pipeline.from_settings(settings, ledger=ledger), webhook_token=TOKEN)
+        api = GuardApi(pipeline_for(settings, ledger=ledger), webhook_token=TOKEN)
         good = builder.image("linux/amd64", seed="good")
         push(builder, good, registry.host, "good/app", "1")
         with LocalHost(api, port=0) as host:

@@ -4,9 +4,9 @@
     sink = EventGridSink(endpoint, credential=AzureKeyCredential(key), kinds={"quarantined", "loopguard"})
     sink.emit(outcome)       # never raises: a failed publish is logged (without the key) and the outcome stays recorded
 
-Event types are `<type_prefix>.image.<kind>` for the kinds of importer.adapters.sinks.log.event_kind: quarantined, reimported,
+Event types are `<type_prefix>.image.<kind>` for the kinds of importer.core.alerts.event_kind: quarantined, reimported,
 violation (a violation only alerted), failed, loopguard; source `/platform-guard/<registry>`, subject the image
-reference, data the outcome record plus its alert summary (importer.adapters.sinks.log.cloud_event). Outcomes of other kinds, or of
+reference, data the outcome record plus its alert summary (importer.core.alerts.cloud_event). Outcomes of other kinds, or of
 kinds left out of `kinds`, are not published. With a TokenCredential the identity needs the "EventGrid Data Sender"
 role on the topic. azure-eventgrid is imported on the first publish, and the client is built once and reused.
 """
@@ -20,11 +20,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from importer.adapters.sinks.log import DEFAULT_TYPE_PREFIX, cloud_event, event_kind
+from importer.core.alerts import DEFAULT_TYPE_PREFIX, cloud_event, event_kind
 from importer.core.outcome import Outcome
 from importer.core.reference import is_loopback_host
 
-# Every kind importer.adapters.sinks.log.event_kind can return, in the order an on-call reader would rank them.
+# Every kind importer.core.alerts.event_kind can return, in the order an on-call reader would rank them.
 EVENT_KINDS: tuple[str, ...] = ("quarantined", "loopguard", "failed", "violation", "reimported")
 DEFAULT_TOPIC_PATH = "/api/events"
 # Logger of the generated models in azure-eventgrid 4.x, and the per-call options we pass; see _CallOptionWarnings.
@@ -162,7 +162,7 @@ class EventGridSink:
             )
 
     def as_cloud_event(self, outcome: Outcome) -> Any:
-        """The outcome as an azure.core.messaging.CloudEvent (the fields of importer.adapters.sinks.log.cloud_event)."""
+        """The outcome as an azure.core.messaging.CloudEvent (the fields of importer.core.alerts.cloud_event)."""
         from azure.core.messaging import CloudEvent
 
         fields = cloud_event(outcome, type_prefix=self.type_prefix)

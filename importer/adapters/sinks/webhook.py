@@ -1,0 +1,42 @@
+"""Alerting outcomes POSTed as CloudEvents 1.0 to a configured URL (bearer token), with bounded retries."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import urllib3
+
+from importer.core.alerts import DEFAULT_TYPE_PREFIX, cloud_event
+from importer.core.outcome import Outcome
+
+log = logging.getLogger("platform_guard.alerts")
+
+
+class WebhookSink:
+    """POSTs each alerting outcome as a CloudEvent to a configured URL (bearer token), with bounded retries."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 5.0, attempts: int = 3,
+                 type_prefix: str = DEFAULT_TYPE_PREFIX) -> None:
+        self.url = url
+        self._token = token
+        self._type_prefix = type_prefix
+        self._pool = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=urllib3.Retry(total=attempts - 1, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504),
+                                  allowed_methods=None, respect_retry_after_header=True, raise_on_status=False),
+        )
+
+    def __repr__(self) -> str:
+        return f"WebhookSink({self.url!r})"
+
+    def emit(self, outcome: Outcome) -> None:
+        if not outcome.alerts:
+            return
+        headers = {"Content-Type": "application/cloudevents+json; charset=utf-8"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        body = json.dumps(cloud_event(outcome, type_prefix=self._type_prefix)).encode()
+        response = self._pool.request("POST", self.url, body=body, headers=headers)
+        if not 200 <= response.status < 300:
+            log.error("alert webhook answered %s for event %s", response.status, outcome.event_id)
