@@ -4,7 +4,7 @@
     amd64 = builder.image("linux/amd64")
     arm64 = builder.image("linux/arm64/v8", seed="v2")
     index = builder.index([amd64, arm64, builder.attestation(amd64)])
-    push(builder, index, registry.host, "team/app", "1.0")      # importer/testbed/push.py
+    push(builder, index, registry.host, "team/app", "1.0")      # testbed/push.py
 
 Every blob lands in `<root>/blobs/sha256/<hex>` and every call returns the `Descriptor` to reference it with
 (for an image: with its platform, ready to go into an index). The same arguments give the same bytes and

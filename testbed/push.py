@@ -1,4 +1,4 @@
-"""Push images built by `importer/testbed/images.py` to a registry on this machine, digests unchanged.
+"""Push images built by `testbed/images.py` to a registry on this machine, digests unchanged.
 
     digest = push(builder, index, registry.host, "team/app", "1.0")     # skopeo where faithful, raw otherwise
     push(builder, child, registry.host, "team/app", None)               # by digest only, no tag

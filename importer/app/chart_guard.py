@@ -6,7 +6,7 @@ platforms it needs. What is missing is imported from the policy's upstream, and 
     summary.reason                   # "chart shop 1.0.0: 3 images: 2 compliant, 1 imported; 0 failed"
 
 The pipeline hands a tagged chart push here (ACR `ChartPushed`, or an OCI manifest whose config is the Helm config
-media type). `handle` reads the chart by digest (importer/charts.py: in memory, hostile archives refused: the push
+media type). `handle` reads the chart by digest (importer/core/charts: in memory, hostile archives refused: the push
 ends `failed` and nothing is written) and takes its images in order (sorted by reference, numbered from 1):
 
 1. Where the image lives: `importer.core.policy.guarded_repository_for` maps its upstream name onto a guarded
@@ -45,7 +45,8 @@ from importer.app.inspection import inspect_manifest
 from importer.ports.ledger import Ledger
 from importer.core.manifests import ManifestError
 from importer.core.outcome import Outcome
-from importer.app.pipeline import reference_of, verdict_fields
+from importer.core.reference import reference_of
+from importer.core.decide import verdict_fields
 from importer.core.platforms import Platform, matches_pattern
 from importer.core.platforms import parse as parse_platform
 from importer.core.policy import Policy, Rule, guarded_repository_for

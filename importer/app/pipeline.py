@@ -126,7 +126,7 @@ class Pipeline:
             actor=event.actor,
             user_agent=event.user_agent,
             schema=event.schema,
-            # A sweep (importer/sweep.py) hands synthetic push events whose schema is "sweep".
+            # A sweep (importer/app/sweep) hands synthetic push events whose schema is "sweep".
             trigger=TRIGGER_SWEEP if event.schema == TRIGGER_SWEEP else TRIGGER_EVENT,
         )
         host = self.registries.guarded_host(event.origin)

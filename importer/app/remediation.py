@@ -17,7 +17,7 @@ The guarantees, in the order the steps run:
    index still uses it, which would break a good image). `mode: lock` (ACR) locks the manifest in place instead.
 7. On ACR with PLATFORM_GUARD_ACR_RESOURCE_ID, re-imports run server-side (ARM importImage): no bytes pass here.
 8. `import_missing` brings in an image that is not in the guarded registry at all (an image a Helm chart needs,
-   importer/chartguard.py): nothing to preserve, and a tag that appears meanwhile is never overwritten.
+   importer/app/chart_guard.py): nothing to preserve, and a tag that appears meanwhile is never overwritten.
 Registry problems that may pass propagate (the event is delivered again); the claim is given back either way.
 """
 

@@ -22,7 +22,7 @@
 | PLATFORM_GUARD_EVENTGRID_TOPIC_KEY | topic access key instead of the identity (development only) | none |
 | APPLICATIONINSIGHTS_CONNECTION_STRING | send outcomes to Application Insights, every field a custom dimension | none |
 | AZURE_CLIENT_ID | client id of the user-assigned managed identity (read by DefaultAzureCredential) | system identity / developer login |
-| PLATFORM_GUARD_SWEEP_SCHEDULE | NCRONTAB schedule (6 fields, UTC) of the timer that sweeps every guarded registry (importer/sweep.py); unset or `off`: the timer function is not even declared | off |
+| PLATFORM_GUARD_SWEEP_SCHEDULE | NCRONTAB schedule (6 fields, UTC) of the timer that sweeps every guarded registry (importer/entry/sweep_timer.py); unset or `off`: the timer function is not even declared | off |
 | PLATFORM_GUARD_SWEEP_REMEDIATE | `true`: the timer's sweep remediates like the event path; `false`: it records violations as `alerted` and changes nothing | false |
 | PLATFORM_GUARD_SWEEP_PARALLEL | tags a sweep reads at once (1–64) | 8 |
 

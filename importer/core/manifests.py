@@ -9,7 +9,7 @@ Pure: bytes in, values out, no I/O.
     else:
         platform_from_config(config_bytes) # the platform of a single image, from its config blob
 
-Children that are never a platform (DESIGN.md §3): BuildKit attestations (annotation
+Children that are never a platform (docs/design.md, Index entries that are not platforms): BuildKit attestations (annotation
 `vnd.docker.reference.type: attestation-manifest`), platform `unknown/unknown`, anything with an
 `artifactType`, a child whose media type is not an image manifest or index, and a child with no
 platform at all (reported, never assumed to be linux/amd64 as some tools do). A child manifest whose

@@ -1,4 +1,4 @@
-"""The outcome record: one per event, written to the ledger, the log and the alert sinks (DESIGN.md §4).
+"""The outcome record: one per event, written to the ledger, the log and the alert sinks (docs/design.md, Contracts).
 
     record = Outcome.for_event(event_id="…", received_at="…", registry="…")
     record = record.with_verdict(reference, facts_or_none, verdict)
@@ -45,7 +45,7 @@ EVENT_FIELDS: tuple[str, ...] = (
 )
 # Compatible extensions of the contract: which route the event came by, index children with no platform, the
 # tags a quarantine removed, the kind of alert raised ("violation", "quarantined", "failed", "loopguard"), and what
-# raised the decision: a registry event, or a sweep of the whole registry (importer/sweep.py). `source` keeps its
+# raised the decision: a registry event, or a sweep of the whole registry (importer/app/sweep). `source` keeps its
 # contract meaning (where a re-import came from) whatever the trigger.
 EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert", "trigger")
 OUTCOME_FIELDS: tuple[str, ...] = VERDICT_FIELDS + EVENT_FIELDS + EXTRA_FIELDS

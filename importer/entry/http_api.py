@@ -3,7 +3,7 @@
     api = GuardApi(pipeline, webhook_token=settings.webhook_token)
     response = api.dispatch("POST", "/api/registry-events", {}, headers, body)   # → ApiResponse(status, headers, body)
 
-Routes (DESIGN.md §4): `POST /runtime/webhooks/eventgrid?functionName=NAME` (Event Grid schema, with the
+Routes (docs/design.md, Contracts): `POST /runtime/webhooks/eventgrid?functionName=NAME` (Event Grid schema, with the
 validation handshake), `POST /api/registry-events` (distribution notifications and ACR classic webhooks,
 bearer token), `OPTIONS`/`POST /api/cloudevents` (CloudEvents 1.0, bearer token), `GET /api/health`.
 A body that is not an event payload gets 400 and a `rejected` record; a registry problem that may pass gets

@@ -2,7 +2,7 @@
 // identity-based AzureWebJobsStorage and deployment storage (no account keys anywhere), Entra ID telemetry ingestion,
 // upstream credentials as Key Vault references. HTTPS only, TLS 1.2, FTP and basic publishing credentials off.
 //
-// App settings are exactly those the code reads (importer/settings.py), plus the Functions host's own.
+// App settings are exactly those the code reads (importer/app/settings.py), plus the Functions host's own.
 
 @description('Azure region of the plan and the app.')
 param location string

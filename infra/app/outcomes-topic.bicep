@@ -1,5 +1,5 @@
 // The Event Grid custom topic that receives notable outcomes (quarantined, loopguard, failed, violation, reimported) as
-// CloudEvents 1.0 (importer/alerts_eventgrid.py), with local (access key) auth disabled: only the Function App's
+// CloudEvents 1.0 (importer/adapters/sinks/eventgrid.py), with local (access key) auth disabled: only the Function App's
 // identity may publish (EventGrid Data Sender). Subscribe a webhook, Logic App or queue to it to route alerts anywhere.
 
 @description('Azure region of the topic.')

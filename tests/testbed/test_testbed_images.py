@@ -1,6 +1,6 @@
 """Tests of the test-image builder and the pushes: deterministic, valid OCI content, pushed to a registry unchanged.
 
-The registry is a real CNCF distribution registry on 127.0.0.1 (importer/testbed/registry.py); read-backs go through
+The registry is a real CNCF distribution registry on 127.0.0.1 (testbed/registry.py); read-backs go through
 `skopeo inspect --raw`, a client independent of our own pusher.
 """
 

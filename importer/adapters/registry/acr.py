@@ -6,19 +6,10 @@
     registry.delete_tag("team/app", "1.0")                     # ACR only: /acr/v1/...
     for tag in registry.list_tag_properties("team/app", order_by="timedesc"): ...
 
-Why the generic client, not azure-containerregistry, carries the requests. AcrRegistry is an OciRegistry with an
-ACR token provider: HEAD, mount, streamed uploads, digest verification, size caps, retries with Retry-After, the
-plain-http rule and the immutable cache are already there and tested, and the SDK lacks HEAD and mount. The
-`/acr/v1` calls (tag delete, manifest locks, properties, listings) are a handful of JSON requests, so they go through
-the same transport too: one connection pool and one token cache per registry, as the port asks. Using the SDK for
-them would open a second session that behaves worse (azure-containerregistry 1.2.0, read in its source and run
-against the tests' contract server): every call costs four requests (unauthenticated, 401; exchange; token; again)
-because it keeps no access token and its refresh-token check is inverted (it exchanges the AAD token again while
-the old refresh token has more than 5 minutes left); a streamed upload cannot be re-sent after that 401; plain
-http needs `enforce_https=False` on every call; and absolute upload locations give it a doubled URL. This module
-follows the SDK's documented request and response shapes instead.
+The requests go through the generic OCI client's transport, not azure-containerregistry (why: docs/design.md,
+"Azure adapters").
 
-Authentication (ACR's "AAD OAuth2 flow", Azure/acr docs/AAD-OAuth.md). Until the registry first challenges, requests
+Authentication (ACR's "AAD OAuth2 flow"). Until the registry first challenges, requests
 go without credentials (a plain distribution registry never does, so the same code runs locally with or without a
 credential). After a `Bearer` challenge every request carries a token fetched before it is sent:
   1. an AAD access token from the TokenCredential for `<audience>/.default` (`https://containerregistry.azure.net`);
@@ -73,7 +64,7 @@ from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _er
 if TYPE_CHECKING:  # azure-core is only imported when a credential is actually used
     from azure.core.credentials import TokenCredential
 
-__all__ = ["AcrRegistry", "AcrTokenAuth", "ManifestProperties", "TagProperties", "azure_credential"]
+__all__ = ["AcrRegistry", "AcrTokenAuth", "azure_credential"]
 
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
 API_VERSION = "2021-07-01"
