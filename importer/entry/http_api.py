@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from importer.core.events import (
+    MAX_BODY_BYTES,
     EventPayloadError,
     ParsedEvent,
     cloudevents_options_response,
@@ -37,7 +38,6 @@ EVENTGRID_PATH = "/runtime/webhooks/eventgrid"
 REGISTRY_EVENTS_PATH = "/api/registry-events"
 CLOUDEVENTS_PATH = "/api/cloudevents"
 HEALTH_PATH = "/api/health"
-MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from importer.core.events import (
     parse_registry_notification,
     triage,
 )
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi
 from testbed.registry import LocalRegistry
 
@@ -879,28 +878,21 @@ class NotificationReceiver:
         self.deliveries: list[tuple[str | None, bytes]] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = self.read_body()
                 receiver.deliveries.append((self.headers.get("Content-Type"), body))
-                self.send_response(200)
-                self.end_headers()
+                self.send_body(200)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (signature fixed by http.server)
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/registry-events"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._http = LocalHttpServer(Handler, name="notification-receiver")
+        self.url = f"{self._http.url}/api/registry-events"
 
     def __enter__(self) -> NotificationReceiver:
-        self.thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._http.stop()
 
     def events(self) -> list[ParsedEvent]:
         return [event for content_type, body in list(self.deliveries)

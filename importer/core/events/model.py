@@ -1,0 +1,96 @@
+"""The event model: what parsing a body yields, the action, artifact and schema names, and `triage`.
+
+Per event of a valid body:
+- `PushEvent`: a valid push or delete.
+- `RejectedEvent`: one invalid event; its siblings still parse. The reason names the place in the body,
+  e.g. "events[2].target.digest: 'sha256:xyz' is not a valid digest" (`[i]` in a JSON array, `events[i]` in
+  a distribution envelope, no prefix for a single object).
+- Nothing: pulls, mounts, ACR `quarantine` notices and blob pushes (a target whose media type is not a
+  manifest, index or chart type, or whose URL is a blob URL) are dropped silently. `parse_eventgrid_envelope`
+  returns its one event and cannot drop: `triage` says "drop" instead.
+A body that is not an event payload at all (not JSON, wrong shape, too large, unsupported content type)
+raises `EventPayloadError`; the caller answers HTTP 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from importer.core.media_types import PUSHABLE_MANIFEST_MEDIA_TYPES
+
+SCHEMA_EVENTGRID = "eventgrid"
+SCHEMA_CLOUDEVENTS = "cloudevents"
+SCHEMA_DISTRIBUTION = "distribution"
+SCHEMA_ACR_WEBHOOK = "acr-webhook"
+
+PUSH = "push"
+DELETE = "delete"
+IMAGE = "image"
+CHART = "chart"
+
+
+class EventPayloadError(ValueError):
+    """The whole body is not an event payload; the message says what and where. Answer HTTP 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushEvent:
+    """One registry event, normalised: a push or delete of a manifest (or chart) in one repository."""
+
+    event_id: str
+    schema: str  # "eventgrid" | "cloudevents" | "distribution" | "acr-webhook"
+    action: str  # "push" | "delete"
+    origin: str  # Event Grid topic / CloudEvents source / request.host; "" when absent
+    repository: str
+    tag: str | None  # None when absent or empty
+    digest: str | None  # always set for pushes; deletes may lack it
+    media_type: str | None
+    size: int | None
+    artifact: str  # "image" | "chart"
+    actor: str | None
+    user_agent: str | None
+    occurred_at: str | None  # the event's own timestamp, as sent
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """One event inside a valid payload that is itself invalid."""
+
+    event_id: str  # its own id when usable, else "sha256-<hex>" of its canonical JSON
+    reason: str  # what was wrong and where, e.g. "events[2].target.digest: ... is not a valid digest"
+    origin: str  # as for PushEvent, "" when unknown
+
+
+ParsedEvent = PushEvent | RejectedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """What to do with a parsed push event before any registry is read."""
+
+    disposition: str  # "decide" | "ignore" | "drop"
+    reason: str
+
+
+def triage(event: PushEvent) -> Triage:
+    """Sort an event: decide on tagged manifest pushes, ignore deletes and untagged pushes, drop blob pushes.
+
+    An unknown (absent) media type is treated as a manifest: inspecting it will tell.
+    """
+    if event.action == DELETE:
+        return Triage("ignore", "delete event")
+    if event.media_type is not None and not is_manifest_media_type(event.media_type):
+        return Triage("drop", f"push of {event.digest} with media type {event.media_type!r} is a blob, not a manifest")
+    if event.tag is None:
+        return Triage("ignore", f"untagged push of {event.digest} (a child manifest of a multi-arch push)")
+    return Triage("decide", f"tagged {event.artifact} push of {event.repository}:{event.tag}")
+
+
+def is_manifest_media_type(media_type: str) -> bool:
+    """Whether a push of this media type is a manifest, index or chart (rather than a layer, config or blob)."""
+    return bare_media_type(media_type) in PUSHABLE_MANIFEST_MEDIA_TYPES
+
+
+def bare_media_type(media_type: str) -> str:
+    """A media type without its parameters, lower-cased: "Application/JSON; charset=utf-8" → "application/json"."""
+    return media_type.split(";", 1)[0].strip().lower()
