@@ -39,7 +39,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from importer.core.charts import ChartError, ChartImage, ChartInfo, read_chart_from_registry
+from importer.app.chart_reading import read_chart_from_registry
+from importer.core.charts import ChartError, ChartImage, ChartInfo
 from importer.core.decide import COMPLIANT, IGNORED, Facts, Verdict, decide
 from importer.app.inspection import inspect_manifest
 from importer.ports.ledger import Ledger

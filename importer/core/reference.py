@@ -167,6 +167,12 @@ def _looks_like_registry(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost"
 
 
+def names_registry(text: str) -> bool:
+    """True when `text` starts with a registry host (`ghcr.io/app`), not a Docker Hub path (`bitnami/redis`)."""
+    first, slash, _ = text.partition("/")
+    return bool(slash) and _looks_like_registry(first)
+
+
 def parse_reference(text: str) -> Reference:
     """Parse and normalise an image reference; raise ReferenceError naming `text` when it is not one."""
     if not text or text != text.strip() or any(character.isspace() for character in text):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from importer.core.outcome import Outcome
+
+if TYPE_CHECKING:  # annotations only: the CLI loads the chart reader when a chart is asked for
+    from importer.core.charts import ChartInfo
 
 
 def format_outcomes(outcomes: Sequence[Outcome]) -> str:
@@ -21,7 +25,33 @@ def format_outcomes(outcomes: Sequence[Outcome]) -> str:
                 outcome.error or outcome.reason or "",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
-    )
+    return "\n".join(_aligned(rows))
+
+
+def format_chart_table(info: ChartInfo) -> str:
+    """The chart in a heading line, its images as a fixed-width table, then its sub-charts and unresolved values."""
+    heading = f"chart {info.name} {info.version}" + (f" (app {info.app_version})" if info.app_version else "")
+    heading += f"  platforms: {', '.join(info.platforms) or '— (no platform-guard.io/platforms annotation)'}"
+    lines = [heading]
+    if info.images:
+        # FOUND IN goes last: it is the one column without a bounded width.
+        rows = [("REFERENCE", "PLATFORMS", "HEURISTIC", "FOUND IN")]
+        rows += [
+            (image.reference, ",".join(image.platforms) or "—", "yes" if image.heuristic else "no",
+             ", ".join(image.sources))
+            for image in info.images
+        ]
+        lines += _aligned(rows)
+    else:
+        lines.append("no images found")
+    if info.subcharts:
+        lines.append(f"sub-charts: {', '.join(info.subcharts)}")
+    lines += [f"not a reference (templates are not rendered): {item}" for item in info.unresolved]
+    return "\n".join(lines)
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as fixed-width lines, two spaces apart; the last column, the one of unbounded width, is not padded."""
+    last = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(last)]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:last])) + "  " + row[last] for row in rows]

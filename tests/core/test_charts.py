@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from importer.app.chart_reading import read_chart_from_registry
 from importer.core.charts import (
     MAX_CHART_ARCHIVE_BYTES,
     MAX_CHART_ENTRIES,
@@ -22,9 +23,8 @@ from importer.core.charts import (
     ChartError,
     ChartInfo,
     read_chart_archive,
-    read_chart_file,
-    read_chart_from_registry,
 )
+from importer.entry.chart_file import read_chart_file
 from importer.ports.registry import NotFound
 from importer.adapters.registry.oci import OciRegistry
 from testbed.charts import (
