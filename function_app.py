@@ -5,10 +5,11 @@
 - `registry_events`: HTTP trigger for registry webhooks (distribution notifications, ACR classic webhooks),
   authorised by the bearer token in PLATFORM_GUARD_WEBHOOK_TOKEN on top of the function key.
 - `health`: a cheap liveness probe.
-- `sweep`: timer trigger that reconciles every guarded registry against the policy (importer/sweep.py). Declared only
-  when PLATFORM_GUARD_SWEEP_SCHEDULE holds a schedule: the host resolves `%PLATFORM_GUARD_SWEEP_SCHEDULE%` when it
-  indexes the function, and an unset setting would fail indexing ("does not resolve to a value"). Unset or `off`,
-  there is no function to fire. To stop a declared sweep without a redeploy: `AzureWebJobs.sweep.Disabled=true`.
+- `sweep`: timer trigger that reconciles every guarded registry against the policy (importer/entry/sweep_timer.py).
+  Declared only when PLATFORM_GUARD_SWEEP_SCHEDULE holds a schedule: the host resolves
+  `%PLATFORM_GUARD_SWEEP_SCHEDULE%` when it indexes the function, and an unset setting would fail indexing ("does not
+  resolve to a value"). Unset or `off`, there is no function to fire. To stop a declared sweep without a redeploy:
+  `AzureWebJobs.sweep.Disabled=true`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import azure.functions as func
 
 from importer.entry import runtime
 from importer.entry.http_api import ApiResponse
-from importer.app.settings import sweep_timer_configured
+from importer.entry.sweep_timer import run_scheduled_sweep, sweep_timer_configured  # the sweep loads on a first run
 
 app = func.FunctionApp()
 
@@ -57,6 +58,4 @@ if sweep_timer_configured(os.environ):
 
     @app.timer_trigger(arg_name="timer", schedule="%PLATFORM_GUARD_SWEEP_SCHEDULE%", run_on_startup=False)
     def sweep(timer: func.TimerRequest) -> None:
-        from importer.app.sweep import run_scheduled_sweep  # only a sweep pays for the sweep module
-
         run_scheduled_sweep(runtime.current(), past_due=timer.past_due)

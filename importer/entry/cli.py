@@ -291,7 +291,10 @@ def command_release(args: argparse.Namespace) -> int:
 def command_chart_images(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from importer.core.charts import ChartError, format_chart_table, read_chart_file, read_chart_from_registry
+    from importer.app.chart_reading import read_chart_from_registry
+    from importer.core.charts import ChartError
+    from importer.entry.chart_file import read_chart_file
+    from importer.entry.terminal import format_chart_table
 
     target: str = args.chart
     try:
@@ -337,9 +340,9 @@ def command_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from importer.adapters.sinks.log import OUTCOME_LOGGER
-    from importer.app.sweep import (
-        DRY_RUN, REMEDIATE, Sweep, SweepError, SweepOptions, TagProgressBar, format_summary, parse_scope, write_report,
-    )
+    from importer.app.sweep import DRY_RUN, REMEDIATE, Sweep, SweepError, SweepOptions, parse_scope
+    from importer.entry.audit_report import format_summary, write_report
+    from importer.entry.progress import TagProgressBar
 
     settings = _settings(args.policy)
     if args.scope:

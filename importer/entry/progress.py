@@ -5,6 +5,10 @@
     bar.advance(len(chunk))                      # bytes done; advance(0, items=1) when an item finishes
     bar.finish()                                 # final state and a newline (nothing when disabled)
 
+    bar = TagProgressBar("auditing 127.0.0.1:5000")
+    report = sweep.run(progress=bar)             # a SweepProgress: told the tags listed, then each tag swept
+    bar.finish()
+
 Redraws are throttled to one every `interval` seconds; calls may come from several threads.
 """
 
@@ -13,7 +17,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from importer.app.sweep import SweepItem
 
 MEGABYTE = 1_000_000
 
@@ -96,6 +103,25 @@ class ProgressBar:
         self._last_draw = now
         self._stream.write("\r" + self.render())
         self._stream.flush()
+
+
+class TagProgressBar(ProgressBar):
+    """`auditing 127.0.0.1:5000 [######........]  450/1000 tags  45%` on a terminal; silent otherwise."""
+
+    def __init__(self, label: str, **options: Any) -> None:
+        super().__init__(label, item_name="tags", **options)
+
+    def listed(self, tags: int) -> None:
+        self.start(tags)
+
+    def swept(self, item: SweepItem) -> None:
+        self.advance(1)
+
+    def render(self) -> str:
+        done, total = self._done, self._total
+        fraction = done / total if total else 1.0
+        filled = round(fraction * self._width)
+        return f"{self._label} [{'#' * filled}{'.' * (self._width - filled)}]  {done}/{total} tags  {fraction:4.0%}"
 
 
 def _is_terminal(stream: TextIO) -> bool:

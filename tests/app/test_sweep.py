@@ -1,4 +1,4 @@
-"""Sweep (importer/sweep.py): a whole registry judged and reconciled against the policy, on real registries.
+"""Sweep (importer/app/sweep): a whole registry judged and reconciled against the policy, on real registries.
 
 A distribution registry seeded with 200 tags across 20 repositories: compliant indexes and images, violations to
 quarantine, violations to re-import from an upstream registry (and one the upstream lacks), alert-only violations,
@@ -47,11 +47,10 @@ from importer.app.sweep import (
     SweepOptions,
     SweepReport,
     parse_scope,
-    record_only,
-    render_html,
-    render_markdown,
     sweep_event_id,
 )
+from importer.entry.audit_report import render_html, render_markdown
+from importer.entry.sweep_timer import record_only
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import fetch_manifest, list_tags, push, push_raw_manifest
@@ -759,7 +758,8 @@ def test_progress_bar_counts_tags_on_a_terminal() -> None:
     """The audit's bar shows tags swept of tags listed, and draws nothing when not on a terminal."""
     import io
 
-    from importer.app.sweep import SweepItem, TagProgressBar
+    from importer.app.sweep import SweepItem
+    from importer.entry.progress import TagProgressBar
 
     shown, hidden = io.StringIO(), io.StringIO()
     bars = [TagProgressBar("auditing r", stream=shown, enabled=True, width=10),

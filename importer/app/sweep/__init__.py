@@ -1,0 +1,50 @@
+"""Sweep: judge (and reconcile) every tag of a whole registry against the policy — the audit, and the safety net
+for registry events that were missed (Event Grid gave up, images predate the deployment, the policy changed).
+
+    sweep = Sweep("127.0.0.1:5000", policy=policy, registries=directory)                 # a dry run
+    sweep = Sweep(host, policy=pipeline.policy, registries=pipeline.registries, pipeline=pipeline,
+                  options=SweepOptions(mode=REMEDIATE, repositories="team/**", parallel=8))
+    report = sweep.run()                  # SweepReport: totals by status and repository, the violations
+
+Modes (`SweepOptions.mode`): `dry-run` (the default, `python -m importer audit`) reads only and says what the event
+path would do; `remediate` (`audit --remediate`, the timer with PLATFORM_GUARD_SWEEP_REMEDIATE=true) hands each tag to
+the pipeline as a synthetic push event; `record` (the timer otherwise) does the same through a pipeline whose
+remediation is paused everywhere, so violations are recorded as `alerted` and nothing changes.
+
+Rendering a report and the timer live in the entry layer (importer/entry/audit_report.py,
+importer/entry/sweep_timer.py). See docs/design.md, Sweep.
+"""
+
+from importer.app.sweep.handoff import sweep_event_id
+from importer.app.sweep.model import (
+    DRY_RUN,
+    MODES,
+    RECORD,
+    REMEDIATE,
+    STATUSES,
+    SweepError,
+    SweepItem,
+    SweepOptions,
+    SweepReport,
+    parse_scope,
+)
+from importer.app.sweep.scan import Sweep, SweepProgress, new_sweep_id
+from importer.app.sweep.suggestions import suggested_command
+
+__all__ = [
+    "DRY_RUN",
+    "MODES",
+    "RECORD",
+    "REMEDIATE",
+    "STATUSES",
+    "Sweep",
+    "SweepError",
+    "SweepItem",
+    "SweepOptions",
+    "SweepProgress",
+    "SweepReport",
+    "new_sweep_id",
+    "parse_scope",
+    "suggested_command",
+    "sweep_event_id",
+]
