@@ -1,4 +1,4 @@
-"""`python -m importer`: the command line (see importer/cli.py)."""
+"""`python -m importer`: the command line (see importer/entry/cli.py)."""
 
 import sys
 
