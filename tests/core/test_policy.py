@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
+from importer.app.policy_file import load_policy
 from importer.core.platforms import parse
 from importer.core.policy import (
     DEFAULT_POLICY,
@@ -22,7 +23,6 @@ from importer.core.policy import (
     PolicyError,
     Quarantine,
     Rule,
-    load_policy,
     parse_policy,
 )
 

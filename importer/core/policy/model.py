@@ -1,0 +1,149 @@
+"""The policy model: `Rule`, `Quarantine`, `Policy`, `PolicyError`, the allowed values and `DEFAULT_POLICY`.
+
+Values only, already validated: reading YAML into them is `importer.core.policy.reader`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from importer.core.platforms import Platform
+from importer.core.platforms import parse as parse_platform
+from importer.core.policy.globs import RepositoryGlob, compile_glob
+
+MAX_POLICY_BYTES: Final = 1024 * 1024
+MATCH_MODES: Final = ("compatible", "strict")
+VIOLATION_ACTIONS: Final = ("reimport", "quarantine", "alert")
+QUARANTINE_MODES: Final = ("move", "lock")
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; `str()` is ``<file>: <key path>: <what is wrong> (line N)``."""
+
+    def __init__(self, source: str, path: str, problem: str, line: int | None = None) -> None:
+        super().__init__(source, path, problem, line)
+        self.source = source
+        self.path = path
+        self.problem = problem
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.path}: " if self.path else f"{self.source}: "
+        return where + self.problem + (f" (line {self.line})" if self.line is not None else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a set of repositories must offer and what happens otherwise; `defaults` has no `repositories`.
+
+    `repositories` are globs (() for `defaults`, which matches every repository). `index` is the
+    position in `rules` (None for `defaults`), used in messages as ``rules[2]``.
+    """
+
+    repositories: tuple[str, ...] = ()
+    require: tuple[Platform, ...] = ()
+    forbid: tuple[str, ...] = ()
+    match: str = "compatible"
+    on_violation: str = "quarantine"
+    upstream: str | None = None
+    flatten: bool = False
+    ignore: bool = False
+    index: int | None = None
+    _globs: tuple[RepositoryGlob, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.match not in MATCH_MODES:
+            raise ValueError(f"{self.key_path}: match must be one of {', '.join(MATCH_MODES)} (got {self.match!r})")
+        if self.on_violation not in VIOLATION_ACTIONS:
+            raise ValueError(
+                f"{self.key_path}: on_violation must be one of {', '.join(VIOLATION_ACTIONS)} "
+                f"(got {self.on_violation!r})"
+            )
+        object.__setattr__(self, "_globs", tuple(compile_glob(pattern) for pattern in self.repositories))
+
+    @property
+    def strict(self) -> bool:
+        """True for ``match: strict`` (normalised os/arch/variant equal), False for ``compatible``."""
+        return self.match == "strict"
+
+    @property
+    def key_path(self) -> str:
+        """Where the rule sits in the file: ``rules[2]``, or ``defaults``."""
+        return "defaults" if self.index is None else f"rules[{self.index}]"
+
+    def matches(self, repository: str) -> bool:
+        """True when one of the globs matches the whole name; `defaults` (no globs) matches every name."""
+        return not self._globs or self._matching_glob(repository) is not None
+
+    def upstream_for(self, repository: str) -> str | None:
+        """The upstream reference (without tag) for `repository`, or None when the rule has no upstream.
+
+        Raises ValueError when `repository` is not one this rule matches.
+        """
+        if self.upstream is None:
+            return None
+        if self._globs:
+            glob = self._matching_glob(repository)
+            if glob is None:
+                raise ValueError(f"{self.key_path}: repository {repository!r} does not match {list(self.repositories)}")
+            path = glob.path_of(repository)
+        else:
+            path = repository
+        return self.upstream.replace("{repository}", repository).replace("{path}", path)
+
+    def _matching_glob(self, repository: str) -> RepositoryGlob | None:
+        return next((glob for glob in self._globs if glob.regex.fullmatch(repository)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """Where violating images go: ``move`` to `repository` (a template with ``{repository}``) or ``lock`` in place."""
+
+    mode: str = "move"
+    repository: str = "quarantine/{repository}"
+
+    def __post_init__(self) -> None:
+        if self.mode not in QUARANTINE_MODES:
+            raise ValueError(f"quarantine.mode must be one of {', '.join(QUARANTINE_MODES)} (got {self.mode!r})")
+        if "{repository}" not in self.repository:
+            raise ValueError(f"quarantine.repository must contain {{repository}} (got {self.repository!r})")
+
+    def repository_for(self, repository: str) -> str:
+        """The quarantine repository for `repository`: ``team/app`` → ``quarantine/team/app``."""
+        return self.repository.replace("{repository}", repository)
+
+    def holds(self, repository: str) -> bool:
+        """True when `repository` is itself a quarantine destination (pushes there must not be judged again)."""
+        return self.original_of(repository) is not None
+
+    def original_of(self, repository: str) -> str | None:
+        """The guarded repository whose quarantine `repository` is (``quarantine/team/app`` → ``team/app``), or None."""
+        literal_parts = self.repository.split("{repository}")
+        pattern = "(?P<name>.+)".join(re.escape(part) for part in literal_parts[:2])
+        pattern += "".join("(?P=name)" + re.escape(part) for part in literal_parts[2:])
+        found = re.fullmatch(pattern, repository)
+        return found.group("name") if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A validated policy: `defaults`, resolved `rules` (first match wins), `quarantine`, and where it came from."""
+
+    defaults: Rule
+    rules: tuple[Rule, ...] = ()
+    quarantine: Quarantine = Quarantine()
+    source: str = "<inline>"
+
+    def rule_for(self, repository: str) -> Rule:
+        """The first rule matching `repository` (its unset keys already filled from defaults), else `defaults`."""
+        return next((rule for rule in self.rules if rule.matches(repository)), self.defaults)
+
+
+DEFAULT_POLICY: Final = Policy(
+    defaults=Rule(require=(parse_platform("linux/amd64"),)),
+    rules=(),
+    quarantine=Quarantine(),
+    source="<default>",
+)
