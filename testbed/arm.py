@@ -15,14 +15,13 @@ Only loopback source registries are reachable, like everything in the testbed.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
 from importer.core.reference import is_loopback_host
 from importer.app.copying import copy_image
 from importer.adapters.registry.oci import OciRegistry
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
 
 class ArmImportSimulator:
@@ -33,36 +32,24 @@ class ArmImportSimulator:
         self.imports: list[dict[str, Any]] = []
         simulator = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = json.loads(self.read_body() or b"{}")
                 if not self.path.split("?")[0].endswith("/importImage"):
-                    self._answer(404, {"error": {"code": "NotFound", "message": self.path}})
+                    self.send_json(404, {"error": {"code": "NotFound", "message": self.path}})
                     return
                 try:
                     simulator._import(body)
                 except Exception as error:  # the simulated operation failed: ARM reports it as an error body
-                    self._answer(400, {"error": {"code": "InvalidParameters", "message": str(error)}})
+                    self.send_json(400, {"error": {"code": "InvalidParameters", "message": str(error)}})
                     return
-                self._answer(200, {})
+                self.send_json(200, {})
 
-            def _answer(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalHttpServer(Handler, name="arm-import-simulator")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def _import(self, body: dict[str, Any]) -> None:
         self.imports.append(body)
@@ -82,12 +69,11 @@ class ArmImportSimulator:
                 copy_image(upstream, repository, reference, target, name, tag)
 
     def start(self) -> Self:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -38,15 +38,14 @@ import http.client
 import json
 import random
 import re
-import socket
-import struct
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
+
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
 FAULTS: tuple[str, ...] = ("503", "429", "reset", "slow", "corrupt")
 FORWARDED = "forwarded"
@@ -184,23 +183,29 @@ class FaultProxy:
         self._history: list[ProxiedRequest] = []
         self._canned: dict[tuple[str, str], CannedResponse] = {}
         self._stopping = threading.Event()
-        self._server = _ProxyServer(("127.0.0.1", port), self)
-        self._thread: threading.Thread | None = None
+        self._http = LocalHttpServer(
+            _ProxyHandler,
+            owner=self,
+            port=port,
+            name="fault-proxy",
+            silenced_errors=(Exception,),  # clients hanging up, and the resets we inject ourselves, are the job
+            request_queue_size=128,
+        )
 
     # -- where it listens ------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._http.port
 
     @property
     def host(self) -> str:
         """`127.0.0.1:PORT`: use it as the registry host."""
-        return f"127.0.0.1:{self.port}"
+        return self._http.host
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return self._http.url
 
     # -- configuration ---------------------------------------------------------------------------------
 
@@ -267,19 +272,12 @@ class FaultProxy:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> "FaultProxy":
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-proxy", daemon=True
-        )
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._http.stop()
 
     def __enter__(self) -> "FaultProxy":
         return self.start()
@@ -335,27 +333,14 @@ class FaultProxy:
         return location
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], proxy: FaultProxy) -> None:
-        super().__init__(address, _ProxyHandler)
-        self.proxy = proxy
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients hanging up, and the resets we inject ourselves, are part of the job
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
+class _ProxyHandler(QuietRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body leave in two writes: with Nagle on, the body would wait for the client's delayed ACK.
     disable_nagle_algorithm = True
-    server: _ProxyServer
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    @property
+    def _proxy(self) -> FaultProxy:
+        return self.server.owner
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -369,27 +354,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     return b"".join(parts)
                 parts.append(self.rfile.read(size))
                 self.rfile.readline(1024)  # the CRLF after each chunk
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self.read_body()
 
     def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in _NOT_FORWARDED:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-
-    def _reset(self) -> None:
-        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
-        self.close_connection = True
+        self.send_body(status, body, {name: value for name, value in headers.items()
+                                      if name.lower() not in _NOT_FORWARDED})
 
     def _handle(self) -> None:
-        proxy = self.server.proxy
+        proxy = self._proxy
         path = urlsplit(self.path).path
         body = self._read_body()
         fate = proxy._decide(self.command, path)
@@ -400,7 +372,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         if fate == "reset":
             proxy._note(self.command, path, fate, forwarded=False)
-            self._reset()
+            self.reset_connection()
             return
         if fate == "503":
             proxy._note(self.command, path, fate, forwarded=False)
@@ -418,7 +390,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._forward(body, corrupt=fate == "corrupt", fate=fate)
 
     def _forward(self, body: bytes, *, corrupt: bool, fate: str) -> None:
-        proxy = self.server.proxy
+        proxy = self._proxy
         path = urlsplit(self.path).path
         headers = {name: value for name, value in self.headers.items() if name.lower() not in _NOT_FORWARDED}
         if body or self.command in ("POST", "PUT", "PATCH"):

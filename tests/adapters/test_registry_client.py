@@ -16,7 +16,6 @@ import email.utils
 import hashlib
 import json
 import socket
-import struct
 import threading
 import time
 import urllib.error
@@ -24,7 +23,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,11 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from importer.core.reference import ReferenceError
+from importer.core.media_types import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from importer.ports.registry import (
-    DOCKER_MANIFEST_LIST,
     MAX_MANIFEST_BYTES,
-    OCI_INDEX,
-    OCI_MANIFEST,
     DigestMismatch,
     InsecureTransportRefused,
     ManifestHead,
@@ -52,7 +48,9 @@ from importer.ports.registry import (
     TransientRegistryError,
     Unauthorized,
 )
-from importer.adapters.registry.oci import Credentials, OciRegistry
+from importer.adapters.registry.oci import OciRegistry
+from importer.ports.registry import Credentials
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.registry import LocalRegistry
 
 pytestmark = pytest.mark.timeout(60)
@@ -127,24 +125,18 @@ class SeenRequest:
     at: float
 
 
-class _ScriptedHandler(BaseHTTPRequestHandler):
+class _ScriptedHandler(QuietRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _ScriptedHTTPServer
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        seen = SeenRequest(
-            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
-        )
-        owner = self.server.owner
+        body = self.read_body()
+        seen = SeenRequest(self.command, self.path, self.lowercase_headers(), body, time.monotonic())
+        owner: ScriptedServer = self.server.owner
         with owner.lock:
             owner.seen.append(seen)
         reply = owner.answer(seen)
         if reply.reset:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+            self.reset_connection()
             return
         self.send_response(reply.status)
         headers = dict(reply.headers)
@@ -169,17 +161,6 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _ScriptedHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: ScriptedServer
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # resets and clients hanging up mid-body are part of the script
-
 
 class ScriptedServer:
     """An HTTP server on 127.0.0.1 whose replies come from `answer(request)`."""
@@ -188,17 +169,18 @@ class ScriptedServer:
         self.answer = answer
         self.seen: list[SeenRequest] = []
         self.lock = threading.Lock()
-        self._server = _ScriptedHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
-        self._server.owner = self
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self.url = f"http://{self.host}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(
+            _ScriptedHandler,
+            owner=self,
+            name="scripted-server",
+            poll_interval=0.02,
+            silenced_errors=(Exception,),  # resets and clients hanging up mid-body are part of the script
+        ).start()
+        self.host = self._http.host
+        self.url = self._http.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
 
 def in_order(*replies: Reply) -> Callable[[SeenRequest], Reply]:

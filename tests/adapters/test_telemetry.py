@@ -17,10 +17,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from importer.adapters.sinks.telemetry import (
     parse_connection_string,
     trace_message,
 )
+from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUERIES = REPO_ROOT / "docs" / "queries.md"
@@ -96,39 +95,26 @@ class IngestionReceiver:
     def __post_init__(self) -> None:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 if self.headers.get("Content-Encoding", "").lower() == "gzip":
                     body = gzip.decompress(body)
                 envelopes = json.loads(body)
-                receiver.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, envelopes))
+                receiver.posts.append((self.path, self.lowercase_headers(), envelopes))
                 count = len(envelopes)
-                answer = json.dumps({"itemsReceived": count, "itemsAccepted": count, "errors": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self.send_json(200, {"itemsReceived": count, "itemsAccepted": count, "errors": []})
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._http = LocalHttpServer(Handler, name="ingestion-receiver").start()
 
     def connection_string(self, key: str = INSTRUMENTATION_KEY) -> str:
-        port = self._server.server_address[1]
-        return f"InstrumentationKey={key};IngestionEndpoint=http://127.0.0.1:{port}/"
+        return f"InstrumentationKey={key};IngestionEndpoint={self._http.url}/"
 
     def messages(self) -> list[dict[str, Any]]:
         return [e for _, _, envelopes in self.posts for e in envelopes if e["data"]["baseType"] == "MessageData"]
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.stop()
 
 
 def outcome(result: str, **fields: Any) -> Outcome:
