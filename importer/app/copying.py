@@ -42,6 +42,7 @@ unreadable manifest, nesting too deep, bad option); RegistryError from the clien
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from collections import Counter
@@ -69,6 +70,7 @@ from importer.core.platforms import (
     satisfies,
 )
 from importer.core.reference import is_digest, validate_repository, validate_tag
+from importer.core.retry import CONCURRENT_WRITE_RETRY, RetryPolicy, retry_call
 from importer.core.selection import build_index, check_exclude_patterns, plan_subset
 from importer.ports.registry import CopyError, DigestMismatch, FetchedManifest, Registry, RegistryError
 
@@ -83,7 +85,6 @@ __all__ = [
 ]
 
 DEFAULT_PARALLEL = 4
-CONCURRENT_WRITE_ATTEMPTS = 4
 MAX_INDEX_DEPTH = 4
 
 # Layers that registries may legitimately not hold (pulled from the descriptor's `urls` instead): when the
@@ -170,11 +171,14 @@ def copy_image(
     flatten: bool = False,
     parallel: int = DEFAULT_PARALLEL,
     progress: Callable[[CopyEvent], None] | None = None,
+    retry: RetryPolicy = CONCURRENT_WRITE_RETRY,
 ) -> CopyResult:
     """Copy `source_repository:source_reference` to `target_repository:target_tag` (see the module docstring).
 
     `target_tag` None pushes the result by digest only. Returns what was written; raises CopyError before
-    writing anything when the request cannot be met, and lets the clients' RegistryError through.
+    writing anything when the request cannot be met, and lets the clients' RegistryError through. `retry` paces
+    the retries of a manifest PUT refused because a concurrent writer into the same repository is still linking a
+    blob (transient errors are retried by the clients, under their own policies).
     """
     if parallel < 1:
         raise ValueError(f"parallel={parallel}: at least one blob must be copied at a time")
@@ -191,7 +195,7 @@ def copy_image(
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="copy") as pool:
         reader = _SourceReader(source, source_repository, pool, where)
         plan = _plan(reader, source_reference, platforms, strict=strict, exclude=exclude, flatten=flatten)
-        job = _CopyJob(source, source_repository, target, target_repository, _Events(progress))
+        job = _CopyJob(source, source_repository, target, target_repository, _Events(progress), retry)
         job.events.emit(CopyEvent("planned", size=sum(blob.size for blob in plan.blobs), blobs=len(plan.blobs)))
         job.copy_blobs(plan.blobs, pool)
     for child in plan.children:
@@ -360,13 +364,20 @@ class _CopyJob:
     """The writes of one copy: blobs (from worker threads), then manifests; counts what it did."""
 
     def __init__(
-        self, source: Registry, source_repository: str, target: Registry, target_repository: str, events: _Events
+        self,
+        source: Registry,
+        source_repository: str,
+        target: Registry,
+        target_repository: str,
+        events: _Events,
+        retry: RetryPolicy,
     ) -> None:
         self.source = source
         self.source_repository = source_repository
         self.target = target
         self.target_repository = target_repository
         self.events = events
+        self.retry = retry
         self.same_registry = source is target or source.host.lower() == target.host.lower()
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -464,15 +475,20 @@ class _CopyJob:
         Distribution answers a manifest PUT with DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN while another upload of one of
         its blobs into the same repository is still being linked; a moment later the same PUT succeeds.
         """
-        for attempt in range(CONCURRENT_WRITE_ATTEMPTS):
-            try:
-                return self.target.put_manifest(self.target_repository, reference, manifest.raw, manifest.media_type)
-            except RegistryError as error:
-                racing = isinstance(error, DigestMismatch) or "MANIFEST_BLOB_UNKNOWN" in error.codes
-                if not racing or attempt == CONCURRENT_WRITE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return retry_call(
+            lambda: self.target.put_manifest(self.target_repository, reference, manifest.raw, manifest.media_type),
+            policy=self.retry,
+            is_retryable=_racing_write,
+            sleep=time.sleep,
+            random_fraction=random.random,
+        )
+
+
+def _racing_write(error: Exception) -> bool:
+    """A manifest PUT refusal that a concurrent writer's blob upload, still being linked, explains."""
+    return isinstance(error, RegistryError) and (
+        isinstance(error, DigestMismatch) or "MANIFEST_BLOB_UNKNOWN" in error.codes
+    )
 
 
 def _sha256(raw: bytes) -> str:

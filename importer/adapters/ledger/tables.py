@@ -28,7 +28,8 @@ Otherwise (thousands of platforms) nothing is cut: the JSON spills into `record_
 whole. Key fields are also typed properties (event_id, received_at, registry, repository, tag, digest, result,
 verdict, action, at most 1024 characters each) for ad-hoc queries.
 
-Errors: connection failures, timeouts, 408, 429 and 5xx that outlast the SDK's bounded retries raise
+Errors: connection failures, timeouts, 408, 429 and 5xx that outlast the SDK's bounded retries (the `retry`
+policy, importer.core.retry.LEDGER_RETRY by default, handed to azure-core by importer.adapters.retrying) raise
 importer.ports.ledger.LedgerUnavailable (transient); any other refusal raises TableLedgerError; both name the table
 and the key.
 """
@@ -57,8 +58,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
-from importer.ports.ledger import LedgerUnavailable
+from importer.adapters.retrying import azure_retry_options
 from importer.core.outcome import Outcome
+from importer.core.retry import LEDGER_RETRY, RetryPolicy
+from importer.ports.ledger import LedgerUnavailable
 
 CLAIMS, LEASES, OUTCOMES, REMEDIATIONS, RELEASES = "claims", "leases", "outcomes", "remediations", "releases"
 TABLE_SUFFIXES: tuple[str, ...] = (CLAIMS, LEASES, OUTCOMES, REMEDIATIONS, RELEASES)
@@ -194,13 +197,15 @@ class TableLedger:
         endpoint: str | None = None,
         credential: object | None = None,
         table_prefix: str = "platformguard",
-        retries: int = 3,
+        retry: RetryPolicy = LEDGER_RETRY,
+        retries: int | None = None,
         timeout_seconds: float = 20.0,
     ) -> None:
         """Connect by `connection_string`, or by `endpoint` + `credential` (a TokenCredential such as
         DefaultAzureCredential for a managed identity, or an AzureNamedKeyCredential).
 
-        `retries` and `timeout_seconds` bound each call: after them a failure is LedgerUnavailable.
+        `retry` (its attempts; `retries`, when given, is attempts - 1) and `timeout_seconds` bound each call: after
+        them a failure is LedgerUnavailable.
         """
         if (connection_string is None) == (endpoint is None):
             raise ValueError("TableLedger needs exactly one of connection_string and endpoint")
@@ -210,10 +215,10 @@ class TableLedger:
             raise ValueError(
                 f"table prefix {table_prefix!r} must be a letter then letters or digits, at most 50 characters"
             )
+        if retries is not None:
+            retry = retry.replace(attempts=retries + 1)
         options: dict[str, Any] = {
-            "retry_total": retries,
-            "retry_backoff_factor": 0.4,
-            "retry_backoff_max": 5,
+            **azure_retry_options(retry),
             "connection_timeout": timeout_seconds,
             "read_timeout": timeout_seconds,
         }

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import urlencode, urlsplit
 
 from importer.core.reference import validate_digest, validate_repository, validate_tag
+from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.registry import (
     ManifestProperties,
     ProtocolError,
@@ -316,9 +317,10 @@ class AcrRegistry(OciRegistry):
         audience: str = DEFAULT_AUDIENCE,
         allow_http: bool = False,
         timeout: float = 10.0,
-        max_attempts: int = 4,
-        backoff: float = 0.2,
-        max_retry_after: float = 30.0,
+        retry: RetryPolicy = REGISTRY_RETRY,
+        max_attempts: int | None = None,
+        backoff: float | None = None,
+        max_retry_after: float | None = None,
         pool_size: int = 16,
         config_cache: int = 512,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -328,6 +330,7 @@ class AcrRegistry(OciRegistry):
             host,
             allow_http=allow_http,
             timeout=timeout,
+            retry=retry,
             max_attempts=max_attempts,
             backoff=backoff,
             max_retry_after=max_retry_after,

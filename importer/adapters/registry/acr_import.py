@@ -8,7 +8,8 @@
 
 The call is `POST …/registries/{name}/importImage` made by azure-mgmt-containerregistry (imported on first use);
 the SDK's poller follows the long-running operation, bounded by `timeout` (past it: a transient AcrImportError).
-408/429/5xx are retried by the SDK's retry policy before they become transient errors. What to import is planned
+408/429/5xx are retried by the SDK's retry policy, configured from the `retry` RetryPolicy
+(importer.core.retry.ACR_IMPORT_RETRY by default), before they become transient errors. What to import is planned
 by `importer.core.selection.plan_import`; how remediation uses it is in docs/design.md, "Remediation". Source
 registry secrets are scrubbed from every message this module raises or logs.
 """
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from importer.adapters.retrying import azure_retry_options
 from importer.core.reference import (
     DOCKER_HUB,
     DOCKER_HUB_ALIASES,
@@ -37,6 +39,7 @@ from importer.core.reference import (
     validate_repository,
     validate_tag,
 )
+from importer.core.retry import ACR_IMPORT_RETRY, RetryPolicy
 from importer.ports.registry import Registry, RegistryError
 
 __all__ = [
@@ -108,8 +111,9 @@ class ImportResult:
 class AcrImporter:
     """Imports images into one ACR registry through ARM, following each long-running operation to its end.
 
-    One instance may be shared by threads; the ARM client is built on the first import and reused. `retries`
-    and `retry_backoff` configure the SDK's retry policy; `credential` is any azure-core TokenCredential.
+    One instance may be shared by threads; the ARM client is built on the first import and reused. `retry`
+    configures the SDK's retry policy (`retries` and `retry_backoff`, when given, override its attempts - 1 and
+    base_delay); `credential` is any azure-core TokenCredential.
     Plain http is accepted for a loopback `arm_endpoint` only (local contract tests).
     """
 
@@ -124,8 +128,9 @@ class AcrImporter:
         arm_endpoint: str = DEFAULT_ARM_ENDPOINT,
         poll_interval: float = 2.0,
         timeout: float = 300.0,
-        retries: int = 4,
-        retry_backoff: float = 0.8,
+        retry: RetryPolicy = ACR_IMPORT_RETRY,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
     ) -> None:
         for name, value in (
             ("subscription_id", subscription_id),
@@ -136,7 +141,7 @@ class AcrImporter:
                 raise ValueError(f"AcrImporter: {name}={value!r} must be a non-empty name without '/' or spaces")
         if poll_interval <= 0 or timeout <= 0:
             raise ValueError(f"AcrImporter: poll_interval={poll_interval} and timeout={timeout} must be positive")
-        if retries < 0 or retry_backoff < 0:
+        if (retries is not None and retries < 0) or (retry_backoff is not None and retry_backoff < 0):
             raise ValueError(f"AcrImporter: retries={retries} and retry_backoff={retry_backoff} must not be negative")
         self.subscription_id = subscription_id
         self.resource_group = resource_group
@@ -145,8 +150,7 @@ class AcrImporter:
         self.arm_endpoint = arm_endpoint.rstrip("/")
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.retries = retries
-        self.retry_backoff = retry_backoff
+        self.retry = retry.replace(attempts=None if retries is None else retries + 1, base_delay=retry_backoff)
         self._enforce_https = _check_endpoint(self.arm_endpoint)
         self._credential = credential
         self._client: Any = None
@@ -295,11 +299,10 @@ class AcrImporter:
                     base_url=self.arm_endpoint,
                     credential_scopes=[f"{self.arm_endpoint}/.default"],
                     polling_interval=self.poll_interval,
-                    retry_total=self.retries,
-                    retry_connect=self.retries,
-                    retry_read=self.retries,
-                    retry_status=self.retries,
-                    retry_backoff_factor=self.retry_backoff,
+                    **azure_retry_options(self.retry),
+                    retry_connect=self.retry.retries,
+                    retry_read=self.retry.retries,
+                    retry_status=self.retry.retries,
                     timeout=self.timeout,  # the retry policy's bound on one request and its retries
                     connection_timeout=min(self.timeout, 30.0),
                     read_timeout=min(self.timeout, 60.0),

@@ -1,6 +1,6 @@
 """HTTP transport for registry clients: pooled connections, timeouts, bounded retries, plain-http policy.
 
-    transport = HttpTransport(timeout=10.0, max_attempts=4)
+    transport = HttpTransport(timeout=10.0, retry=REGISTRY_RETRY)                 # importer.core.retry
     response = transport.request("GET", url, context="manifest 127.0.0.1:5000/app:1", max_body=4 << 20)
     with transport.open("GET", blob_url, context="blob …") as streamed:   # body read in fixed-size chunks
         for chunk in streamed.chunks(): ...
@@ -13,9 +13,10 @@ fixed buffer, which is what blob copies and capped manifest reads need. Retries 
 not by urllib3, so that every request sent is counted, `Retry-After` is honoured with a cap, bodies that
 cannot be replayed are never re-sent, and credentials are dropped when a redirect leaves the origin.
 
-Retries: 429, 500, 502, 503, 504, timeouts and broken connections are retried up to `max_attempts` in all,
-with exponential backoff and jitter (or `Retry-After`, capped at `max_retry_after`); then
-TransientRegistryError. Any other status is returned to the caller, which gives it meaning.
+Retries: 429, 500, 502, 503, 504, timeouts and broken connections are retried as the `retry` policy says
+(importer.core.retry.REGISTRY_RETRY: 4 attempts in all, exponential backoff with equal jitter, or `Retry-After`
+capped at 30 s); then TransientRegistryError. `max_attempts`, `backoff` and `max_retry_after` override its
+attempts, base_delay and max_retry_after. Any other status is returned to the caller, which gives it meaning.
 Plain http is refused (InsecureTransportRefused) for every URL whose host is not loopback, unless
 `allow_http`: registry endpoints, token realms, redirects and upload locations alike.
 Messages and logs name URLs without their query string (storage redirects carry signatures there).
@@ -40,6 +41,7 @@ import urllib3
 import urllib3.exceptions
 
 from importer.core.reference import is_loopback_host
+from importer.core.retry import REGISTRY_RETRY, RetryPolicy, retry_call
 from importer.ports.registry import (
     InsecureTransportRefused,
     ProtocolError,
@@ -115,6 +117,19 @@ def _retryable(raw: urllib3.BaseHTTPResponse, body: bytes) -> _RetryableStatus:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _is_transient(error: Exception) -> bool:
+    """A retryable status or a broken connection: worth another attempt."""
+    return isinstance(error, (_RetryableStatus, *_CONNECTION_ERRORS))
+
+
+def _retry_after(error: Exception) -> float | None:
+    return error.retry_after if isinstance(error, _RetryableStatus) else None
+
+
+def _problem(error: BaseException) -> str:
+    return error.description if isinstance(error, _RetryableStatus) else _describe(error)
 
 
 def _read_up_to(raw: urllib3.BaseHTTPResponse, limit: int) -> tuple[bytes, bool]:
@@ -200,23 +215,18 @@ class HttpTransport:
         *,
         allow_http: bool = False,
         timeout: float = 10.0,
-        max_attempts: int = 4,
-        backoff: float = 0.2,
-        max_retry_after: float = 30.0,
+        retry: RetryPolicy = REGISTRY_RETRY,
+        max_attempts: int | None = None,
+        backoff: float | None = None,
+        max_retry_after: float | None = None,
         pool_size: int = 16,
         user_agent: str = USER_AGENT,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        if timeout <= 0 or backoff < 0 or max_retry_after < 0 or pool_size < 1:
-            raise ValueError(
-                f"timeout ({timeout}) and pool_size ({pool_size}) must be positive, "
-                f"backoff ({backoff}) and max_retry_after ({max_retry_after}) not negative"
-            )
+        if timeout <= 0 or pool_size < 1:
+            raise ValueError(f"timeout ({timeout}) and pool_size ({pool_size}) must be positive")
         self.allow_http = allow_http
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_retry_after = max_retry_after
+        # The policy checks the overrides (attempts at least 1, delays not negative) and says which is wrong.
+        self.retry = retry.replace(attempts=max_attempts, base_delay=backoff, max_retry_after=max_retry_after)
         self.user_agent = user_agent
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         # block=False: a thread holding a streamed body may issue more requests to the same host (same-registry
@@ -352,30 +362,27 @@ class HttpTransport:
         return raw.status, raw.headers, data
 
     def _retrying(self, method: str, url: str, context: str, attempt: Callable[[], T]) -> T:
-        problem = ""
-        for number in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
-            try:
-                return attempt()
-            except _RetryableStatus as status:
-                problem, retry_after = status.description, status.retry_after
-            except _CONNECTION_ERRORS as error:
-                problem = _describe(error)
-            if number < self.max_attempts:
-                delay = self._delay(number, retry_after)
-                LOG.info(
-                    "retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
-                    method, redact_url(url), delay, number, self.max_attempts, problem,
-                )
-                time.sleep(delay)
-        raise TransientRegistryError(f"{context}: gave up after {self.max_attempts} attempts; last: {problem}")
+        attempts = self.retry.attempts
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        base = self.backoff * 2 ** (attempt - 1)
-        delay = base / 2 + random.uniform(0, base / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_retry_after))
-        return delay
+        def log_retry(error: Exception, number: int, delay: float) -> None:
+            LOG.info(
+                "retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
+                method, redact_url(url), delay, number, attempts, _problem(error),
+            )
+
+        try:
+            return retry_call(
+                attempt,
+                policy=self.retry,
+                is_retryable=_is_transient,
+                retry_after=_retry_after,
+                on_retry=log_retry,
+                sleep=time.sleep,
+                random_fraction=random.random,
+            )
+        except (_RetryableStatus, *_CONNECTION_ERRORS) as error:
+            last = _problem(error)
+        raise TransientRegistryError(f"{context}: gave up after {attempts} attempts; last: {last}")
 
     def _send_once(
         self,

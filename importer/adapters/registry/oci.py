@@ -11,9 +11,10 @@
   InsecureTransportRefused unless `allow_http=True`. `docker.io` talks to `registry-1.docker.io`.
 - Auth: see `auth.py` (Docker token auth, basic). Credentials are only ever sent to the registry's own origin
   and to the token realm it names; redirects to other hosts (blob storage) go without them.
-- Retries and timeouts: see `http.py`. Permanent statuses map to NotFound (404), Unauthorized (401, 403),
-  TooLarge (413), DigestMismatch (400 DIGEST_INVALID), RegistryError (other 4xx with an OCI error body) and
-  ProtocolError (answers that make no sense). Every message names host, repository and reference.
+- Retries and timeouts: see `http.py`; `retry` is the policy (importer.core.retry.REGISTRY_RETRY by default).
+  Permanent statuses map to NotFound (404), Unauthorized (401, 403), TooLarge (413), DigestMismatch
+  (400 DIGEST_INVALID), RegistryError (other 4xx with an OCI error body) and ProtocolError (answers that make no
+  sense). Every message names host, repository and reference.
 - Cache: manifests fetched by digest (or whose digest a by-tag fetch verified) and blobs of at most 1 MiB
   are immutable, so they are kept in a thread-safe LRU keyed by (repository, digest), bounded by
   `config_cache` entries and `cache_bytes`. Keying by repository means a hit never claims content that a
@@ -45,6 +46,7 @@ from importer.core.reference import (
     validate_tag,
 )
 from importer.core.media_types import ACCEPTED_MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
+from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.registry import (
     MAX_MANIFEST_BYTES,
     Credentials,
@@ -87,9 +89,10 @@ class OciRegistry:
         allow_http: bool = False,
         scheme: str | None = None,
         timeout: float = 10.0,
-        max_attempts: int = 4,
-        backoff: float = 0.2,
-        max_retry_after: float = 30.0,
+        retry: RetryPolicy = REGISTRY_RETRY,
+        max_attempts: int | None = None,
+        backoff: float | None = None,
+        max_retry_after: float | None = None,
         pool_size: int = 16,
         config_cache: int = 512,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -107,6 +110,7 @@ class OciRegistry:
         self.http = HttpTransport(
             allow_http=allow_http,
             timeout=timeout,
+            retry=retry,
             max_attempts=max_attempts,
             backoff=backoff,
             max_retry_after=max_retry_after,

@@ -9,6 +9,8 @@ violation (a violation only alerted), failed, loopguard; source `/platform-guard
 reference, data the outcome record plus its alert summary (importer.core.alerts.cloud_event). Outcomes of other kinds, or of
 kinds left out of `kinds`, are not published. With a TokenCredential the identity needs the "EventGrid Data Sender"
 role on the topic. azure-eventgrid is imported on the first publish, and the client is built once and reused.
+Retries are the SDK's, configured per call from the `retry` policy (importer.core.retry.EVENTGRID_RETRY by default;
+`attempts`, when given, overrides its attempts).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from importer.adapters.retrying import azure_retry_options
 from importer.core.alerts import DEFAULT_TYPE_PREFIX, cloud_event, event_kind
 from importer.core.outcome import Outcome
 from importer.core.reference import is_loopback_host
+from importer.core.retry import EVENTGRID_RETRY, RetryPolicy
 
 # Every kind importer.core.alerts.event_kind can return, in the order an on-call reader would rank them.
 EVENT_KINDS: tuple[str, ...] = ("quarantined", "loopguard", "failed", "violation", "reimported")
@@ -105,7 +109,8 @@ class EventGridSink:
         type_prefix: str = DEFAULT_TYPE_PREFIX,
         kinds: Iterable[str] = EVENT_KINDS,
         timeout: float = 5.0,
-        attempts: int = 3,
+        retry: RetryPolicy = EVENTGRID_RETRY,
+        attempts: int | None = None,
     ) -> None:
         self.endpoint = topic_endpoint(endpoint)
         self.kinds = frozenset(kinds)
@@ -114,8 +119,9 @@ class EventGridSink:
             raise ValueError(f"unknown Event Grid event kinds {unknown}: expected some of {list(EVENT_KINDS)}")
         if not type_prefix or type_prefix.endswith("."):
             raise ValueError(f"Event Grid type prefix {type_prefix!r} must be a non-empty name like 'io.platformguard'")
-        if attempts < 1 or timeout <= 0:
+        if (attempts is not None and attempts < 1) or timeout <= 0:
             raise ValueError(f"Event Grid sink needs attempts >= 1 and timeout > 0 (got {attempts}, {timeout})")
+        retry = retry.replace(attempts=attempts)
         self._uses_token = callable(getattr(credential, "get_token", None))
         if not self._uses_token and not _is_key_or_sas_credential(credential):
             raise ValueError(
@@ -125,9 +131,7 @@ class EventGridSink:
         self._credential = credential
         self.type_prefix = type_prefix
         self._call_options: dict[str, Any] = {
-            "retry_total": attempts - 1,
-            "retry_backoff_factor": 0.2,
-            "retry_backoff_max": 2.0,
+            **azure_retry_options(retry),
             "connection_timeout": timeout,
             "read_timeout": timeout,
         }

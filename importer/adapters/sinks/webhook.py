@@ -1,4 +1,8 @@
-"""Alerting outcomes POSTed as CloudEvents 1.0 to a configured URL (bearer token), with bounded retries."""
+"""Alerting outcomes POSTed as CloudEvents 1.0 to a configured URL (bearer token), with bounded retries.
+
+Retries are urllib3's, configured from the `retry` policy (importer.core.retry.WEBHOOK_RETRY by default; `attempts`,
+when given, overrides its attempts): 429 and 5xx, connection failures, Retry-After honoured up to its cap.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import logging
 
 import urllib3
 
+from importer.adapters.retrying import urllib3_retry
 from importer.core.alerts import DEFAULT_TYPE_PREFIX, cloud_event
 from importer.core.outcome import Outcome
+from importer.core.retry import WEBHOOK_RETRY, RetryPolicy
 
 log = logging.getLogger("platform_guard.alerts")
 
@@ -16,15 +22,16 @@ log = logging.getLogger("platform_guard.alerts")
 class WebhookSink:
     """POSTs each alerting outcome as a CloudEvent to a configured URL (bearer token), with bounded retries."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 5.0, attempts: int = 3,
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 5.0,
+                 retry: RetryPolicy = WEBHOOK_RETRY, attempts: int | None = None,
                  type_prefix: str = DEFAULT_TYPE_PREFIX) -> None:
         self.url = url
         self._token = token
         self._type_prefix = type_prefix
         self._pool = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=urllib3.Retry(total=attempts - 1, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504),
-                                  allowed_methods=None, respect_retry_after_header=True, raise_on_status=False),
+            retries=urllib3_retry(retry.replace(attempts=attempts), status_forcelist=(429, 500, 502, 503, 504),
+                                  allowed_methods=None, raise_on_status=False),
         )
 
     def __repr__(self) -> str:
