@@ -214,12 +214,7 @@ class Remediator:
         if check.verdict != COMPLIANT:
             return Remedy("failed", f"imported {source} but the result is still a violation: {check.reason}",
                           new_digest=new_digest, source=source, error="imported image is not compliant")
-        if flatten:
-            how = "flattened to " + ", ".join(str(p) for p in rule.require)
-        elif new_digest != upstream_facts.digest:
-            how = "without " + ", ".join(rule.forbid)
-        else:
-            how = "as is"
+        how = _how_imported(rule, flatten=flatten, changed=new_digest != upstream_facts.digest)
         return Remedy("reimported", f"imported {source} ({how}); now offers {', '.join(check.platforms)}",
                       new_digest=new_digest, source=source)
 
@@ -294,12 +289,7 @@ class Remediator:
                 source=source,
                 error="re-imported image is not compliant",
             )
-        if flatten:
-            how = "flattened to " + ", ".join(str(p) for p in rule.require)
-        elif new_digest != upstream_facts.digest:
-            how = "without " + ", ".join(rule.forbid)
-        else:
-            how = "as is"
+        how = _how_imported(rule, flatten=flatten, changed=new_digest != upstream_facts.digest)
         return Remedy(
             "reimported",
             f"re-imported {source} ({how}); now offers {', '.join(check.platforms)}",
@@ -394,6 +384,15 @@ class Remediator:
                 if isinstance(index, Index) and any(child.digest == target.digest for child in index.manifests):
                     users.append(f"{target.repository}:{tag}")
         return pointing, users
+
+
+def _how_imported(rule: Rule, *, flatten: bool, changed: bool) -> str:
+    """How a re-import shaped what it brought in, for the outcome's reason."""
+    if flatten:
+        return "flattened to " + ", ".join(str(platform) for platform in rule.require)
+    if changed:
+        return "without " + ", ".join(rule.forbid)
+    return "as is"
 
 
 class ReleaseError(Exception):
