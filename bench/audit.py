@@ -37,13 +37,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.common import machine
-from importer.core.policy import parse_policy
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.settings import Settings
 from importer.app.sweep import Sweep, SweepOptions
+from importer.core.policy import parse_policy
+from importer.entry.composition import registry_directory_for
 from testbed.images import Descriptor, ImageBuilder
 from testbed.registry import LocalRegistry
-from importer.entry.composition import registry_directory_for
 
 POLICY = parse_policy("version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n", source="bench/audit.py")
 TARGET_REQUESTS_PER_TAG = 1.3

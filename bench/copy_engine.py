@@ -54,8 +54,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from bench.common import cpu_seconds, machine
-from importer.app.copying import DEFAULT_PARALLEL, CopyResult, copy_image
 from importer.adapters.registry.oci import OciRegistry
+from importer.app.copying import DEFAULT_PARALLEL, CopyResult, copy_image
 from testbed.images import (
     OCI_CONFIG,
     OCI_LAYER,

@@ -57,16 +57,16 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.common import cpu_seconds, machine
-from importer.entry.http_api import REGISTRY_EVENTS_PATH, ApiResponse, GuardApi
 from importer.adapters.ledger.sqlite import SqliteLedger
+from importer.adapters.registry.oci import ACCEPT_MANIFESTS, OciRegistry
+from importer.app.pipeline import Pipeline
+from importer.app.registries import RegistryDirectory
+from importer.app.settings import Settings
 from importer.core.manifests import MAX_CONFIG_BYTES
 from importer.core.outcome import Outcome
-from importer.app.pipeline import Pipeline
-from importer.ports.registry import FetchedManifest
-from importer.app.registries import RegistryDirectory
-from importer.adapters.registry.oci import ACCEPT_MANIFESTS, OciRegistry
+from importer.entry.http_api import REGISTRY_EVENTS_PATH, ApiResponse, GuardApi
 from importer.entry.serve import LocalHost
-from importer.app.settings import Settings
+from importer.ports.registry import FetchedManifest
 from testbed.images import Descriptor, ImageBuilder
 from testbed.registry import LocalRegistry, free_port
 

@@ -18,9 +18,9 @@ import json
 from types import TracebackType
 from typing import Any, Self
 
-from importer.core.reference import is_loopback_host
-from importer.app.copying import copy_image
 from importer.adapters.registry.oci import OciRegistry
+from importer.app.copying import copy_image
+from importer.core.reference import is_loopback_host
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from importer.entry.terminal import format_outcomes
-from importer.core.outcome import Outcome
 from importer.app.remediation import release
+from importer.core.outcome import Outcome
+from importer.entry.terminal import format_outcomes
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry

@@ -41,8 +41,8 @@ from typing import Any, Literal
 from testbed.images import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
-    INDEX_MEDIA_TYPES,
     IMAGE_MANIFEST_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,

@@ -15,14 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from importer.entry.http_api import GuardApi
 from importer.adapters.ledger.sqlite import SqliteLedger
+from importer.app.settings import Settings
 from importer.core.outcome import Outcome
 from importer.core.policy import parse_policy
-from importer.entry.serve import LocalHost
-from importer.app.settings import Settings
-from testbed.registry import LocalRegistry
 from importer.entry.composition import pipeline_for
+from importer.entry.http_api import GuardApi
+from importer.entry.serve import LocalHost
+from testbed.registry import LocalRegistry
 
 WEBHOOK_TOKEN = "test-webhook-token-0123456789"
 

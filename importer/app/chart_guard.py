@@ -40,20 +40,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from importer.app.chart_reading import read_chart_from_registry
-from importer.core.charts import ChartError, ChartImage, ChartInfo
-from importer.core.decide import COMPLIANT, IGNORED, Facts, Verdict, decide
 from importer.app.inspection import inspect_manifest
-from importer.ports.ledger import Ledger
+from importer.app.registries import RegistryDirectory
+from importer.app.remediation import Remediator, Remedy, Target
+from importer.core.charts import ChartError, ChartImage, ChartInfo
+from importer.core.decide import COMPLIANT, IGNORED, Facts, Verdict, decide, verdict_fields
 from importer.core.manifests import ManifestError
 from importer.core.outcome import Outcome
-from importer.core.reference import reference_of
-from importer.core.decide import verdict_fields
 from importer.core.platforms import Platform, matches_pattern
 from importer.core.platforms import parse as parse_platform
 from importer.core.policy import Policy, Rule, guarded_repository_for
+from importer.core.reference import reference_of
+from importer.ports.ledger import Ledger
 from importer.ports.registry import CopyError, Registry, RegistryError
-from importer.app.registries import RegistryDirectory
-from importer.app.remediation import Remediator, Remedy, Target
 
 __all__ = ["ChartManager", "ChartSummary", "image_event_id", "required_platforms", "summarize"]
 

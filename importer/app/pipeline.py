@@ -21,18 +21,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from importer.ports.sinks import OutcomeSink
+from importer.app.inspection import evaluate
+from importer.app.registries import RegistryDirectory
 from importer.core.decide import VIOLATION, Facts, Verdict, verdict_fields
 from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
-from importer.app.inspection import evaluate
-from importer.ports.ledger import Ledger, LedgerUnavailable
-from importer.core.media_types import HELM_CONFIG
 from importer.core.manifests import ManifestError
+from importer.core.media_types import HELM_CONFIG
 from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
-from importer.core.reference import reference_of
 from importer.core.policy import Policy, repository_matcher
+from importer.core.reference import reference_of
+from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.ports.registry import CopyError, NotFound, RegistryError, ServerImport
-from importer.app.registries import RegistryDirectory
+from importer.ports.sinks import OutcomeSink
 
 if TYPE_CHECKING:  # loaded on first use: a compliant push never pays for remediation or charts
     from importer.app.chart_guard import ChartManager

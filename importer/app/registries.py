@@ -13,9 +13,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from importer.ports.registry import Registry
-from importer.ports.registry import Credentials
 from importer.app.settings import Settings
+from importer.ports.registry import Credentials, Registry
 
 ACR_SUFFIX = ".azurecr.io"
 _ACR_PROVIDER = "/providers/microsoft.containerregistry/registries/"

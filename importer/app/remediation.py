@@ -28,17 +28,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from importer.core.decide import COMPLIANT, Facts, Verdict, decide
+from importer.app.copying import CopyError, copy_image
 from importer.app.inspection import inspect_manifest
-from importer.core.media_types import INDEX_MEDIA_TYPES
+from importer.app.registries import RegistryDirectory
+from importer.core.decide import COMPLIANT, Facts, Verdict, decide
 from importer.core.manifests import Index, ManifestError, parse_manifest
+from importer.core.media_types import INDEX_MEDIA_TYPES
 from importer.core.policy import Policy, Rule
 from importer.core.reference import ReferenceError, is_digest, parse_reference
 from importer.core.selection import plan_import
 from importer.ports.ledger import Ledger
 from importer.ports.registry import DeletesTags, LocksManifests, NotFound, Registry, RegistryError, ServerImport
-from importer.app.copying import CopyError, copy_image
-from importer.app.registries import RegistryDirectory
 
 MAX_TAG_LENGTH = 128
 CLAIM_LEASE_SECONDS = 600.0

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from importer.core.media_types import ATTESTATION_SUBJECT_ANNOTATION
 from importer.core.manifests import ChildKind, Descriptor, FetchedManifest, Index, classify_child, parse_manifest
+from importer.core.media_types import ATTESTATION_SUBJECT_ANNOTATION
 from importer.core.platforms import (
     Platform,
     PlatformError,

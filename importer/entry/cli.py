@@ -28,19 +28,18 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from importer.ports.ledger import Ledger
-from importer.core.manifests import ManifestError
-from importer.core.outcome import Outcome
-from importer.core.reference import reference_of
-from importer.core.decide import verdict_fields
 from importer.app.inspection import evaluate
 from importer.app.policy_file import load_policy
-from importer.core.policy import Policy, PolicyError
-from importer.core.reference import ReferenceError, parse_reference
-from importer.ports.registry import Registry, RegistryError
 from importer.app.settings import Settings, SettingsError, load_settings
+from importer.core.decide import verdict_fields
+from importer.core.manifests import ManifestError
+from importer.core.outcome import Outcome
+from importer.core.policy import Policy, PolicyError
+from importer.core.reference import ReferenceError, parse_reference, reference_of
 from importer.entry.composition import pipeline_for, registry_directory_for
 from importer.entry.terminal import format_outcomes
+from importer.ports.ledger import Ledger
+from importer.ports.registry import Registry, RegistryError
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -120,9 +119,9 @@ def _has_explicit_tag(text: str) -> bool:
 
 
 def command_copy(args: argparse.Namespace) -> int:
+    from importer.app.copying import CopyError, CopyEvent, copy_image
     from importer.core.platforms import PlatformError, parse, validate_pattern
     from importer.entry.progress import ProgressBar, format_megabytes
-    from importer.app.copying import CopyError, CopyEvent, copy_image
 
     if args.all and args.platform:
         raise UsageError("--all copies every platform: give --all or --platform, not both")
@@ -192,10 +191,9 @@ def _positive_int(text: str) -> int:
 
 
 def command_serve(args: argparse.Namespace) -> int:
+    from importer.adapters.sinks.log import OUTCOME_LOGGER
     from importer.entry.runtime import Runtime
     from importer.entry.serve import LocalHost
-
-    from importer.adapters.sinks.log import OUTCOME_LOGGER
 
     settings = _settings(args.policy)
     runtime = Runtime.from_settings(settings)
@@ -247,8 +245,8 @@ def command_outcomes(args: argparse.Namespace) -> int:
 
 def command_release(args: argparse.Namespace) -> int:
     from importer.adapters.ledger.sqlite import SqliteLedger
-    from importer.core.reference import validate_repository, validate_tag
     from importer.app.remediation import ReleaseError, release
+    from importer.core.reference import validate_repository, validate_tag
 
     settings = _settings(args.policy)
     try:

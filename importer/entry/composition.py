@@ -20,10 +20,10 @@ from importer.adapters.sinks.log import LogSink
 from importer.adapters.sinks.webhook import WebhookSink
 from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
+from importer.app.settings import Settings
+from importer.ports.ledger import Ledger
 from importer.ports.registry import Registry
 from importer.ports.sinks import OutcomeSink
-from importer.ports.ledger import Ledger
-from importer.app.settings import Settings
 
 if TYPE_CHECKING:
     from importer.adapters.registry.acr_import import AcrImporter

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from importer.app.pipeline import Pipeline, TransientFailure
 from importer.core.events import (
     MAX_BODY_BYTES,
     EventPayloadError,
@@ -30,7 +31,6 @@ from importer.core.events import (
     parse_registry_notification,
 )
 from importer.core.outcome import Outcome
-from importer.app.pipeline import Pipeline, TransientFailure
 
 log = logging.getLogger("platform_guard.http")
 

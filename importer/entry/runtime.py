@@ -13,12 +13,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from importer.core.events import parse_eventgrid_envelope
-from importer.entry.http_api import GuardApi
-from importer.core.outcome import Outcome
 from importer.app.pipeline import Pipeline
 from importer.app.settings import Settings, load_settings
+from importer.core.events import parse_eventgrid_envelope
+from importer.core.outcome import Outcome
 from importer.entry.composition import pipeline_for
+from importer.entry.http_api import GuardApi
 
 
 @dataclass(frozen=True, slots=True)

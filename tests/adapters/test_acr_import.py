@@ -27,11 +27,11 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from importer.core.platforms import parse
-from importer.ports.registry import FetchedManifest, RegistryError
-from importer.core.selection import ImportPlan, plan_import
-from importer.adapters.registry.acr_import import AcrImportError, AcrImporter, ImportResult
+from importer.adapters.registry.acr_import import AcrImporter, AcrImportError, ImportResult
 from importer.app.copying import CopyError
+from importer.core.platforms import parse
+from importer.core.selection import ImportPlan, plan_import
+from importer.ports.registry import FetchedManifest, RegistryError
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
 

@@ -22,8 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.core.credentials import AccessToken, AzureKeyCredential
 
-from importer.core.alerts import alert_summary
 from importer.adapters.sinks.eventgrid import EVENT_KINDS, EventGridSink, topic_endpoint
+from importer.core.alerts import alert_summary
 from importer.core.outcome import Outcome
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, single

@@ -25,8 +25,6 @@ from pathlib import Path
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 
-from importer.core.events import PushEvent
-from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.adapters.ledger.tables import (
     MAX_KEY_UNITS,
@@ -36,17 +34,19 @@ from importer.adapters.ledger.tables import (
     record_json,
     table_key,
 )
-from importer.core.outcome import Outcome
-from importer.core.media_types import OCI_MANIFEST
 from importer.app.settings import Settings
+from importer.core.events import PushEvent
+from importer.core.media_types import OCI_MANIFEST
+from importer.core.outcome import Outcome
+from importer.entry.composition import pipeline_for
+from importer.ports.ledger import Ledger, LedgerUnavailable
 from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, AzuriteUnavailable, node_binary
 from testbed.faults import FaultProxy
 from testbed.images import ImageBuilder
 from testbed.push import push
 from testbed.registry import LocalRegistry, free_port
-from importer.entry.composition import pipeline_for
-from tests.races import assert_each_won_once, race_processes
 from tests.adapters.test_ledger import CLAIM_CASES, OUTCOME_QUERIES, RECORDED, ClaimCase
+from tests.races import assert_each_won_once, race_processes
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -30,20 +30,21 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from importer.core.reference import ReferenceError
+from importer.adapters.registry.acr import AcrRegistry, azure_credential
 from importer.core.media_types import OCI_INDEX, OCI_MANIFEST
+from importer.core.reference import ReferenceError
 from importer.ports.registry import (
     InsecureTransportRefused,
     ManifestHead,
+    ManifestProperties,
     NotFound,
     ProtocolError,
     Registry,
     RegistryError,
+    TagProperties,
     TransientRegistryError,
     Unauthorized,
 )
-from importer.adapters.registry.acr import AcrRegistry, azure_credential
-from importer.ports.registry import ManifestProperties, TagProperties
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.registry import LocalRegistry
 

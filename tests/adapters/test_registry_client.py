@@ -33,10 +33,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from importer.core.reference import ReferenceError
+from importer.adapters.registry.oci import OciRegistry
 from importer.core.media_types import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from importer.core.reference import ReferenceError
 from importer.ports.registry import (
     MAX_MANIFEST_BYTES,
+    Credentials,
     DigestMismatch,
     InsecureTransportRefused,
     ManifestHead,
@@ -48,8 +50,6 @@ from importer.ports.registry import (
     TransientRegistryError,
     Unauthorized,
 )
-from importer.adapters.registry.oci import OciRegistry
-from importer.ports.registry import Credentials
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.registry import LocalRegistry
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from importer.core.outcome import OUTCOME_FIELDS, Outcome
 from importer.adapters.sinks.telemetry import (
     DIMENSIONS,
     TelemetryError,
@@ -33,6 +32,7 @@ from importer.adapters.sinks.telemetry import (
     parse_connection_string,
     trace_message,
 )
+from importer.core.outcome import OUTCOME_FIELDS, Outcome
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

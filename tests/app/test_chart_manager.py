@@ -16,18 +16,18 @@ from typing import Any
 import pytest
 import yaml
 
+from importer.adapters.registry.oci import OciRegistry
 from importer.app.chart_guard import image_event_id, required_platforms, summarize
+from importer.app.inspection import inspect_manifest
+from importer.app.remediation import quarantine_tag
 from importer.core.charts import ChartImage, ChartInfo
 from importer.core.decide import decide
 from importer.core.events import PushEvent
-from importer.app.inspection import inspect_manifest
 from importer.core.media_types import OCI_MANIFEST
 from importer.core.outcome import Outcome
 from importer.core.platforms import parse as parse_platform
 from importer.core.policy import Rule, guarded_repository_for, parse_policy
 from importer.core.reference import ReferenceError, parse_reference
-from importer.adapters.registry.oci import OciRegistry
-from importer.app.remediation import quarantine_tag
 from testbed.charts import (
     ChartSpec,
     RawEntry,

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 
+from importer.adapters.registry.oci import OciRegistry
+from importer.app.copying import CopyError, CopyEvent, copy_image
 from importer.core.manifests import Index, parse_manifest
 from importer.core.platforms import Platform, parse
+from importer.core.selection import build_index, plan_subset
 from importer.entry.progress import ProgressBar
 from importer.ports.registry import DigestMismatch, Registry
-from importer.core.selection import build_index, plan_subset
-from importer.app.copying import CopyError, CopyEvent, copy_image
-from importer.adapters.registry.oci import OciRegistry
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import (
     OCI_CONFIG,

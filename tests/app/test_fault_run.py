@@ -13,20 +13,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from importer.core.events import PushEvent
 from importer.adapters.ledger.sqlite import SqliteLedger
-from importer.core.media_types import OCI_MANIFEST
+from importer.adapters.registry.oci import OciRegistry
 from importer.app.inspection import evaluate
 from importer.app.pipeline import Pipeline, TransientFailure
-from importer.core.policy import parse_policy
-from importer.adapters.registry.oci import OciRegistry
 from importer.app.remediation import quarantine_tag
 from importer.app.settings import Settings
+from importer.core.events import PushEvent
+from importer.core.media_types import OCI_MANIFEST
+from importer.core.policy import parse_policy
+from importer.entry.composition import pipeline_for
 from testbed.faults import FaultProxy
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
-from importer.entry.composition import pipeline_for
 from tests.figures import report
 
 REMEDIATIONS = 50

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from importer.entry.cli import main
-from importer.core.events import PushEvent
-from importer.core.media_types import OCI_MANIFEST
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.remediation import parse_quarantine_tag, quarantine_tag
+from importer.core.events import PushEvent
+from importer.core.media_types import OCI_MANIFEST
+from importer.entry.cli import main
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import fetch_manifest, push, push_raw_manifest

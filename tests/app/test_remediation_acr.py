@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from importer.core.events import PushEvent
 from importer.adapters.ledger.sqlite import SqliteLedger
-from importer.core.media_types import OCI_MANIFEST
-from importer.app.pipeline import Pipeline
-from importer.core.policy import parse_policy
 from importer.adapters.registry.acr import AcrRegistry
-from importer.app.registries import RegistryDirectory
 from importer.adapters.registry.oci import OciRegistry
+from importer.app.pipeline import Pipeline
+from importer.app.registries import RegistryDirectory
 from importer.app.remediation import quarantine_tag, release
 from importer.app.settings import Settings, load_settings
+from importer.core.events import PushEvent
+from importer.core.media_types import OCI_MANIFEST
+from importer.core.policy import parse_policy
+from importer.entry.composition import pipeline_for, registry_directory_for
 from testbed.faults import CANNED, FaultProxy
 from testbed.images import ImageBuilder, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
-from importer.entry.composition import pipeline_for, registry_directory_for
 
 SUB = "00000000-0000-0000-0000-000000000000"
 ACR_ID = f"/subscriptions/{SUB}/resourceGroups/rg-guard/providers/Microsoft.ContainerRegistry/registries/myacr"
@@ -115,9 +115,9 @@ def test_lock_needs_acr(registry: LocalRegistry, builder: ImageBuilder, tmp_path
 
 def test_settings_alone_select_the_azure_adapters(tmp_path: Path) -> None:
     """With the Azure settings, the same pipeline builds the ACR adapter, ARM import and the Table ledger."""
-    from importer.entry.composition import ledger_for, server_importer_for
     from importer.adapters.ledger.tables import TableLedger
     from importer.adapters.registry.acr_import import AcrImporter
+    from importer.entry.composition import ledger_for, server_importer_for
 
     settings = load_settings({
         "PLATFORM_GUARD_ACR_RESOURCE_ID": ACR_ID,

@@ -31,14 +31,10 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import importer.entry.runtime
-from importer.core.events import PushEvent
 from importer.adapters.ledger.sqlite import SqliteLedger
-from importer.core.outcome import Outcome
-from importer.app.pipeline import Pipeline
-from importer.core.policy import Policy, parse_policy
 from importer.adapters.registry.acr import AcrRegistry
+from importer.app.pipeline import Pipeline
 from importer.app.registries import RegistryDirectory
-from importer.entry.runtime import Runtime
 from importer.app.settings import KNOWN_SETTINGS, Settings, SettingsError, load_settings, sweep_timer_configured
 from importer.app.sweep import (
     DRY_RUN,
@@ -49,13 +45,17 @@ from importer.app.sweep import (
     parse_scope,
     sweep_event_id,
 )
+from importer.core.events import PushEvent
+from importer.core.outcome import Outcome
+from importer.core.policy import Policy, parse_policy
 from importer.entry.audit_report import render_html, render_markdown
+from importer.entry.composition import registry_directory_for
+from importer.entry.runtime import Runtime
 from importer.entry.sweep_timer import record_only
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import fetch_manifest, list_tags, push, push_raw_manifest
 from testbed.registry import LocalRegistry
-from importer.entry.composition import registry_directory_for
 
 pytestmark = pytest.mark.timeout(120)
 

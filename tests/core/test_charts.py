@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from importer.adapters.registry.oci import OciRegistry
 from importer.app.chart_reading import read_chart_from_registry
 from importer.core.charts import (
     MAX_CHART_ARCHIVE_BYTES,
@@ -26,7 +27,6 @@ from importer.core.charts import (
 )
 from importer.entry.chart_file import read_chart_file
 from importer.ports.registry import NotFound
-from importer.adapters.registry.oci import OciRegistry
 from testbed.charts import (
     ChartSpec,
     RawEntry,

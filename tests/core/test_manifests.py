@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from importer.core.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from importer.core.manifests import (
     ChildKind,
     ImageManifest,
@@ -17,6 +16,7 @@ from importer.core.manifests import (
     parse_manifest,
     platform_from_config,
 )
+from importer.core.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from importer.core.platforms import parse
 
 DIGEST = "sha256:" + "a" * 64

@@ -26,18 +26,18 @@ from typing import Any
 
 import pytest
 
-from importer.entry.http_api import GuardApi
-from importer.app.inspection import MAX_INDEX_DEPTH
 from importer.adapters.ledger.sqlite import SqliteLedger
-from importer.core.outcome import Outcome
-from importer.ports.registry import MAX_MANIFEST_BYTES
-from importer.entry.serve import LocalHost
+from importer.app.inspection import MAX_INDEX_DEPTH
 from importer.app.settings import Settings
+from importer.core.outcome import Outcome
+from importer.entry.composition import pipeline_for
+from importer.entry.http_api import GuardApi
+from importer.entry.serve import LocalHost
+from importer.ports.registry import MAX_MANIFEST_BYTES
 from testbed.faults import FaultProxy
 from testbed.images import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Descriptor, ImageBuilder, canonical_json
 from testbed.push import fetch_manifest, push
 from testbed.registry import LocalRegistry, free_port
-from importer.entry.composition import pipeline_for
 
 pytestmark = pytest.mark.timeout(60)
 

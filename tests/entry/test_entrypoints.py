@@ -33,10 +33,10 @@ import pytest
 
 import importer.entry.runtime
 from function_app import app
-from importer.core.outcome import Outcome
 from importer.app.pipeline import TransientFailure
-from importer.entry.runtime import Runtime
 from importer.app.settings import Settings
+from importer.core.outcome import Outcome
+from importer.entry.runtime import Runtime
 from testbed.faults import FaultProxy
 from testbed.images import Descriptor, ImageBuilder
 from testbed.push import push

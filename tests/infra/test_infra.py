@@ -25,10 +25,10 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from importer.adapters.sinks.telemetry import DIMENSION_PREFIX, DIMENSIONS
+from importer.app.settings import CREDENTIAL_SETTING, KNOWN_SETTINGS, SECRET_SETTINGS, credentials_key
 from importer.core.outcome import RESULTS, Outcome
 from importer.core.policy import DEFAULT_POLICY, parse_policy
-from importer.app.settings import CREDENTIAL_SETTING, KNOWN_SETTINGS, SECRET_SETTINGS, credentials_key
-from importer.adapters.sinks.telemetry import DIMENSION_PREFIX, DIMENSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

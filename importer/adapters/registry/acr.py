@@ -41,16 +41,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlencode, urlsplit
 
-from importer.core.reference import validate_digest, validate_repository, validate_tag
-from importer.core.retry import REGISTRY_RETRY, RetryPolicy
-from importer.ports.registry import (
-    ManifestProperties,
-    ProtocolError,
-    RegistryError,
-    TagProperties,
-    TransientRegistryError,
-    Unauthorized,
-)
 from importer.adapters.registry.auth import (
     CATALOG_SCOPE,
     MAX_TOKEN_RESPONSE_BYTES,
@@ -61,6 +51,16 @@ from importer.adapters.registry.auth import (
 )
 from importer.adapters.registry.http import HttpTransport, Response
 from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail, _next_link
+from importer.core.reference import validate_digest, validate_repository, validate_tag
+from importer.core.retry import REGISTRY_RETRY, RetryPolicy
+from importer.ports.registry import (
+    ManifestProperties,
+    ProtocolError,
+    RegistryError,
+    TagProperties,
+    TransientRegistryError,
+    Unauthorized,
+)
 
 if TYPE_CHECKING:  # azure-core is only imported when a credential is actually used
     from azure.core.credentials import TokenCredential

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 from importer.adapters.registry.http import HttpTransport, redact_url
+from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 
 DEFAULT_TOKEN_LIFETIME = 60.0
 MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024

@@ -35,6 +35,9 @@ from contextlib import contextmanager
 from types import TracebackType
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from importer.adapters.registry.auth import CATALOG_SCOPE, RegistryAuth, Scopes, repository_scope
+from importer.adapters.registry.http import HttpTransport, Response, StreamedResponse, redact_url
+from importer.core.media_types import ACCEPTED_MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
 from importer.core.reference import (
     DOCKER_HUB_ALIASES,
     ReferenceError,
@@ -45,7 +48,6 @@ from importer.core.reference import (
     validate_repository,
     validate_tag,
 )
-from importer.core.media_types import ACCEPTED_MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.registry import (
     MAX_MANIFEST_BYTES,
@@ -60,8 +62,6 @@ from importer.ports.registry import (
     TransientRegistryError,
     Unauthorized,
 )
-from importer.adapters.registry.auth import CATALOG_SCOPE, RegistryAuth, Scopes, repository_scope
-from importer.adapters.registry.http import HttpTransport, Response, StreamedResponse, redact_url
 
 __all__ = ["OciRegistry"]
 
