@@ -49,7 +49,8 @@ from importer.core.manifests import ManifestError
 from importer.core.outcome import Outcome
 from importer.core.platforms import Platform, matches_pattern
 from importer.core.platforms import parse as parse_platform
-from importer.core.policy import Policy, Rule, guarded_repository_for
+from importer.core.policy import Policy, Rule
+from importer.core.policy.upstream import guarded_repository_for
 from importer.core.reference import reference_of
 from importer.ports.ledger import Ledger
 from importer.ports.registry import CopyError, Registry, RegistryError

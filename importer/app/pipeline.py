@@ -31,12 +31,13 @@ from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
 from importer.core.policy import Policy, repository_matcher
 from importer.core.reference import reference_of
 from importer.ports.ledger import Ledger, LedgerUnavailable
-from importer.ports.registry import CopyError, NotFound, RegistryError, ServerImport
+from importer.ports.registry import CopyError, NotFound, RegistryError
 from importer.ports.sinks import OutcomeSink
 
 if TYPE_CHECKING:  # loaded on first use: a compliant push never pays for remediation or charts
     from importer.app.chart_guard import ChartManager
     from importer.app.remediation import Remediator
+    from importer.ports.abilities import ServerImport
 
 
 log = logging.getLogger("platform_guard.pipeline")

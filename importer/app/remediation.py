@@ -37,8 +37,9 @@ from importer.core.media_types import INDEX_MEDIA_TYPES
 from importer.core.policy import Policy, Rule
 from importer.core.reference import ReferenceError, is_digest, parse_reference
 from importer.core.selection import plan_import
+from importer.ports.abilities import DeletesTags, LocksManifests, ServerImport
 from importer.ports.ledger import Ledger
-from importer.ports.registry import DeletesTags, LocksManifests, NotFound, Registry, RegistryError, ServerImport
+from importer.ports.registry import NotFound, Registry, RegistryError
 
 MAX_TAG_LENGTH = 128
 CLAIM_LEASE_SECONDS = 600.0

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from importer.adapters.registry.oci import OciRegistry
 from importer.adapters.sinks.log import LogSink
-from importer.adapters.sinks.webhook import WebhookSink
 from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
 from importer.app.settings import Settings
@@ -70,6 +69,8 @@ def sinks_for(settings: Settings) -> list[OutcomeSink]:
     """Where outcomes go besides the ledger."""
     sinks: list[OutcomeSink] = [LogSink()]
     if settings.alert_webhook_url:
+        from importer.adapters.sinks.webhook import WebhookSink
+
         sinks.append(WebhookSink(settings.alert_webhook_url, token=settings.alert_webhook_token))
     if settings.eventgrid_topic_endpoint:
         from importer.adapters.sinks.eventgrid import EventGridSink

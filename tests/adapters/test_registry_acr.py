@@ -33,15 +33,14 @@ from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from importer.adapters.registry.acr import AcrRegistry, azure_credential
 from importer.core.media_types import OCI_INDEX, OCI_MANIFEST
 from importer.core.reference import ReferenceError
+from importer.ports.abilities import ManifestProperties, TagProperties
 from importer.ports.registry import (
     InsecureTransportRefused,
     ManifestHead,
-    ManifestProperties,
     NotFound,
     ProtocolError,
     Registry,
     RegistryError,
-    TagProperties,
     TransientRegistryError,
     Unauthorized,
 )

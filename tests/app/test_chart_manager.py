@@ -26,7 +26,8 @@ from importer.core.events import PushEvent
 from importer.core.media_types import OCI_MANIFEST
 from importer.core.outcome import Outcome
 from importer.core.platforms import parse as parse_platform
-from importer.core.policy import Rule, guarded_repository_for, parse_policy
+from importer.core.policy import Rule, parse_policy
+from importer.core.policy.upstream import guarded_repository_for
 from importer.core.reference import ReferenceError, parse_reference
 from testbed.charts import (
     ChartSpec,

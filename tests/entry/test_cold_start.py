@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = (
     "azure.identity", "azure.data.tables", "azure.eventgrid", "azure.mgmt", "azure.monitor", "opentelemetry",
     "azure.containerregistry", "importer.app.remediation", "importer.app.copying", "importer.adapters.registry.acr",
-    "importer.core.charts", "jsonschema",
+    "importer.core.charts", "jsonschema", "importer.app.sweep", "importer.app.chart_guard", "importer.ports.abilities",
+    "importer.adapters.sinks.webhook", "importer.core.policy.upstream",
 )
 
 

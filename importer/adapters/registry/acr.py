@@ -53,14 +53,8 @@ from importer.adapters.registry.http import HttpTransport, Response
 from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail, _next_link
 from importer.core.reference import validate_digest, validate_repository, validate_tag
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
-from importer.ports.registry import (
-    ManifestProperties,
-    ProtocolError,
-    RegistryError,
-    TagProperties,
-    TransientRegistryError,
-    Unauthorized,
-)
+from importer.ports.abilities import ManifestProperties, TagProperties
+from importer.ports.registry import ProtocolError, RegistryError, TransientRegistryError, Unauthorized
 
 if TYPE_CHECKING:  # azure-core is only imported when a credential is actually used
     from azure.core.credentials import TokenCredential

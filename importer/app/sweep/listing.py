@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 
 from importer.app.sweep.model import ListedTag
 from importer.core.policy import Policy
-from importer.ports.registry import ListsTagDigests, NotFound, Registry
+from importer.ports.abilities import ListsTagDigests
+from importer.ports.registry import NotFound, Registry
 
 
 def has_wildcard(glob: str) -> bool:

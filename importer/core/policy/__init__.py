@@ -6,7 +6,7 @@ Use it like this::
     rule = policy.rule_for("dockerhub/library/nginx")
     rule.require, rule.forbid, rule.strict, rule.on_violation, rule.flatten, rule.ignore
     rule.upstream_for("dockerhub/library/nginx")    # "docker.io/library/nginx"
-    guarded_repository_for(policy, "nginx:1.27")    # (that rule, "dockerhub/library/nginx"): the inverse
+    upstream.guarded_repository_for(policy, "nginx:1.27")  # (that rule, "dockerhub/library/nginx"): the inverse
     policy.quarantine.repository_for("team/app")    # "quarantine/team/app"
     policy.quarantine.holds("quarantine/team/app")  # True: a quarantine destination, not to be judged again
 
@@ -74,7 +74,6 @@ from importer.core.policy.model import (
     Rule,
 )
 from importer.core.policy.reader import parse_policy
-from importer.core.policy.upstream import guarded_repository_for
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -86,7 +85,6 @@ __all__ = [
     "PolicyError",
     "Quarantine",
     "Rule",
-    "guarded_repository_for",
     "parse_policy",
     "repository_matcher",
 ]
