@@ -46,7 +46,7 @@ from importer.adapters.registry.auth import (
     MAX_TOKEN_RESPONSE_BYTES,
     TOKEN_CACHE_ENTRIES,
     Scopes,
-    parse_challenge,
+    read_challenge,
     repository_scope,
 )
 from importer.adapters.registry.http import HttpTransport, Response
@@ -146,10 +146,7 @@ class AcrTokenAuth:
         """Get a token for a 401's Bearer challenge; True when sending the request once more may succeed."""
         if header is None:
             return False
-        try:
-            challenge = parse_challenge(header)
-        except ValueError as problem:
-            raise ProtocolError(f"{context}: {problem}") from None
+        challenge = read_challenge(header, context)
         if challenge.scheme != "bearer":
             return False  # an AAD identity has no password for a Basic challenge
         service = challenge.params.get("service")

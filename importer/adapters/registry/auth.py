@@ -131,10 +131,7 @@ class RegistryAuth:
         """Prepare credentials for a 401's challenge; True when sending the request once more may succeed."""
         if header is None:
             return False
-        try:
-            challenge = parse_challenge(header)
-        except ValueError as problem:
-            raise ProtocolError(f"{context}: {problem}") from None
+        challenge = read_challenge(header, context)
         if challenge.scheme == "basic":
             if self._credentials is None or (sent is not None and sent.startswith("Basic ")):
                 return False  # nothing to send, or the credentials were just refused
@@ -211,6 +208,14 @@ class RegistryAuth:
                 self._tokens.popitem(last=False)
         return header
 
+
+
+def read_challenge(header: str, context: str) -> Challenge:
+    """`parse_challenge` for a registry's answer: a malformed header is the registry's fault (ProtocolError)."""
+    try:
+        return parse_challenge(header)
+    except ValueError as problem:
+        raise ProtocolError(f"{context}: {problem}") from None
 
 def _key(scopes: Scopes) -> Scopes:
     """Scopes in one canonical form: one per resource, its actions merged and sorted.
