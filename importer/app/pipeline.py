@@ -31,7 +31,7 @@ from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
 from importer.core.policy import Policy, repository_matcher
 from importer.core.reference import reference_of
 from importer.ports.ledger import Ledger, LedgerUnavailable
-from importer.ports.registry import CopyError, NotFound, RegistryError
+from importer.ports.registry import CopyError, NotFound, RegistryError, Unauthorized
 from importer.ports.sinks import OutcomeSink
 
 if TYPE_CHECKING:  # loaded on first use: a compliant push never pays for remediation or charts
@@ -43,8 +43,22 @@ if TYPE_CHECKING:  # loaded on first use: a compliant push never pays for remedi
 log = logging.getLogger("platform_guard.pipeline")
 
 
+TRANSIENT = "transient"  # 5xx, 429, timeouts, broken connections, an unavailable ledger
+AUTHORIZATION = "authorization"  # 401/403: role assignments take minutes to propagate
+INTERNAL = "internal"  # an unexpected error: tried a bounded number of times, like a transient one
+
+
 class TransientFailure(Exception):
-    """Handling failed for a reason that may pass (registry 5xx, 429, timeouts): deliver the event again."""
+    """Handling failed for a reason that may pass: the event is tried again (by a worker, or by the sender).
+
+    `kind` is TRANSIENT, AUTHORIZATION or INTERNAL (docs/design.md, "Errors and retries"); `outcome` holds what was
+    known when it failed (the verdict fields once the image was judged), for the attempt record or the final failure.
+    """
+
+    def __init__(self, message: str, *, kind: str = TRANSIENT, outcome: Outcome | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.outcome = outcome
 
 
 def utc_now() -> str:
@@ -80,24 +94,28 @@ class Pipeline:
     # -- events -----------------------------------------------------------------------------------------
 
     def handle_all(self, events: Iterable[ParsedEvent]) -> list[Outcome]:
-        """Handle every event of one delivery; TransientFailure at the end if any of them must be retried."""
+        """Handle every event of one delivery in place (no queue): each failure that may pass is recorded as a
+        `retrying` attempt, and TransientFailure at the end makes the sender deliver again."""
         outcomes: list[Outcome] = []
         transient: list[str] = []
         for event in events:
             try:
                 outcome = self.handle(event)
             except TransientFailure as failure:
+                if failure.outcome is not None:
+                    with contextlib.suppress(LedgerUnavailable):
+                        self.record_attempt(failure.outcome, error=str(failure), attempt=None)
                 transient.append(str(failure))
-                continue
-            except LedgerUnavailable as failure:  # the ledger will be back: the delivery is retried then
-                log.warning("ledger unavailable handling %s: %s", getattr(event, "event_id", "?"), failure)
-                transient.append(f"ledger unavailable: {failure}")
                 continue
             if outcome is not None:
                 outcomes.append(outcome)
         if transient:
             raise TransientFailure("; ".join(transient))
         return outcomes
+
+    def record_attempt(self, outcome: Outcome, *, error: str, attempt: int | None) -> Outcome:
+        """Record a try that failed for a reason that may pass: result `retrying`, never an alert."""
+        return self.record_outcome(outcome.replace(result="retrying", error=error, attempt=attempt))
 
     def reject_payload(self, event_id: str, reason: str, *, schema: str | None = None) -> Outcome:
         """Record a delivery whose body is not an event payload at all."""
@@ -106,8 +124,12 @@ class Pipeline:
             time.perf_counter(),
         )
 
-    def handle(self, event: ParsedEvent) -> Outcome | None:
-        """Handle one event; None when it is dropped silently (pulls, mounts, blob pushes)."""
+    def handle(self, event: ParsedEvent, *, retaking: bool = False) -> Outcome | None:
+        """Handle one event; None when it is dropped silently (pulls, mounts, blob pushes).
+
+        `retaking`: a worker takes this event again after an earlier try of it ended without a final outcome (the
+        worker died, or the try failed transiently): the event's claim from that try does not make it a duplicate.
+        """
         started = time.perf_counter()
         received_at = self._clock()
         if isinstance(event, RejectedEvent):
@@ -135,7 +157,11 @@ class Pipeline:
             reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
             return self._finish(base.replace(reason=reason), started)
         base = base.replace(registry=host, reference=reference_of(host, event.repository, event.tag, event.digest))
-        if not self.ledger.claim(event.event_id):
+        try:
+            claimed = self.ledger.claim(event.event_id) or (retaking and not self._has_final_outcome(event.event_id))
+        except LedgerUnavailable as error:
+            raise TransientFailure(f"ledger unavailable: {error}", outcome=None) from error
+        if not claimed:
             return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
         if sorting.disposition == "ignore":
             return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
@@ -143,39 +169,50 @@ class Pipeline:
 
     def _decide(self, event: PushEvent, host: str, base: Outcome, started: float) -> Outcome:
         assert event.digest is not None
+        known = base  # what an attempt record or a final failure can say: the verdict fields once judged
         try:
             facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
             result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
-            outcome = base.replace(result=result, **verdict_fields(facts, verdict))
+            outcome = known = base.replace(result=result, **verdict_fields(facts, verdict))
             if facts is not None and facts.kind == "artifact" and (
                 event.artifact == CHART or facts.artifact_type == HELM_CONFIG
             ):
                 outcome = self.chart_manager.handle(outcome)  # decide() ignores artifacts: no remediation below
             if verdict.verdict == VIOLATION and facts is not None:
                 outcome = self._remediate(event, host, facts, verdict, outcome)
+        except Unauthorized as error:
+            self._give_back(event.event_id)
+            raise TransientFailure(str(error), kind=AUTHORIZATION, outcome=known) from error
         except RegistryError as error:
             if error.transient:
-                self.ledger.release(event.event_id)
-                self._finish(base.replace(result="failed", error=f"{error} (will be retried)"), started)
-                raise TransientFailure(str(error)) from error
+                self._give_back(event.event_id)
+                raise TransientFailure(str(error), outcome=known) from error
             kept = self._already_quarantined(host, event) if isinstance(error, NotFound) else None
             if kept is not None:
                 reason = f"{event.digest} was already quarantined as {kept}: nothing left to do"
                 return self._finish(base.replace(result="duplicate", reason=reason, preserved_as=kept), started)
-            return self._finish(base.replace(result="failed", error=str(error)), started)
-        except (ManifestError, CopyError) as error:
-            return self._finish(base.replace(result="failed", error=str(error)), started)
-        except LedgerUnavailable:
-            # Nothing can be recorded now; give the claim back if the ledger lets us, and let the delivery be retried.
-            with contextlib.suppress(LedgerUnavailable):
-                self.ledger.release(event.event_id)
-            raise
-        except Exception as error:  # a bug: record it, free the claim, and let the delivery be retried
-            self.ledger.release(event.event_id)
+            return self._finish(known.replace(result="failed", error=str(error)), started)
+        except (ManifestError, CopyError) as error:  # the content can never work: no retry
+            return self._finish(known.replace(result="failed", error=str(error)), started)
+        except ValueError as error:  # a name or value no retry can fix (a ReferenceError, say)
+            return self._finish(known.replace(result="failed", error=f"{type(error).__name__}: {error}"), started)
+        except LedgerUnavailable as error:
+            self._give_back(event.event_id)
+            raise TransientFailure(f"ledger unavailable: {error}", outcome=None) from error
+        except Exception as error:  # a bug: tried again a bounded number of times, then failed once
+            self._give_back(event.event_id)
             log.exception("unexpected error handling event %s", event.event_id)
-            self._finish(base.replace(result="failed", error=f"internal error: {type(error).__name__}: {error}"), started)
-            raise
+            raise TransientFailure(f"internal error: {type(error).__name__}: {error}", kind=INTERNAL,
+                                   outcome=known) from error
         return self._finish(outcome, started)
+
+    def _give_back(self, event_id: str) -> None:
+        """Release the event's claim so that the next try decides it (a ledger outage is no reason to fail here)."""
+        with contextlib.suppress(LedgerUnavailable):
+            self.ledger.release(event_id)
+
+    def _has_final_outcome(self, event_id: str) -> bool:
+        return any(outcome.final for outcome in self.ledger.outcomes(event_id=event_id, limit=20))
 
     @property
     def remediator(self) -> "Remediator":

@@ -46,8 +46,9 @@ EVENT_FIELDS: tuple[str, ...] = (
 # Compatible extensions of the contract: which route the event came by, index children with no platform, the
 # tags a quarantine removed, the kind of alert raised ("violation", "quarantined", "failed", "loopguard"), and what
 # raised the decision: a registry event, or a sweep of the whole registry (importer/app/sweep). `source` keeps its
-# contract meaning (where a re-import came from) whatever the trigger.
-EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert", "trigger")
+# contract meaning (where a re-import came from) whatever the trigger. `attempt` numbers a worker's tries of one
+# event: set on `retrying` records and on the final outcome of an event that needed more than one.
+EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert", "trigger", "attempt")
 OUTCOME_FIELDS: tuple[str, ...] = VERDICT_FIELDS + EVENT_FIELDS + EXTRA_FIELDS
 
 RESULTS: tuple[str, ...] = (
@@ -60,7 +61,10 @@ RESULTS: tuple[str, ...] = (
     "duplicate",
     "rejected",
     "failed",
+    "retrying",  # an attempt that failed for a reason that may pass: not final, never alerts
 )
+# Every result but `retrying` ends an event's handling.
+FINAL_RESULTS = frozenset(RESULTS) - {"retrying"}
 TRIGGER_EVENT = "event"
 TRIGGER_SWEEP = "sweep"
 TRIGGERS: tuple[str, ...] = (TRIGGER_EVENT, TRIGGER_SWEEP)
@@ -102,6 +106,7 @@ class Outcome:
     affected_tags: tuple[str, ...] = field(default=())
     alert: str | None = None
     trigger: str = TRIGGER_EVENT  # records written before the field existed were all events
+    attempt: int | None = None
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
@@ -125,6 +130,11 @@ class Outcome:
         """Only the verdict fields: the `check --json` object."""
         full = self.as_dict()
         return {name: full[name] for name in VERDICT_FIELDS}
+
+    @property
+    def final(self) -> bool:
+        """Whether this record ends the event's handling (every result but `retrying`)."""
+        return self.result in FINAL_RESULTS
 
     @property
     def alerts(self) -> bool:

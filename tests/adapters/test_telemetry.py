@@ -158,6 +158,7 @@ EVERY_FIELD = outcome(
     no_platform=("sha256:" + "c" * 64,),
     affected_tags=("1", "latest"),
     alert="quarantined",
+    attempt=2,
 )
 OUTCOMES = {
     "every-field-quarantined": EVERY_FIELD,

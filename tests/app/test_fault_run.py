@@ -113,8 +113,9 @@ def test_fifty_remediations_with_twenty_percent_faults(tmp_path: Path) -> None:
         for repository in repositories:
             records = ledger.outcomes(event_id=f"push-{repository}", limit=100)  # newest first
             final = records[0]
-            assert not (final.result == "failed" and "will be retried" in (final.error or "")), final
-            assert sum(1 for r in records if r.result != "failed") == 1, [r.result for r in records]
+            assert final.final, final  # the newest record ends the event: no attempt left hanging
+            assert sum(1 for r in records if r.final) == 1, [r.result for r in records]
+            assert all(r.result == "retrying" and not r.alerts for r in records[1:]), [r.result for r in records]
             finals[repository] = final.result
 
             current = direct.head_manifest(repository, "1")
@@ -139,5 +140,5 @@ def test_fifty_remediations_with_twenty_percent_faults(tmp_path: Path) -> None:
     report("fault injection", f"{REMEDIATIONS} events in {elapsed:.1f} s, {sum(deliveries)} deliveries "
                               f"(max {max(deliveries)} for one event); final results {results}")
     assert stats[0].injected_total > 0 and stats[1].injected_total > 0
-    assert results.get("reimported", 0) + results.get("superseded", 0) >= 20
-    assert results.get("quarantined", 0) >= 20
+    # Every event ends in its correct final outcome after redeliveries: none lost, none stuck, none failed.
+    assert results == {"quarantined": REMEDIATIONS - REMEDIATIONS // 2, "reimported": REMEDIATIONS // 2}, results

@@ -262,16 +262,16 @@ def test_eventgrid_trigger_raises_on_transient_registry_error_and_redelivery_is_
 
         with pytest.raises(TransientFailure, match="HTTP 503"):
             FUNCTIONS["registry_event"](event)
-        failed = only_outcome(runtime, event.id)
-        assert failed.result == "failed"
-        assert "will be retried" in (failed.error or "")
+        attempt = only_outcome(runtime, event.id)
+        assert attempt.result == "retrying" and not attempt.alerts  # an attempt: on-call is not paged
+        assert "HTTP 503" in (attempt.error or "")
         assert proxy.stats.injected["503"] >= 2 and proxy.stats.forwarded == 0  # retried inside, then gave up
 
         proxy.configure(rate=0.0)
         FUNCTIONS["registry_event"](event)  # Event Grid delivers the same event again
 
     results = [outcome.result for outcome in runtime.pipeline.ledger.outcomes(event_id=event.id)]
-    assert results == ["compliant", "failed"]  # newest first: decided, not a duplicate
+    assert results == ["compliant", "retrying"]  # newest first: decided, not a duplicate
 
 
 # -- the HTTP triggers -------------------------------------------------------------------------------------
