@@ -4,7 +4,8 @@
         digest = push(builder, image, stack.registry.host, "team/app", "1")
         outcome = stack.wait_for("team/app", tag="1")       # the outcome the pipeline recorded for that push
 
-Registry → notification (bearer token) → local host → pipeline → SQLite ledger, all on 127.0.0.1.
+Registry → notification (bearer token) → local host (intake) → SQLite queue → worker threads → pipeline → SQLite
+ledger, all on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.app.settings import Settings
 from importer.core.outcome import Outcome
 from importer.core.policy import parse_policy
-from importer.entry.composition import pipeline_for
-from importer.entry.http_api import GuardApi
-from importer.entry.serve import LocalHost
+from importer.entry.composition import pipeline_for, queue_for
+from importer.entry.serve import QueuedHost
 from testbed.registry import LocalRegistry
 
 WEBHOOK_TOKEN = "test-webhook-token-0123456789"
@@ -36,6 +36,7 @@ class GuardedRegistry:
         policy_text: str | None = None,
         *,
         extra_registries: tuple[str, ...] = (),
+        threads: int = 4,
         **settings: Any,
     ) -> None:
         """`settings` are further Settings fields (loop_limit, alert_webhook_url, …)."""
@@ -51,18 +52,20 @@ class GuardedRegistry:
         )
         self.ledger = SqliteLedger(self.settings.ledger_path)
         self.pipeline = pipeline_for(self.settings, ledger=self.ledger)
-        self.api = GuardApi(self.pipeline, webhook_token=WEBHOOK_TOKEN)
-        self.host = LocalHost(self.api, port=0)
+        self.service = QueuedHost(self.pipeline, queue_for(self.settings), webhook_token=WEBHOOK_TOKEN, port=0,
+                                  threads=threads)
+        self.api = self.service.api
+        self.host = self.service.host
 
     def start(self) -> "GuardedRegistry":
-        self.host.start()
+        self.service.start()
         self.registry.notify_url = f"{self.host.url}/api/registry-events"
         self.registry.start()
         return self
 
     def stop(self) -> None:
         self.registry.stop()
-        self.host.stop()
+        self.service.stop()
         self.ledger.close()
 
     def __enter__(self) -> "GuardedRegistry":

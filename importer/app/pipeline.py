@@ -107,11 +107,19 @@ class Pipeline:
                         self.record_attempt(failure.outcome, error=str(failure), attempt=None)
                 transient.append(str(failure))
                 continue
+            except LedgerUnavailable as failure:  # recording failed: the ledger will be back, deliver again then
+                log.warning("ledger unavailable handling %s: %s", getattr(event, "event_id", "?"), failure)
+                transient.append(f"ledger unavailable: {failure}")
+                continue
             if outcome is not None:
                 outcomes.append(outcome)
         if transient:
             raise TransientFailure("; ".join(transient))
         return outcomes
+
+    def now(self) -> str:
+        """The pipeline's clock: an ISO 8601 UTC timestamp, as outcomes carry it."""
+        return self._clock()
 
     def record_attempt(self, outcome: Outcome, *, error: str, attempt: int | None) -> Outcome:
         """Record a try that failed for a reason that may pass: result `retrying`, never an alert."""
@@ -124,24 +132,54 @@ class Pipeline:
             time.perf_counter(),
         )
 
-    def handle(self, event: ParsedEvent, *, retaking: bool = False) -> Outcome | None:
+    def admit(self, event: ParsedEvent) -> Outcome | None:
+        """What the intake does before queueing, with no registry I/O: record a rejected event (invalid, or from a
+        registry that is not configured) and return its outcome; None for an event to queue or to drop."""
+        if isinstance(event, RejectedEvent) or self.registries.guarded_host(event.origin) is None:
+            return self.handle(event)
+        return None
+
+    def handle(
+        self, event: ParsedEvent, *, retaking: bool = False, received_at: str | None = None
+    ) -> Outcome | None:
         """Handle one event; None when it is dropped silently (pulls, mounts, blob pushes).
 
         `retaking`: a worker takes this event again after an earlier try of it ended without a final outcome (the
         worker died, or the try failed transiently): the event's claim from that try does not make it a duplicate.
+        `received_at`: when the intake received it (default: now).
         """
         started = time.perf_counter()
-        received_at = self._clock()
+        received_at = received_at or self._clock()
         if isinstance(event, RejectedEvent):
             outcome = Outcome(event_id=event.event_id, received_at=received_at, result="rejected", reason=event.reason)
             return self._finish(outcome, started)
         sorting = triage(event)
         if sorting.disposition == "drop":
             return None
-        base = Outcome(
+        base = self.outcome_base(event, received_at)
+        if base.registry is None:
+            reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
+            return self._finish(base.replace(reason=reason), started)
+        host = base.registry
+        try:
+            claimed = self.ledger.claim(event.event_id) or (retaking and not self.has_final_outcome(event.event_id))
+        except LedgerUnavailable as error:
+            raise TransientFailure(f"ledger unavailable: {error}", outcome=None) from error
+        if not claimed:
+            return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
+        if sorting.disposition == "ignore":
+            return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
+        return self._decide(event, host, base, started)
+
+    def outcome_base(self, event: PushEvent, received_at: str) -> Outcome:
+        """The fields of an event's outcome known before anything is read (result still to be set)."""
+        host = self.registries.guarded_host(event.origin)
+        return Outcome(
             event_id=event.event_id,
             received_at=received_at,
             result="rejected",
+            registry=host,
+            reference=reference_of(host, event.repository, event.tag, event.digest) if host else None,
             repository=event.repository,
             tag=event.tag,
             digest=event.digest,
@@ -152,20 +190,6 @@ class Pipeline:
             # A sweep (importer/app/sweep) hands synthetic push events whose schema is "sweep".
             trigger=TRIGGER_SWEEP if event.schema == TRIGGER_SWEEP else TRIGGER_EVENT,
         )
-        host = self.registries.guarded_host(event.origin)
-        if host is None:
-            reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
-            return self._finish(base.replace(reason=reason), started)
-        base = base.replace(registry=host, reference=reference_of(host, event.repository, event.tag, event.digest))
-        try:
-            claimed = self.ledger.claim(event.event_id) or (retaking and not self._has_final_outcome(event.event_id))
-        except LedgerUnavailable as error:
-            raise TransientFailure(f"ledger unavailable: {error}", outcome=None) from error
-        if not claimed:
-            return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
-        if sorting.disposition == "ignore":
-            return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
-        return self._decide(event, host, base, started)
 
     def _decide(self, event: PushEvent, host: str, base: Outcome, started: float) -> Outcome:
         assert event.digest is not None
@@ -211,7 +235,8 @@ class Pipeline:
         with contextlib.suppress(LedgerUnavailable):
             self.ledger.release(event_id)
 
-    def _has_final_outcome(self, event_id: str) -> bool:
+    def has_final_outcome(self, event_id: str) -> bool:
+        """Whether an outcome that ends the event's handling was recorded for it."""
         return any(outcome.final for outcome in self.ledger.outcomes(event_id=event_id, limit=20))
 
     @property

@@ -128,6 +128,11 @@ class Settings:
     sweep_remediate: bool = False
     sweep_parallel: int = 8
 
+    @property
+    def queue_path(self) -> Path:
+        """The SQLite queue of the local host's intake and workers: next to the ledger (`ledger.db` → `ledger.queue.db`)."""
+        return self.ledger_path.with_suffix(".queue.db")
+
     def credentials_for(self, host: str) -> Credentials | None:
         return self.credentials.get(host.lower())
 

@@ -18,6 +18,7 @@ Clients whose retries an SDK runs (azure-core for Table Storage, ARM and Event G
 their numbers from a policy too, see importer.adapters.retrying: retries = attempts - 1, backoff factor =
 base_delay, backoff max = max_delay. Those loops retry the first failure at once, then wait base_delay * 2 ** (n - 1)
 before retry n, with no jitter; azure-core honours Retry-After without a cap, urllib3 caps it at max_retry_after.
+The Storage Queue SDK's loop is the exception: it waits exactly policy.delay(n) before retry n, jitter included.
 """
 
 from __future__ import annotations
@@ -145,11 +146,19 @@ LEDGER_RETRY = RetryPolicy(attempts=4, base_delay=0.4, max_delay=5.0)
 # ARM importImage (AcrImporter, through azure-core): waits 0, 1.6, 3.2, 6.4 s; Retry-After as the SDK does.
 ACR_IMPORT_RETRY = RetryPolicy(attempts=5, base_delay=0.8)
 
+# Azure Storage Queues (StorageQueue): the intake answers 503 after these, so they are short. Queue calls (our waits
+# in the Storage SDK's loop): 0.1-0.2, 0.2-0.4, 0.4-0.8 s; its key-lease table (azure-core): 0, 0.4, 0.8 s.
+QUEUE_RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2.0, jitter="equal")
+
 # Event Grid publish (EventGridSink, through azure-core): waits 0, 0.4 s; Retry-After as the SDK does.
 EVENTGRID_RETRY = RetryPolicy(attempts=3, base_delay=0.2, max_delay=2.0)
 
 # Alert webhook POST (WebhookSink, through urllib3): waits 0, 0.4 s, or the Retry-After up to 30 s.
 WEBHOOK_RETRY = RetryPolicy(attempts=3, base_delay=0.2, max_retry_after=30.0)
+
+# A queued event whose try failed for a reason that may pass (worker, requeue): it is ready again after 2.5-5, 5-10,
+# 10-20 … s, capped at 5 minutes, and fails for good after the 8th try (about 15 minutes of trying in all).
+EVENT_RETRY = RetryPolicy(attempts=8, base_delay=5.0, max_delay=300.0, jitter="equal")
 
 # A manifest PUT refused while a concurrent writer's blob is still being linked (copy engine): 0.05, 0.10, 0.15 s.
 CONCURRENT_WRITE_RETRY = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.15, honour_retry_after=False)

@@ -1,6 +1,7 @@
 """The composition root: the one place that knows which backends exist and picks one adapter per port.
 
     pipeline = pipeline_for(settings)        # the pipeline every entry point runs, wired from the settings
+    queue = queue_for(settings)              # the events between the intake and the workers
     directory = registry_directory_for(settings)  # ACR adapter for *.azurecr.io (managed identity), else OCI
     ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
     importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
@@ -22,6 +23,7 @@ from importer.app.registries import ACR_SUFFIX, RegistryDirectory
 from importer.app.settings import Settings
 from importer.ports.ledger import Ledger
 from importer.ports.registry import Registry
+from importer.ports.queue import EventQueue
 from importer.ports.sinks import OutcomeSink
 
 if TYPE_CHECKING:
@@ -50,6 +52,13 @@ def server_importer_for(settings: Settings) -> "AcrImporter | None":
     return AcrImporter(
         subscription_id=parts[1], resource_group=parts[3], registry_name=parts[7], credential=azure_credential(settings)
     )
+
+
+def queue_for(settings: Settings) -> EventQueue:
+    """The queue between the intake and the workers: SQLite next to the ledger file."""
+    from importer.adapters.queue.sqlite import SqliteQueue
+
+    return SqliteQueue(settings.queue_path)
 
 
 def ledger_for(settings: Settings) -> Ledger:

@@ -1,13 +1,16 @@
 """The HTTP face of the pipeline, free of any web framework: the Functions app and the local host both call it.
 
-    api = GuardApi(pipeline, webhook_token=settings.webhook_token)
+    api = GuardApi(pipeline, webhook_token=settings.webhook_token, intake=Intake(pipeline, queue))
     response = api.dispatch("POST", "/api/registry-events", {}, headers, body)   # → ApiResponse(status, headers, body)
+
+With an intake (the local host), a delivery is only authenticated, parsed, validated and queued, then answered 202:
+workers decide it (importer/app/worker.py). Without one, the pipeline decides it in the request (200).
 
 Routes (docs/design.md, Contracts): `POST /runtime/webhooks/eventgrid?functionName=NAME` (Event Grid schema, with the
 validation handshake), `POST /api/registry-events` (distribution notifications and ACR classic webhooks,
 bearer token), `OPTIONS`/`POST /api/cloudevents` (CloudEvents 1.0, bearer token), `GET /api/health`.
-A body that is not an event payload gets 400 and a `rejected` record; a registry problem that may pass gets
-503 so the sender delivers again; nothing answers with a traceback.
+A body that is not an event payload gets 400 and a `rejected` record; a queue, ledger or (in place) registry
+problem that may pass gets 503 so the sender delivers again; nothing answers with a traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from importer.app.intake import Intake
 from importer.app.pipeline import Pipeline, TransientFailure
 from importer.core.events import (
     MAX_BODY_BYTES,
@@ -65,8 +69,9 @@ def payload_id(body: bytes) -> str:
 class GuardApi:
     """Routes HTTP requests to the pipeline."""
 
-    def __init__(self, pipeline: Pipeline, *, webhook_token: str | None) -> None:
+    def __init__(self, pipeline: Pipeline, *, webhook_token: str | None, intake: Intake | None = None) -> None:
         self.pipeline = pipeline
+        self.intake = intake
         self._token = webhook_token
 
     def dispatch(
@@ -147,6 +152,8 @@ class GuardApi:
             events = parse()
         except EventPayloadError as error:
             return self._rejected_payload(body, str(error), schema)
+        if self.intake is not None:
+            return self._queue(events, schema)
         try:
             outcomes = self.pipeline.handle_all(events)
         except TransientFailure as failure:
@@ -155,6 +162,20 @@ class GuardApi:
             log.exception("internal error handling a %s delivery", schema)
             return ApiResponse.json(500, {"error": "internal error; the event will be retried"})
         return ApiResponse.json(200, {"outcomes": [_summary(outcome) for outcome in outcomes]})
+
+
+    def _queue(self, events: list[ParsedEvent], schema: str) -> ApiResponse:
+        assert self.intake is not None
+        try:
+            accepted = self.intake.accept(events)
+        except TransientFailure as failure:
+            return ApiResponse.json(503, {"error": str(failure), "retry": True}, {"Retry-After": "5"})
+        except Exception:
+            log.exception("internal error queueing a %s delivery", schema)
+            return ApiResponse.json(500, {"error": "internal error; the event will be retried"})
+        return ApiResponse.json(
+            202, {"queued": accepted.queued, "outcomes": [_summary(outcome) for outcome in accepted.outcomes]}
+        )
 
 
 def _summary(outcome: Outcome) -> dict[str, object]:

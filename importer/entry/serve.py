@@ -2,6 +2,8 @@
 
     with LocalHost(api, port=0) as host:      # port 0: any free port; host.url is where it listens
         ...                                   # registries post notifications to host.url + "/api/registry-events"
+    with QueuedHost(pipeline, queue, webhook_token=token, port=0, threads=4) as service:   # intake + workers
+        ...                                   # routes answer 202 once queued; the workers decide
 
 A thread per connection (HTTP/1.1 keep-alive), so slow senders do not hold up others. It binds 127.0.0.1
 unless told otherwise. All routing and handling lives in `importer.entry.http_api`; this module only moves bytes.
@@ -15,7 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
+from importer.app.intake import Intake
+from importer.app.pipeline import Pipeline
+from importer.app.worker import WorkerPolicy, WorkerPool
 from importer.entry.http_api import MAX_BODY_BYTES, ApiResponse, GuardApi
+from importer.ports.queue import EventQueue
 
 log = logging.getLogger("platform_guard.serve")
 
@@ -107,6 +113,56 @@ class LocalHost:
         self._server.server_close()
 
     def __enter__(self) -> "LocalHost":
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class QueuedHost:
+    """The local host with its queue and a pool of worker threads: routes only queue, workers decide."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        queue: EventQueue,
+        *,
+        webhook_token: str | None,
+        host: str = "127.0.0.1",
+        port: int = 7071,
+        threads: int = 4,
+        policy: WorkerPolicy = WorkerPolicy(),
+    ) -> None:
+        self.pipeline = pipeline
+        self.queue = queue
+        self.pool = WorkerPool(queue, pipeline, threads=threads, policy=policy)
+        intake = Intake(pipeline, queue, on_queued=self.pool.notify)
+        self.api = GuardApi(pipeline, webhook_token=webhook_token, intake=intake)
+        self.host = LocalHost(self.api, host=host, port=port)
+
+    @property
+    def url(self) -> str:
+        return self.host.url
+
+    def start(self) -> "QueuedHost":
+        self.pool.start()
+        self.host.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted; the workers run in their own threads."""
+        self.pool.start()
+        self.host.serve_forever()
+
+    def stop(self) -> None:
+        """Stop answering, let the workers settle what they hold, then close the queue."""
+        self.host.stop()
+        self.pool.stop()
+        self.queue.close()
+
+    def __enter__(self) -> "QueuedHost":
         return self.start()
 
     def __exit__(

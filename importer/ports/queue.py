@@ -40,6 +40,7 @@ class Message:
     owner: str
     lease_until: float
     last_error: str | None = None
+    receipt: str | None = None  # the backend's own proof of the lease (a Storage Queue pop receipt), if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,10 @@ from importer.core.events.model import (
     PushEvent,
     RejectedEvent,
     Triage,
+    event_from_json,
+    event_to_json,
     is_manifest_media_type,
+    ordering_key,
     triage,
 )
 from importer.core.events.notifications import parse_registry_notification
@@ -58,8 +61,11 @@ __all__ = [
     "RejectedEvent",
     "Triage",
     "cloudevents_options_response",
+    "event_from_json",
+    "event_to_json",
     "eventgrid_validation_response",
     "is_manifest_media_type",
+    "ordering_key",
     "parse_cloudevents",
     "parse_eventgrid",
     "parse_eventgrid_envelope",

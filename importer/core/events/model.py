@@ -14,6 +14,8 @@ raises `EventPayloadError`; the caller answers HTTP 400.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 
 from importer.core.media_types import PUSHABLE_MANIFEST_MEDIA_TYPES
@@ -94,3 +96,30 @@ def is_manifest_media_type(media_type: str) -> bool:
 def bare_media_type(media_type: str) -> str:
     """A media type without its parameters, lower-cased: "Application/JSON; charset=utf-8" → "application/json"."""
     return media_type.split(";", 1)[0].strip().lower()
+
+
+def event_to_json(event: PushEvent, *, received_at: str) -> str:
+    """A push event as the intake queues it, with the time it was received (JSON text)."""
+    return json.dumps({"received_at": received_at, "event": dataclasses.asdict(event)}, separators=(",", ":"))
+
+
+def event_from_json(text: str) -> tuple[PushEvent, str]:
+    """The push event and its receipt time from `event_to_json`'s text; ValueError naming what is wrong."""
+    try:
+        document = json.loads(text)
+        fields = document["event"]
+        received_at = document["received_at"]
+        if not isinstance(fields, dict) or not isinstance(received_at, str):
+            raise TypeError("event is not an object, or received_at not a string")
+        return PushEvent(**fields), received_at
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"queued message is not a queued push event: {error}") from None
+
+
+def ordering_key(event: PushEvent) -> str:
+    """What one tag's events share (they are worked on one at a time, in order): origin/repository:tag.
+
+    Events that are not decided per tag (untagged pushes, deletes) get a key of their own."""
+    if event.tag is None or event.action != PUSH:
+        return f"event:{event.event_id}"
+    return f"tag:{event.origin}/{event.repository}:{event.tag}"
