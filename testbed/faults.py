@@ -12,6 +12,7 @@ Faults (`FAULTS`), given by `faults=` as a sequence drawn from uniformly (repeat
 default is the transient ones, "503", "429", "reset" and "slow"):
 - "503": 503 with an OCI error body (`UNAVAILABLE`); nothing reaches the registry.
 - "429": 429 `TOOMANYREQUESTS` with `Retry-After: <retry_after>` seconds; nothing reaches the registry.
+- "403": 403 `DENIED`, as a registry answers while a role assignment is still propagating; nothing reaches it.
 - "reset": the request is read, then the connection is closed with a TCP reset, unanswered.
 - "slow": waits `slow_seconds`, then forwards (a slow registry; longer than a client's timeout, a timeout).
 - "corrupt": forwards, then flips bytes of a 2xx body, same length, so it no longer matches its digest.
@@ -47,7 +48,7 @@ from urllib.parse import urlsplit
 
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
-FAULTS: tuple[str, ...] = ("503", "429", "reset", "slow", "corrupt")
+FAULTS: tuple[str, ...] = ("503", "429", "403", "reset", "slow", "corrupt")
 FORWARDED = "forwarded"
 CANNED = "canned"
 UPSTREAM_FAILED = "upstream-failed"
@@ -378,6 +379,11 @@ class _ProxyHandler(QuietRequestHandler):
             proxy._note(self.command, path, fate, forwarded=False)
             error = {"errors": [{"code": "UNAVAILABLE", "message": "service unavailable (injected by FaultProxy)"}]}
             self._send(503, {"Content-Type": "application/json"}, json.dumps(error).encode())
+            return
+        if fate == "403":
+            proxy._note(self.command, path, fate, forwarded=False)
+            error = {"errors": [{"code": "DENIED", "message": "requested access to the resource is denied (injected)"}]}
+            self._send(403, {"Content-Type": "application/json"}, json.dumps(error).encode())
             return
         if fate == "429":
             proxy._note(self.command, path, fate, forwarded=False)
