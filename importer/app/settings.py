@@ -12,6 +12,8 @@
 | PLATFORM_GUARD_INSECURE_REGISTRIES | hosts that may be reached over plain HTTP besides loopback | none |
 | PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME, _PASSWORD | credentials for a registry; KEY is its host upper-cased with every non-alphanumeric character as `_` (`docker.io` → `DOCKER_IO`) | anonymous |
 | PLATFORM_GUARD_LOOP_GUARD | at most N remediations of one tag per window: `N/SECONDS` | 3/3600 |
+| PLATFORM_GUARD_EVENT_RETRY | a queued event is tried at most N times, the first retry after SECONDS (doubling, up to 5 minutes): `N/SECONDS` | 8/5 |
+| PLATFORM_GUARD_AUTH_RETRY_SECONDS | how long 401/403 answers are tried again after an event's first try (role assignments propagate) | 900 |
 | PLATFORM_GUARD_PAUSED_REPOSITORIES | comma-separated repository globs whose violations are only alerted (remediation paused) | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_TOKEN | bearer token sent to that webhook | none |
@@ -33,6 +35,7 @@ Secrets (the webhook token, passwords) never appear in a repr, a log line or an 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -58,6 +61,8 @@ KNOWN_SETTINGS: tuple[str, ...] = (
     PREFIX + "WEBHOOK_TOKEN",
     PREFIX + "INSECURE_REGISTRIES",
     PREFIX + "LOOP_GUARD",
+    PREFIX + "EVENT_RETRY",
+    PREFIX + "AUTH_RETRY_SECONDS",
     PREFIX + "PAUSED_REPOSITORIES",
     PREFIX + "ALERT_WEBHOOK_URL",
     PREFIX + "ALERT_WEBHOOK_TOKEN",
@@ -114,6 +119,9 @@ class Settings:
     credentials: Mapping[str, Credentials] = field(default_factory=dict, repr=False)
     loop_limit: int = 3
     loop_window: float = 3600.0
+    event_attempts: int = 8
+    event_retry_seconds: float = 5.0
+    auth_retry_seconds: float = 900.0
     paused_repositories: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
     alert_webhook_token: str | None = field(default=None, repr=False)
@@ -168,16 +176,40 @@ def _credentials(environ: Mapping[str, str], hosts: tuple[str, ...]) -> dict[str
 
 
 def _loop_guard(environ: Mapping[str, str]) -> tuple[int, float]:
-    name = PREFIX + "LOOP_GUARD"
-    raw = environ.get(name, "3/3600")
+    return _count_per_seconds(environ, PREFIX + "LOOP_GUARD", "3/3600", most=1_000_000)
+
+
+def _event_retry(environ: Mapping[str, str]) -> tuple[int, float]:
+    return _count_per_seconds(environ, PREFIX + "EVENT_RETRY", "8/5", most=100)
+
+
+def _count_per_seconds(environ: Mapping[str, str], name: str, default: str, *, most: int) -> tuple[int, float]:
+    """`N/SECONDS`: N a whole number from 1 to `most`, SECONDS finite and above 0 (no nan, no inf)."""
+    raw = environ.get(name, default)
     count, slash, window = raw.partition("/")
     try:
-        limit, seconds = int(count), float(window)
+        number, seconds = int(count), float(window)
     except ValueError:
-        limit, seconds = -1, -1.0
-    if not slash or limit < 1 or seconds <= 0:
-        raise SettingsError(f"{name}: expected N/SECONDS with N ≥ 1 and SECONDS > 0, e.g. 3/3600 (got {raw!r})")
-    return limit, seconds
+        number, seconds = -1, -1.0
+    if not slash or not 1 <= number <= most or not math.isfinite(seconds) or seconds <= 0:
+        raise SettingsError(
+            f"{name}: expected N/SECONDS with N from 1 to {most} and SECONDS a number above 0, e.g. {default} "
+            f"(got {raw!r})"
+        )
+    return number, seconds
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0 or value > 86_400:
+        raise SettingsError(f"{name}: expected a number of seconds from 0 to 86400 (got {raw!r})")
+    return value
 
 
 def _paused(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -285,6 +317,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         raise SettingsError(f"{PREFIX}WEBHOOK_TOKEN: must be at least 16 characters long")
     policy = policy or _policy(environ)
     loop_limit, loop_window = _loop_guard(environ)
+    event_attempts, event_retry_seconds = _event_retry(environ)
     acr_resource_id = environ.get(PREFIX + "ACR_RESOURCE_ID") or None
     if acr_resource_id is not None and acr_host(acr_resource_id) not in registries:
         registries = (*registries, acr_host(acr_resource_id))
@@ -301,6 +334,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         sweep_parallel=_sweep_parallel(environ),
         loop_limit=loop_limit,
         loop_window=loop_window,
+        event_attempts=event_attempts,
+        event_retry_seconds=event_retry_seconds,
+        auth_retry_seconds=_seconds(environ, PREFIX + "AUTH_RETRY_SECONDS", 900.0),
         paused_repositories=_paused(environ),
         alert_webhook_url=_https_url(environ, PREFIX + "ALERT_WEBHOOK_URL", insecure),
         alert_webhook_token=environ.get(PREFIX + "ALERT_WEBHOOK_TOKEN") or None,

@@ -24,7 +24,9 @@ import importlib
 import json
 import logging
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +39,7 @@ from importer.core.outcome import Outcome
 from importer.core.policy import Policy, PolicyError
 from importer.core.reference import ReferenceError, parse_reference, reference_of
 from importer.entry.composition import pipeline_for, registry_directory_for
-from importer.entry.terminal import format_outcomes
+from importer.entry.terminal import format_dead_letters, format_outcomes
 from importer.ports.ledger import Ledger
 from importer.ports.registry import Registry, RegistryError
 
@@ -183,6 +185,13 @@ def command_copy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of 0 or more")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -192,49 +201,104 @@ def _positive_int(text: str) -> int:
 
 def command_serve(args: argparse.Namespace) -> int:
     from importer.adapters.sinks.log import OUTCOME_LOGGER
-    from importer.entry.runtime import Runtime
-    from importer.entry.serve import LocalHost
+    from importer.entry.composition import queue_for, worker_policy_for
+    from importer.entry.serve import QueuedHost
 
     settings = _settings(args.policy)
-    runtime = Runtime.from_settings(settings)
-    host = LocalHost(runtime.api, host=args.host, port=args.port)
-    outcome_log = logging.getLogger(OUTCOME_LOGGER)  # one JSON line per outcome on stdout
+    pipeline = pipeline_for(settings)
+    service = QueuedHost(pipeline, queue_for(settings), webhook_token=settings.webhook_token, host=args.host,
+                         port=args.port, threads=args.threads, policy=worker_policy_for(settings))
+    _outcome_lines_to_stdout(OUTCOME_LOGGER)
+    print(f"Platform Guard listening on {service.url}", flush=True)
+    print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
+    print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}   queue: {settings.queue_path}")
+    print(f"  workers: {args.threads} thread(s) here, {args.workers} more process(es)", flush=True)
+    if not settings.webhook_token:
+        print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
+    processes = [_worker_process(args) for _ in range(args.workers)]
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        service.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+        _stop_processes(processes)
+        pipeline.ledger.close()
+    return EXIT_OK
+
+
+def command_work(args: argparse.Namespace) -> int:
+    from importer.adapters.sinks.log import OUTCOME_LOGGER
+    from importer.app.worker import WorkerPool
+    from importer.entry.composition import queue_for, worker_policy_for
+
+    settings = _settings(args.policy)
+    pipeline = pipeline_for(settings)
+    queue = queue_for(settings)
+    pool = WorkerPool(queue, pipeline, threads=args.threads, policy=worker_policy_for(settings))
+    _outcome_lines_to_stdout(OUTCOME_LOGGER)
+    signal.signal(signal.SIGTERM, _interrupt)
+    pool.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pool.stop()
+        queue.close()
+        pipeline.ledger.close()
+    return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C: work in hand is settled
+
+
+def _outcome_lines_to_stdout(logger_name: str) -> None:
+    outcome_log = logging.getLogger(logger_name)  # one JSON line per outcome on stdout
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     outcome_log.addHandler(handler)
     outcome_log.setLevel(logging.INFO)
     outcome_log.propagate = False
-    print(f"Platform Guard listening on {host.url}", flush=True)
-    print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
-    print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}")
-    if not settings.webhook_token:
-        print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C: the ledger is closed cleanly
 
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        host.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        host.stop()
-        runtime.pipeline.ledger.close()
-    return EXIT_OK
+
+def _worker_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "importer", "work", "--threads", str(args.threads)]
+    if args.policy:
+        command += ["--policy", args.policy]
+    return subprocess.Popen(command)
+
+
+def _stop_processes(processes: list[subprocess.Popen[bytes]], *, timeout: float = 30.0) -> None:
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def command_outcomes(args: argparse.Namespace) -> int:
     from importer.adapters.ledger.sqlite import SqliteLedger
 
     settings = _settings(None)
+    if args.failed:
+        return _dead_letters(settings, args)
     if not settings.ledger_path.exists():
         print(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER?)", file=sys.stderr)
         return EXIT_OK
     ledger = SqliteLedger(settings.ledger_path)
     try:
-        outcomes = ledger.outcomes(limit=args.limit, repository=args.repository)
+        fetched = ledger.outcomes(limit=args.limit if args.all else args.limit * 4, repository=args.repository)
     finally:
         ledger.close()
+    outcomes = (fetched if args.all else [outcome for outcome in fetched if outcome.final])[: args.limit]
     if args.json:
         for outcome in outcomes:
             print(json.dumps(outcome.as_dict()))
@@ -243,10 +307,48 @@ def command_outcomes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from importer.entry.composition import queue_for
+
+    if not settings.queue_path.exists():
+        print(f"no queue at {settings.queue_path} yet: nothing was given up on", file=sys.stderr)
+        return EXIT_OK
+    queue = queue_for(settings)
+    try:
+        dead = queue.dead_letters(limit=args.limit)
+    finally:
+        queue.close()
+    if args.json:
+        for letter in dead:
+            print(json.dumps({"message_id": letter.message_id, "key": letter.key, "attempts": letter.attempts,
+                              "dead_at": letter.dead_at, "error": letter.error, "body": letter.body}))
+    else:
+        print(format_dead_letters(dead))
+        if dead:
+            print("\nre-drive: python -m importer redrive --all   (or: redrive MESSAGE_ID …)")
+    return EXIT_OK
+
+
+def command_redrive(args: argparse.Namespace) -> int:
+    from importer.entry.composition import queue_for
+
+    if not args.all and not args.message_ids:
+        raise UsageError("name the dead letters to re-drive (MESSAGE_ID …) or give --all")
+    settings = _settings(None)
+    queue = queue_for(settings)
+    try:
+        moved = queue.redrive(None if args.all else args.message_ids, now=time.time())
+    finally:
+        queue.close()
+    print(f"{moved} event(s) back in the queue {settings.queue_path}; the workers decide them again")
+    return EXIT_OK
+
+
 def command_release(args: argparse.Namespace) -> int:
-    from importer.adapters.ledger.sqlite import SqliteLedger
     from importer.app.remediation import ReleaseError, release
     from importer.core.reference import validate_repository, validate_tag
+    from importer.entry.composition import ledger_for
+    from importer.ports.ledger import LedgerUnavailable
 
     settings = _settings(args.policy)
     try:
@@ -262,7 +364,7 @@ def command_release(args: argparse.Namespace) -> int:
     except (ReferenceError, ValueError) as error:
         raise UsageError(str(error)) from None
     registry = _client(settings, reference.registry)
-    ledger = SqliteLedger(settings.ledger_path)
+    ledger = ledger_for(settings)  # the guard's own ledger: its quarantine records, and releases it must see
     try:
         released = release(
             registry,
@@ -276,7 +378,7 @@ def command_release(args: argparse.Namespace) -> int:
         )
     except ReleaseError as error:
         raise UsageError(str(error)) from None
-    except (RegistryError, ManifestError) as error:
+    except (RegistryError, ManifestError, LedgerUnavailable) as error:
         print(f"error: releasing {args.ref}: {error}", file=sys.stderr)
         return EXIT_REGISTRY
     finally:
@@ -459,7 +561,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7071, help="port (default 7071, like the Functions host)")
     serve.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    serve.add_argument("--threads", type=_positive_int, default=4, metavar="N",
+                       help="worker threads deciding queued events in this process (default 4)")
+    serve.add_argument("--workers", type=_non_negative_int, default=0, metavar="N",
+                       help="worker processes to start besides (each with --threads threads; default 0)")
     serve.set_defaults(run=command_serve)
+
+    work = commands.add_parser(
+        "work",
+        help="decide queued events (a worker process beside serve)",
+        description="Take events from the queue that `serve` fills and decide them, until interrupted.",
+    )
+    work.add_argument("--threads", type=_positive_int, default=4, metavar="N", help="worker threads (default 4)")
+    work.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
+    work.set_defaults(run=command_work)
 
     outcomes = commands.add_parser(
         "outcomes", help="show recorded outcomes", description="Show the newest outcomes in the ledger."
@@ -467,7 +582,19 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("--json", action="store_true", help="one JSON record per line, newest first")
     outcomes.add_argument("--limit", type=int, default=50, help="how many (default 50)")
     outcomes.add_argument("--repository", help="only this repository")
+    outcomes.add_argument("--all", action="store_true", help="also the attempts (`retrying`) before each final outcome")
+    outcomes.add_argument("--failed", action="store_true",
+                          help="the events the workers gave up on (dead letters), with the command that re-drives them")
     outcomes.set_defaults(run=command_outcomes)
+
+    redrive = commands.add_parser(
+        "redrive",
+        help="put dead-lettered events back in the queue",
+        description="Put events the workers gave up on (see `outcomes --failed`) back in the queue, attempts reset.",
+    )
+    redrive.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID", help="dead letters to re-drive")
+    redrive.add_argument("--all", action="store_true", help="every dead letter")
+    redrive.set_defaults(run=command_redrive)
 
     release = commands.add_parser(
         "release",

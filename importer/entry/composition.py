@@ -22,12 +22,13 @@ from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
 from importer.app.settings import Settings
 from importer.ports.ledger import Ledger
-from importer.ports.registry import Registry
 from importer.ports.queue import EventQueue
+from importer.ports.registry import Registry
 from importer.ports.sinks import OutcomeSink
 
 if TYPE_CHECKING:
     from importer.adapters.registry.acr_import import AcrImporter
+    from importer.app.worker import WorkerPolicy
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,6 +53,15 @@ def server_importer_for(settings: Settings) -> "AcrImporter | None":
     return AcrImporter(
         subscription_id=parts[1], resource_group=parts[3], registry_name=parts[7], credential=azure_credential(settings)
     )
+
+
+def worker_policy_for(settings: Settings) -> WorkerPolicy:
+    """How the workers retry and give up, from the settings (loaded only where workers run, not at cold start)."""
+    from importer.app.worker import WorkerPolicy
+    from importer.core.retry import EVENT_RETRY
+
+    retry = EVENT_RETRY.replace(attempts=settings.event_attempts, base_delay=settings.event_retry_seconds)
+    return WorkerPolicy(retry=retry, authorization_window=settings.auth_retry_seconds)
 
 
 def queue_for(settings: Settings) -> EventQueue:

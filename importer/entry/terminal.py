@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from importer.core.outcome import Outcome
+from importer.ports.queue import DeadLetter
 
 if TYPE_CHECKING:  # annotations only: the CLI loads the chart reader when a chart is asked for
     from importer.core.charts import ChartInfo
@@ -48,6 +50,17 @@ def format_chart_table(info: ChartInfo) -> str:
         lines.append(f"sub-charts: {', '.join(info.subcharts)}")
     lines += [f"not a reference (templates are not rendered): {item}" for item in info.unresolved]
     return "\n".join(lines)
+
+
+def format_dead_letters(letters: Sequence[DeadLetter]) -> str:
+    """A fixed-width table of the events the workers gave up on, newest first."""
+    if not letters:
+        return "no dead letters: every queued event was decided"
+    rows = [("MESSAGE", "ATTEMPTS", "DEAD AT (UTC)", "KEY", "ERROR")]
+    for letter in letters:
+        dead_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.dead_at))
+        rows.append((letter.message_id, str(letter.attempts), dead_at, letter.key, letter.error))
+    return "\n".join(_aligned(rows))
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:

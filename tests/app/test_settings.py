@@ -34,9 +34,21 @@ SUB = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-gua
         ({"PLATFORM_GUARD_PAUSED_REPOSITORIES": "Team/App"}, "lower-case"),
         ({"PLATFORM_GUARD_ALERT_WEBHOOK_URL": "http://alerts.example.com/x"}, "plain http"),
         ({"PLATFORM_GUARD_POLICY": "version: 2\n"}, "PLATFORM_GUARD_POLICY"),
+        ({"PLATFORM_GUARD_LOOP_GUARD": "3/nan"}, "PLATFORM_GUARD_LOOP_GUARD"),
+        ({"PLATFORM_GUARD_LOOP_GUARD": "3/inf"}, "PLATFORM_GUARD_LOOP_GUARD"),
+        ({"PLATFORM_GUARD_EVENT_RETRY": "0/5"}, "PLATFORM_GUARD_EVENT_RETRY"),
+        ({"PLATFORM_GUARD_EVENT_RETRY": "101/5"}, "PLATFORM_GUARD_EVENT_RETRY"),
+        ({"PLATFORM_GUARD_EVENT_RETRY": "8/nan"}, "PLATFORM_GUARD_EVENT_RETRY"),
+        ({"PLATFORM_GUARD_EVENT_RETRY": "8"}, "N/SECONDS"),
+        ({"PLATFORM_GUARD_AUTH_RETRY_SECONDS": "nan"}, "PLATFORM_GUARD_AUTH_RETRY_SECONDS"),
+        ({"PLATFORM_GUARD_AUTH_RETRY_SECONDS": "-1"}, "PLATFORM_GUARD_AUTH_RETRY_SECONDS"),
+        ({"PLATFORM_GUARD_AUTH_RETRY_SECONDS": "1e9"}, "PLATFORM_GUARD_AUTH_RETRY_SECONDS"),
     ],
     ids=["bad-acr-id", "tables-over-http", "eventgrid-not-http", "loop-guard-no-window", "loop-guard-zero",
-         "paused-upper-case", "webhook-over-http", "bad-inline-policy"],
+         "paused-upper-case", "webhook-over-http", "bad-inline-policy", "loop-guard-nan-window",
+         "loop-guard-infinite-window", "event-retry-zero-attempts", "event-retry-too-many-attempts",
+         "event-retry-nan-delay", "event-retry-no-delay", "auth-retry-nan", "auth-retry-negative",
+         "auth-retry-beyond-a-day"],
 )
 def test_invalid_settings_are_refused_by_name(environ: dict[str, str], message: str) -> None:
     """A bad value raises SettingsError naming the setting or the problem."""
@@ -61,3 +73,11 @@ def test_secrets_stay_out_of_repr() -> None:
     text = repr(loaded)
     for secret in ("webhook-secret", "table-secret", "topic-secret", "ikey-secret"):
         assert secret not in text
+
+
+def test_event_retry_and_authorisation_window_are_read() -> None:
+    """`N/SECONDS` and the window reach the settings the workers are built from."""
+    loaded = load_settings({"PLATFORM_GUARD_EVENT_RETRY": "3/0.5", "PLATFORM_GUARD_AUTH_RETRY_SECONDS": "60"})
+    assert (loaded.event_attempts, loaded.event_retry_seconds, loaded.auth_retry_seconds) == (3, 0.5, 60.0)
+    defaults = load_settings({})
+    assert (defaults.event_attempts, defaults.event_retry_seconds, defaults.auth_retry_seconds) == (8, 5.0, 900.0)
