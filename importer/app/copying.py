@@ -51,6 +51,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from importer.app.failpoints import failpoint
 from importer.core.manifests import (
     MAX_CONFIG_BYTES,
     ChildKind,
@@ -198,8 +199,10 @@ def copy_image(
         job = _CopyJob(source, source_repository, target, target_repository, _Events(progress), retry)
         job.events.emit(CopyEvent("planned", size=sum(blob.size for blob in plan.blobs), blobs=len(plan.blobs)))
         job.copy_blobs(plan.blobs, pool)
+    failpoint("after-blobs")
     for child in plan.children:
         job.write_manifest(child, child.digest)
+    failpoint("after-children")
     written = job.write_manifest(plan.top, target_tag or plan.top.digest)
     return CopyResult(
         digest=written,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from importer.app.failpoints import failpoint
 from importer.app.inspection import evaluate
 from importer.app.registries import RegistryDirectory
 from importer.core.decide import VIOLATION, Facts, Verdict, verdict_fields
@@ -196,6 +197,7 @@ class Pipeline:
         known = base  # what an attempt record or a final failure can say: the verdict fields once judged
         try:
             facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
+            failpoint("after-verdict")
             result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
             outcome = known = base.replace(result=result, **verdict_fields(facts, verdict))
             if facts is not None and facts.kind == "artifact" and (
@@ -296,6 +298,7 @@ class Pipeline:
 
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
         outcome = outcome.replace(duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        failpoint("before-outcome")
         self.ledger.record(outcome)
         for sink in self.sinks:
             try:

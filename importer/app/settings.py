@@ -13,6 +13,8 @@
 | PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME, _PASSWORD | credentials for a registry; KEY is its host upper-cased with every non-alphanumeric character as `_` (`docker.io` → `DOCKER_IO`) | anonymous |
 | PLATFORM_GUARD_LOOP_GUARD | at most N remediations of one tag per window: `N/SECONDS` | 3/3600 |
 | PLATFORM_GUARD_EVENT_RETRY | a queued event is tried at most N times, the first retry after SECONDS (doubling, up to 5 minutes): `N/SECONDS` | 8/5 |
+| PLATFORM_GUARD_LEASE_SECONDS | how long a worker holds a queued event before another may take it over (renewed every third while it works) | 60 |
+| PLATFORM_GUARD_FAILPOINTS | test only: comma-separated failpoints (importer/app/failpoints.py) where a worker kills itself, or pauses with `NAME=PATH` | none |
 | PLATFORM_GUARD_AUTH_RETRY_SECONDS | how long 401/403 answers are tried again after an event's first try (role assignments propagate) | 900 |
 | PLATFORM_GUARD_PAUSED_REPOSITORIES | comma-separated repository globs whose violations are only alerted (remediation paused) | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
@@ -42,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from importer.app.failpoints import POINTS as FAILPOINTS
 from importer.app.policy_file import load_policy
 from importer.core.policy import DEFAULT_POLICY, Policy, PolicyError, parse_policy, repository_matcher
 from importer.core.reference import is_loopback_host
@@ -63,6 +66,8 @@ KNOWN_SETTINGS: tuple[str, ...] = (
     PREFIX + "LOOP_GUARD",
     PREFIX + "EVENT_RETRY",
     PREFIX + "AUTH_RETRY_SECONDS",
+    PREFIX + "LEASE_SECONDS",
+    PREFIX + "FAILPOINTS",
     PREFIX + "PAUSED_REPOSITORIES",
     PREFIX + "ALERT_WEBHOOK_URL",
     PREFIX + "ALERT_WEBHOOK_TOKEN",
@@ -122,6 +127,8 @@ class Settings:
     event_attempts: int = 8
     event_retry_seconds: float = 5.0
     auth_retry_seconds: float = 900.0
+    lease_seconds: float = 60.0
+    failpoints: str | None = None  # test only
     paused_repositories: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
     alert_webhook_token: str | None = field(default=None, repr=False)
@@ -210,6 +217,24 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value < 0 or value > 86_400:
         raise SettingsError(f"{name}: expected a number of seconds from 0 to 86400 (got {raw!r})")
     return value
+
+
+def _lease_seconds(environ: Mapping[str, str]) -> float:
+    name = PREFIX + "LEASE_SECONDS"
+    value = _seconds(environ, name, 60.0)
+    if not 1 <= value <= 3600:
+        raise SettingsError(f"{name}: expected a number of seconds from 1 to 3600 (got {environ.get(name)!r})")
+    return value
+
+
+def _failpoints(environ: Mapping[str, str]) -> str | None:
+    name = PREFIX + "FAILPOINTS"
+    spec = environ.get(name) or None
+    for item in (spec or "").split(","):
+        point = item.strip().partition("=")[0]
+        if point and point not in FAILPOINTS:
+            raise SettingsError(f"{name}: unknown failpoint {point!r}; known: {', '.join(sorted(FAILPOINTS))}")
+    return spec
 
 
 def _paused(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -337,6 +362,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         event_attempts=event_attempts,
         event_retry_seconds=event_retry_seconds,
         auth_retry_seconds=_seconds(environ, PREFIX + "AUTH_RETRY_SECONDS", 900.0),
+        lease_seconds=_lease_seconds(environ),
+        failpoints=_failpoints(environ),
         paused_repositories=_paused(environ),
         alert_webhook_url=_https_url(environ, PREFIX + "ALERT_WEBHOOK_URL", insecure),
         alert_webhook_token=environ.get(PREFIX + "ALERT_WEBHOOK_TOKEN") or None,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from importer.app.failpoints import failpoint
 from importer.app.pipeline import AUTHORIZATION, Pipeline, TransientFailure
 from importer.core.events import event_from_json
 from importer.core.outcome import Outcome
@@ -79,6 +80,7 @@ class Worker:
             return False
         if message is None:
             return False
+        failpoint("after-lease")
         with self._renewed(message) as lease:
             self._work(message, lease)
         return True

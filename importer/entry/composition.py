@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from importer.adapters.registry.oci import OciRegistry
 from importer.adapters.sinks.log import LogSink
+from importer.app import failpoints
 from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
 from importer.app.settings import Settings
@@ -61,7 +62,8 @@ def worker_policy_for(settings: Settings) -> WorkerPolicy:
     from importer.core.retry import EVENT_RETRY
 
     retry = EVENT_RETRY.replace(attempts=settings.event_attempts, base_delay=settings.event_retry_seconds)
-    return WorkerPolicy(retry=retry, authorization_window=settings.auth_retry_seconds)
+    return WorkerPolicy(lease_seconds=settings.lease_seconds, retry=retry,
+                        authorization_window=settings.auth_retry_seconds)
 
 
 def queue_for(settings: Settings) -> EventQueue:
@@ -126,7 +128,8 @@ def registry_directory_for(settings: Settings) -> RegistryDirectory:
 
 
 def pipeline_for(settings: Settings, *, ledger: Ledger | None = None) -> Pipeline:
-    """The pipeline the entry points use, with the adapters the settings select."""
+    """The pipeline the entry points use, with the adapters the settings select (and the test-only failpoints)."""
+    failpoints.arm(settings.failpoints)
     return Pipeline(
         policy=settings.policy,
         ledger=ledger or ledger_for(settings),
