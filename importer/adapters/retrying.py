@@ -8,6 +8,10 @@ base_delay and backoff max = max_delay from the policy, so the numbers live in t
 first failure at once, then wait base_delay * 2 ** (n - 1) before retry n, without jitter: a policy's multiplier and
 jitter apply to the loops we run ourselves (importer.core.retry.retry_call) only. urllib3 honours Retry-After as the
 policy says (capped at max_retry_after); azure-core always honours it, without a cap.
+
+The Storage Queue SDK (azure-storage-queue) runs a loop of its own (retries on connection errors, timeouts, 408 and
+5xx but 501/505; Storage throttles with 503): `storage_retry_policy` hands it a policy object whose wait before retry
+n is exactly policy.delay(n), jitter included; it does not read Retry-After.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from importer.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
     import urllib3
+    from azure.storage.queue import ExponentialRetry
 
 
 def azure_retry_options(policy: RetryPolicy) -> dict[str, Any]:
@@ -41,3 +46,17 @@ def urllib3_retry(policy: RetryPolicy, **options: Any) -> urllib3.Retry:
         retry_after_max=policy.max_retry_after,  # type: ignore[arg-type]  # urllib3 compares it, a float is fine
         **options,
     )
+
+
+def storage_retry_policy(policy: RetryPolicy) -> ExponentialRetry:
+    """The Storage SDK's `retry_policy` for `policy`: attempts - 1 retries of any kind, waiting policy.delay(n)."""
+    import random
+
+    from azure.storage.queue import ExponentialRetry
+
+    class PolicyRetry(ExponentialRetry):
+        def get_backoff_time(self, settings: dict[str, Any]) -> float:
+            return policy.delay(max(int(settings["count"]), 1), random_fraction=random.random())
+
+    retries = policy.retries
+    return PolicyRetry(retry_total=retries, retry_connect=retries, retry_read=retries, retry_status=retries)

@@ -12,7 +12,7 @@ HEAVY = (
     "azure.identity", "azure.data.tables", "azure.eventgrid", "azure.mgmt", "azure.monitor", "opentelemetry",
     "azure.containerregistry", "importer.app.remediation", "importer.app.copying", "importer.adapters.registry.acr",
     "importer.core.charts", "jsonschema", "importer.app.sweep", "importer.app.chart_guard", "importer.ports.abilities",
-    "importer.adapters.sinks.webhook", "importer.core.policy.upstream",
+    "importer.adapters.sinks.webhook", "importer.core.policy.upstream", "azure.storage.queue",
 )
 
 
