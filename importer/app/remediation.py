@@ -8,7 +8,9 @@ The guarantees, in the order the steps run:
 2. Loop guard: at most `loop_limit` remediations (changes made) of one tag per `loop_window` seconds; then stop
    and alert.
 3. Preserve first: the offending image is copied (mounted, no bytes move) into the quarantine repository under
-   `<tag>.sha256-<hex>` and the copy is verified before anything else happens (`preserved_as`).
+   `<tag>.sha256-<hex>` (names that would not fit are shortened: importer.core.quarantine_names) and the copy is
+   verified before anything else happens (`preserved_as`); its original repository, tag and digest go on record in
+   the ledger and, where the registry takes it, in an artifact next to it, which `release` reads back.
 4. Compare-and-swap: right before a tag is re-pointed or removed, it is resolved again; if it no longer points at
    the offending digest, nothing is changed and the result is `superseded`.
 5. Re-import writes every blob and child by digest first and the tag last, then inspects the result again.
@@ -24,6 +26,7 @@ Registry problems that may pass propagate (the event is delivered again); the cl
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,17 +35,29 @@ from importer.app.copying import CopyError, copy_image
 from importer.app.inspection import inspect_manifest
 from importer.app.registries import RegistryDirectory
 from importer.core.decide import COMPLIANT, Facts, Verdict, decide
-from importer.core.manifests import Index, ManifestError, parse_manifest
-from importer.core.media_types import INDEX_MEDIA_TYPES
+from importer.core.manifests import Descriptor, Index, ManifestError, parse_manifest
+from importer.core.media_types import INDEX_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, QUARANTINE_ORIGIN_ARTIFACT
 from importer.core.policy import Policy, Rule
+from importer.core.quarantine_names import QuarantineOrigin, parse_quarantine_tag, quarantine_tag
+from importer.core.quarantine_origin import (
+    EMPTY_BLOB,
+    EMPTY_DIGEST,
+    digest_of,
+    origin_artifact,
+    origin_referrers,
+    read_origin_artifact,
+    referrers_tag,
+    with_referrer,
+)
 from importer.core.reference import ReferenceError, is_digest, parse_reference
 from importer.core.selection import plan_import
-from importer.ports.abilities import DeletesTags, LocksManifests, ServerImport
+from importer.ports.abilities import DeletesTags, ListsReferrers, LocksManifests, ServerImport
 from importer.ports.ledger import Ledger
 from importer.ports.registry import NotFound, Registry, RegistryError
 
-MAX_TAG_LENGTH = 128
 CLAIM_LEASE_SECONDS = 600.0
+
+log = logging.getLogger("platform_guard.remediation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +94,6 @@ class Remedy:
 
 class NoCompliantSource(Exception):
     """The upstream has no variant that satisfies the rule (or cannot be read): fall back to quarantine."""
-
-
-def quarantine_tag(tag: str, digest: str) -> str:
-    """`<tag>.sha256-<hex>`: keeps the original tag and digest readable within 128 characters.
-
-    A very long tag is cut to fit; a sha512 digest keeps its first 64 hex digits (the ledger has the rest).
-    """
-    algorithm, _, encoded = digest.partition(":")
-    suffix = f".{algorithm}-{encoded[:64]}"
-    return tag[: MAX_TAG_LENGTH - len(suffix)] + suffix
-
-
-def parse_quarantine_tag(tag: str) -> tuple[str, str] | None:
-    """(original tag, digest or its first 64 hex digits) from a quarantine tag, or None when `tag` is not one."""
-    stem, dot, suffix = tag.rpartition(".")
-    algorithm, dash, encoded = suffix.partition("-")
-    if not dot or not dash or algorithm not in ("sha256", "sha512"):
-        return None
-    return stem, f"{algorithm}:{encoded}"
 
 
 class Remediator:
@@ -222,13 +218,19 @@ class Remediator:
     # -- steps ---------------------------------------------------------------------------------------
 
     def _preserve(self, registry: Registry, target: Target) -> str:
-        """Copy the offending image into the quarantine repository and verify it; returns its reference."""
+        """Copy the offending image into the quarantine repository, verify it and put its origin on record (the
+        ledger, and an artifact next to it where the registry takes one); returns its reference."""
         repository = self.policy.quarantine.repository_for(target.repository)
         tag = quarantine_tag(target.tag, target.digest)
         copy_image(registry, target.repository, target.digest, registry, repository, tag)
         kept = registry.head_manifest(repository, tag)
         if kept is None or kept.digest != target.digest:
             raise RegistryError(f"{target.host}/{repository}:{tag}: preserved copy does not match {target.digest}")
+        # On record before anything is removed: a shortened name does not say where the image came from.
+        origin = QuarantineOrigin(target.repository, target.tag, target.digest)
+        self.ledger.record_quarantine(target.host, repository, tag, origin.repository, origin.tag, origin.digest,
+                                      now=self._now())
+        attach_origin(registry, repository, Descriptor(kept.media_type, kept.digest, kept.size), origin, kept_tag=tag)
         return f"{target.host}/{repository}:{tag}"
 
     @staticmethod
@@ -423,24 +425,17 @@ def release(
 ) -> Released:
     """Put a quarantined image back on purpose: same digest, mounted, and remembered so it is not remediated again.
 
-    The destination defaults to the repository and tag the image was quarantined from (read from the quarantine
-    repository name and tag); `to` = (repository, tag) overrides it. A destination tag that now points at another
-    image (a newer push) is not overwritten unless `force`.
+    The destination defaults to the repository and tag the image was quarantined from: the ledger's record of the
+    quarantine, else the origin artifact kept next to the image, else what the quarantine name says (images
+    quarantined before either existed); `to` = (repository, tag) overrides it. A destination tag that now points at
+    another image (a newer push) is not overwritten unless `force`.
     """
-    if isinstance(registry, LocksManifests) and policy.quarantine.original_of(quarantine_repository) is None:
+    if isinstance(registry, LocksManifests) and not policy.quarantine.holds(quarantine_repository):
         return _unlock(registry, ledger, host, quarantine_repository, quarantine_reference, now)
     fetched = registry.get_manifest(quarantine_repository, quarantine_reference)
     if to is None:
-        original_repository = policy.quarantine.original_of(quarantine_repository)
-        parsed = parse_quarantine_tag(quarantine_reference)
-        if original_repository is None or parsed is None:
-            raise ReleaseError(
-                f"{host}/{quarantine_repository}:{quarantine_reference} is not named like a quarantined image "
-                f"({policy.quarantine.repository} and <tag>.sha256-<hex>): say where it goes with --to REPO:TAG"
-            )
-        to = (original_repository, parsed[0])
-        if not fetched.digest.startswith(parsed[1]):
-            raise ReleaseError(f"quarantine tag names {parsed[1]} but holds {fetched.digest}: refusing to guess")
+        origin = _origin(registry, policy, ledger, host, quarantine_repository, quarantine_reference, fetched.digest)
+        to = (origin.repository, origin.tag)
     repository, tag = to
     current = registry.head_manifest(repository, tag)
     if current is not None and current.digest != fetched.digest and not force:
@@ -459,6 +454,102 @@ def release(
         destination=f"{host}/{repository}:{tag}",
         digest=fetched.digest,
     )
+
+
+def _origin(registry: Registry, policy: Policy, ledger: Ledger, host: str, repository: str, reference: str,
+            digest: str) -> QuarantineOrigin:
+    """Where the image kept at `repository` under `reference` (holding `digest`) came from: the ledger's record,
+    else the origin artifact next to it, else its name; ReleaseError when none of them says."""
+    kept_tag = None if is_digest(reference) else reference
+    where = f"{host}/{repository}{'@' if kept_tag is None else ':'}{reference}"
+    origin = ledger.quarantine_origin(host, repository, kept_tag) if kept_tag is not None else None
+    if origin is None:
+        origin = registry_origin(registry, repository, digest, kept_tag=kept_tag)
+        # The artifact is only believed when the names it gives lead back to this very quarantine name.
+        if origin is not None and (
+            policy.quarantine.repository_for(origin.repository) != repository
+            or (kept_tag is not None and quarantine_tag(origin.tag, origin.digest) != kept_tag)
+        ):
+            origin = None
+    if origin is not None:
+        if origin.digest != digest:
+            raise ReleaseError(f"{where} was quarantined as {origin.digest} but holds {digest}: refusing to guess")
+        return origin
+    original_repository = policy.quarantine.original_of(repository)
+    parsed = parse_quarantine_tag(reference)
+    if policy.quarantine.holds(repository) and (original_repository is None or (parsed and parsed.shortened)):
+        raise ReleaseError(
+            f"{where} has a shortened name, and neither the ledger nor the registry knows where it came from: "
+            "say where it goes with --to REPO:TAG"
+        )
+    if original_repository is None or parsed is None:
+        raise ReleaseError(
+            f"{where} is not named like a quarantined image ({policy.quarantine.repository} and "
+            "<tag>.sha256-<hex>): say where it goes with --to REPO:TAG"
+        )
+    if not digest.startswith(parsed.digest):
+        raise ReleaseError(f"quarantine tag names {parsed.digest} but holds {digest}: refusing to guess")
+    return QuarantineOrigin(original_repository, parsed.tag, digest)
+
+
+def attach_origin(registry: Registry, repository: str, subject: Descriptor, origin: QuarantineOrigin, *,
+                  kept_tag: str) -> bool:
+    """Keep `origin` next to the preserved image `subject` in `repository`: an artifact about it, pushed by digest
+    (importer.core.quarantine_origin), and listed in the referrers tag's index where the registry has no referrers
+    API. The image itself is not touched. Best effort: False when the registry refused (the ledger has it)."""
+    raw = origin_artifact(origin, kept_tag=kept_tag, subject=subject)
+    try:
+        if registry.head_blob(repository, EMPTY_DIGEST) is None:
+            registry.upload_blob(repository, EMPTY_DIGEST, [EMPTY_BLOB], len(EMPTY_BLOB))
+        registry.put_manifest(repository, digest_of(raw), raw, OCI_MANIFEST)
+        if _referrers_api(registry, repository, subject.digest) is None:
+            tag = referrers_tag(subject.digest)
+            index = with_referrer(_manifest_or_none(registry, repository, tag), raw)
+            if index is not None:
+                registry.put_manifest(repository, tag, index, OCI_INDEX)
+    except RegistryError as error:
+        log.warning("%s/%s: the origin of %s is not kept next to it (%s); the ledger has it",
+                    registry.host, repository, subject.digest, error)
+        return False
+    return True
+
+
+def registry_origin(
+    registry: Registry, repository: str, digest: str, *, kept_tag: str | None
+) -> QuarantineOrigin | None:
+    """The origin kept next to `digest` in `repository` by attach_origin, or None when none can be found.
+
+    With `kept_tag`, only an artifact written for that quarantine tag counts; without it (a release by digest) the
+    artifacts found must agree on one origin. Registry errors that will not pass count as nothing found.
+    """
+    try:
+        listing = _referrers_api(registry, repository, digest)
+        if listing is None:
+            listing = _manifest_or_none(registry, repository, referrers_tag(digest))
+        found: set[QuarantineOrigin] = set()
+        for artifact in origin_referrers(listing or b""):
+            read = read_origin_artifact(registry.get_manifest(repository, artifact).raw, digest)
+            if read is not None and (kept_tag is None or read[1] == kept_tag):
+                found.add(read[0])
+    except RegistryError as error:
+        if error.transient:
+            raise
+        return None
+    return found.pop() if len(found) == 1 else None
+
+
+def _referrers_api(registry: Registry, repository: str, digest: str) -> bytes | None:
+    """The referrers API's index of our origin artifacts about `digest`, or None without the API."""
+    if isinstance(registry, ListsReferrers):
+        return registry.referrers(repository, digest, artifact_type=QUARANTINE_ORIGIN_ARTIFACT)
+    return None
+
+
+def _manifest_or_none(registry: Registry, repository: str, tag: str) -> bytes | None:
+    try:
+        return registry.get_manifest(repository, tag).raw
+    except NotFound:
+        return None
 
 
 def _unlock(registry: LocksManifests, ledger: Ledger, host: str, repository: str, reference: str,

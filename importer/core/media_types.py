@@ -47,3 +47,10 @@ REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"  # BuildKit: "attestation-manifest"
 ATTESTATION_VALUE = "attestation-manifest"
 ATTESTATION_SUBJECT_ANNOTATION = "vnd.docker.reference.digest"
+
+# The origin of a quarantined image, kept next to it (importer.core.quarantine_origin)
+QUARANTINE_ORIGIN_ARTIFACT = "application/vnd.platform-guard.quarantine.v1+json"
+QUARANTINE_REPOSITORY_ANNOTATION = "io.platform-guard.quarantine.repository"  # the guarded repository
+QUARANTINE_TAG_ANNOTATION = "io.platform-guard.quarantine.tag"  # the tag it was pushed under
+QUARANTINE_DIGEST_ANNOTATION = "io.platform-guard.quarantine.digest"  # the image's digest (the subject's)
+QUARANTINE_KEPT_TAG_ANNOTATION = "io.platform-guard.quarantine.kept-tag"  # the quarantine tag it is kept under

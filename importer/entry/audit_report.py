@@ -42,8 +42,12 @@ def _summary_lines(report: SweepReport) -> list[str]:
     ]
     if report.skipped_repositories:
         lines.append(f"quarantine repositories skipped: {', '.join(report.skipped_repositories)}")
-    if report.not_swept:
-        lines.append(f"incomplete: the time budget ran out with {report.not_swept} tags not swept")
+    if not report.catalog_complete:
+        lines.append("incomplete: the time budget ran out before the repositories were all listed")
+    if report.not_reached:
+        lines.append(f"incomplete: the time budget ran out with {report.not_swept} tags not swept and "
+                     f"{len(report.not_reached)} repositories not reached "
+                     f"({report.repositories_not_listed} not listed)")
     return lines
 
 

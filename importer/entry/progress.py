@@ -6,7 +6,7 @@
     bar.finish()                                 # final state and a newline (nothing when disabled)
 
     bar = TagProgressBar("auditing 127.0.0.1:5000")
-    report = sweep.run(progress=bar)             # a SweepProgress: told the tags listed, then each tag swept
+    report = sweep.run(progress=bar)             # a SweepProgress: told the tags listed so far, and each tag swept
     bar.finish()
 
 Redraws are throttled to one every `interval` seconds; calls may come from several threads.
@@ -112,7 +112,13 @@ class TagProgressBar(ProgressBar):
         super().__init__(label, item_name="tags", **options)
 
     def listed(self, tags: int) -> None:
-        self.start(tags)
+        """`tags` listed so far: the first call starts the bar, later ones (more repositories listed) raise it."""
+        if not self._started:
+            self.start(tags)
+            return
+        with self._lock:
+            self._total = max(tags, self._done)
+            self._draw(force=False)
 
     def swept(self, item: SweepItem) -> None:
         self.advance(1)

@@ -1,4 +1,5 @@
-"""Optional abilities of a registry beyond the OCI API (Azure Container Registry has them), and server-side import.
+"""Optional abilities of a registry beyond the OCI API's core (Azure Container Registry has them; the OCI 1.1
+referrers API too), and server-side import.
 
     if isinstance(registry, DeletesTags):       # checked by ability, never by class
         registry.delete_tag("team/app", "1.0")
@@ -112,4 +113,14 @@ class ServerImport(Protocol):
         password: str | None = None,
     ) -> object:
         """Import each digest from the source into the target repository, by digest, waiting for each to finish."""
+        ...
+
+
+@runtime_checkable
+class ListsReferrers(Protocol):
+    """A registry client that can ask for the referrers of a manifest (the OCI distribution 1.1 referrers API)."""
+
+    def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None) -> bytes | None:
+        """The referrers API's answer, an OCI index; None when the registry does not offer the API (HTTP 404),
+        so the referrers tag schema (`<algorithm>-<hex>`) is used instead."""
         ...

@@ -1,8 +1,8 @@
 """Tests for importer.adapters.ledger.tables.TableLedger against a real Azurite, and the behaviours it shares with SQLite.
 
-The shared tables of cases (claims, outcome queries from tests/test_ledger.py; leases, the loop guard, releases
-here) run over both adapters through the `open_ledger` fixture. Table-only tests cover key escaping, day
-partitions, oversized records, races between threads and between spawned processes (each with its own
+The shared tables of cases (claims, outcome queries from tests/test_ledger.py; leases, the loop guard, releases,
+quarantine origins here) run over both adapters through the `open_ledger` fixture. Table-only tests cover key
+escaping, day partitions, oversized records, races between threads and between spawned processes (each with its own
 TableLedger), an expired-lease takeover race, storage failures injected by a real proxy in front of Azurite,
 and the pipeline deciding real pushes with a TableLedger. Azurite is started once for this module on free
 loopback ports (testbed.azurite) and stopped at the end; each test uses tables of its own prefix.
@@ -38,6 +38,7 @@ from importer.app.settings import Settings
 from importer.core.events import PushEvent
 from importer.core.media_types import OCI_MANIFEST
 from importer.core.outcome import Outcome
+from importer.core.quarantine_names import QuarantineOrigin
 from importer.entry.composition import pipeline_for
 from importer.ports.ledger import Ledger, LedgerUnavailable
 from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, AzuriteUnavailable, node_binary
@@ -55,15 +56,6 @@ FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """One Azurite for the module, on free loopback ports; skipped only where node itself is missing."""
-    if node_binary() is None:
-        pytest.skip("node is not installed (Debian: apt-get install nodejs npm), so Azurite cannot run")
-    with Azurite(tmp_path_factory.mktemp("azurite")) as running:
-        yield running
 
 
 def fresh_prefix() -> str:
@@ -207,6 +199,36 @@ def test_remediation_leases(open_ledger: Callable[[], Ledger], case: LeaseCase) 
     assert tuple(answers) == case.claims
 
 
+OWNED_CASES = {  # (claim | finish, which ledger of two, owner, now); 10 s leases on KEY
+    "the-owner-takes-its-own-claim-over-before-expiry": (
+        (("claim", 0, "event-1", 0), ("claim", 1, "event-1", 5)), (True, True)),
+    "another-owner-waits-for-expiry": (
+        (("claim", 0, "event-1", 0), ("claim", 1, "event-2", 5), ("claim", 1, "event-2", 10)), (True, False, True)),
+    "a-lost-owner-never-removes-its-successors-claim": (
+        (("claim", 0, "event-1", 0), ("claim", 1, "event-2", 10), ("finish", 0, "event-1", 11),
+         ("claim", 0, "event-3", 12)), (True, True, False)),
+    "the-owner-finishing-frees-the-key": (
+        (("claim", 0, "event-1", 0), ("finish", 1, "event-1", 1), ("claim", 0, "event-2", 2)), (True, True)),
+}
+
+
+@pytest.mark.parametrize("case", OWNED_CASES.values(), ids=OWNED_CASES.keys())
+def test_remediation_leases_with_owners(
+    open_ledger: Callable[[], Ledger], case: tuple[tuple[tuple[str, int, str, float], ...], tuple[bool, ...]]
+) -> None:
+    """An owner (the event being decided) resumes its own claim at once; others wait for expiry; finishing with an
+    owner removes only that owner's claim."""
+    steps, expected = case
+    ledgers = [open_ledger(), open_ledger()]
+    answers = []
+    for action, which, owner, now in steps:
+        if action == "claim":
+            answers.append(ledgers[which].claim_remediation(KEY, lease_seconds=10, now=now, owner=owner))
+        else:
+            ledgers[which].finish_remediation(KEY, owner=owner)
+    assert tuple(answers) == expected
+
+
 SCOPE = "127.0.0.1:5000/team/api:1.0"
 NOTED = [(SCOPE, 100.0), (SCOPE, 200.0), (SCOPE, 350.5), ("127.0.0.1:5000/team/api:1.1", 300.0)]
 COUNTS = {  # (scope, since) → remediations noted at or after `since`
@@ -247,6 +269,63 @@ def test_releases(open_ledger: Callable[[], Ledger], query: tuple[str, str], exp
     for repository, digest in RELEASED:
         ledger.mark_released(repository, digest, now=1.0)
     assert open_ledger().is_released(*query) is expected
+
+
+LONG_QUARANTINE = "quarantine/" + "team/" + "part-0/" * 32 + "end--8b74dd34cf7bfa7f"  # a shortened name
+LONG_KEPT = "v" * 38 + "--a71bdb64c1cbac8f.sha256-" + "1" * 64  # 128 characters
+QUARANTINES = [  # (registry, quarantine repository, quarantine tag, original repository, original tag, digest)
+    ("127.0.0.1:5000", "quarantine/team/api", "1.0.sha256-" + "1" * 64, "team/api", "1.0", "sha256:" + "1" * 64),
+    ("127.0.0.1:5000", LONG_QUARANTINE, LONG_KEPT, "team/" + "part-0/" * 40 + "end", "v" * 100, "sha256:" + "1" * 64),
+    ("127.0.0.1:5000", LONG_QUARANTINE, LONG_KEPT, "team/" + "part-0/" * 40 + "end", "v" * 101, "sha256:" + "1" * 64),
+]
+QUARANTINE_LOOKUPS = {
+    "recorded": (("127.0.0.1:5000", "quarantine/team/api", "1.0.sha256-" + "1" * 64), ("team/api", "1.0")),
+    "recorded-again-replaces": (("127.0.0.1:5000", LONG_QUARANTINE, LONG_KEPT),
+                                ("team/" + "part-0/" * 40 + "end", "v" * 101)),
+    "other-registry": (("127.0.0.1:5001", "quarantine/team/api", "1.0.sha256-" + "1" * 64), None),
+    "other-tag": (("127.0.0.1:5000", "quarantine/team/api", "1.1.sha256-" + "1" * 64), None),
+    "parent-repository": (("127.0.0.1:5000", "quarantine/team", "1.0.sha256-" + "1" * 64), None),
+}
+
+
+@pytest.mark.parametrize("query, expected", QUARANTINE_LOOKUPS.values(), ids=QUARANTINE_LOOKUPS.keys())
+def test_quarantine_origins(
+    open_ledger: Callable[[], Ledger], query: tuple[str, str, str], expected: tuple[str, str] | None
+) -> None:
+    """quarantine_origin gives the original repository, tag and digest recorded for exactly that quarantine name
+    (shortened names and slashes included), the last record winning; nothing for any other name."""
+    ledger = open_ledger()
+    for registry, repository, tag, original_repository, original_tag, digest in QUARANTINES:
+        ledger.record_quarantine(registry, repository, tag, original_repository, original_tag, digest, now=1.0)
+    found = open_ledger().quarantine_origin(*query)
+    assert found == (QuarantineOrigin(*expected, "sha256:" + "1" * 64) if expected else None)
+
+
+LONGEST = ["/".join(["a" * 63] * 4)[:-3] + f"{number:03d}" for number in range(100)]  # 100 names of 255 characters
+RESUME_CASES = {  # (saves (registry, repositories) in order, registry read) → repositories read back
+    "nothing-saved-reads-empty": (((), "127.0.0.1:5000"), []),
+    "saved-order-is-kept": (((("127.0.0.1:5000", ["team/b", "team/a", "mirror/x"]),), "127.0.0.1:5000"),
+                            ["team/b", "team/a", "mirror/x"]),
+    "a-save-replaces-the-last": (((("127.0.0.1:5000", ["team/a", "team/b"]), ("127.0.0.1:5000", ["team/c"])),
+                                  "127.0.0.1:5000"), ["team/c"]),
+    "an-empty-save-starts-over": (((("127.0.0.1:5000", ["team/a"]), ("127.0.0.1:5000", [])), "127.0.0.1:5000"), []),
+    "registries-keep-their-own": (((("127.0.0.1:5000", ["team/a"]), ("127.0.0.1:5001", ["team/b"])),
+                                   "127.0.0.1:5001"), ["team/b"]),
+    "registry-order-under-star": (((("*", ["myreg.azurecr.io", "127.0.0.1:5000"]),), "*"),
+                                  ["myreg.azurecr.io", "127.0.0.1:5000"]),
+    "the-longest-point-a-sweep-keeps": (((("127.0.0.1:5000", LONGEST),), "127.0.0.1:5000"), LONGEST),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case, expected", RESUME_CASES.values(), ids=RESUME_CASES.keys())
+def test_sweep_resume_points(open_ledger: Callable[[], Ledger], case: tuple[tuple[tuple[str, list[str]], ...], str],
+                             expected: list[str]) -> None:
+    """A sweep resume point reads back, from another ledger on the same store, as last saved for that registry."""
+    saves, registry = case
+    ledger = open_ledger()
+    for number, (saved_for, repositories) in enumerate(saves):
+        ledger.save_sweep_resume(saved_for, repositories, now=float(number))
+    assert open_ledger().sweep_resume(registry) == expected
 
 
 # -- keys ----------------------------------------------------------------------------------------------------

@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from importer.adapters.registry.oci import OciRegistry
-from importer.app.remediation import parse_quarantine_tag, quarantine_tag
+from importer.app.remediation import quarantine_tag, registry_origin
 from importer.core.events import PushEvent
 from importer.core.media_types import OCI_MANIFEST
+from importer.core.quarantine_names import QuarantineOrigin, parse_quarantine_tag, quarantine_repository
+from importer.core.quarantine_origin import referrers_tag
+from importer.core.reference import parse_reference
 from importer.entry.cli import main
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
@@ -195,7 +198,7 @@ def test_the_same_event_five_times_concurrently_remediates_once(
         assert results.count("duplicate") >= 4  # the repeated id; distinct ids racing the claim are duplicates too
         assert set(results) <= {"quarantined", "duplicate", "superseded"}, results
         quarantined = client(quiet.host).list_tags("quarantine/team/dup")
-        assert list(quarantined) == [quarantine_tag("1", bad)]
+        assert sorted(quarantined) == sorted([quarantine_tag("1", bad), referrers_tag(bad)])  # the image, its origin
 
 
 def _decisions(outcomes: list[Any], repository: str, tag: str) -> list[Any]:
@@ -254,14 +257,102 @@ def test_quarantine_alert_reaches_the_webhook_as_a_cloud_event(
     assert summary["release_command"] == f"python -m importer release {outcome.preserved_as}"
 
 
-@pytest.mark.parametrize(
-    ("tag", "digest"),
-    [("1.0", "sha256:" + "a" * 64), ("v" * 128, "sha256:" + "b" * 64), ("x.y", "sha512:" + "c" * 128)],
-    ids=["short-tag", "longest-tag-is-cut", "dotted-tag-sha512"],
-)
-def test_quarantine_tag_round_trip(tag: str, digest: str) -> None:
-    """Quarantine tags fit the 128-character limit and give back the digest (its first 64 hex digits for sha512)."""
-    kept = quarantine_tag(tag, digest)
-    assert len(kept) <= 128
-    original, parsed_digest = parse_quarantine_tag(kept)  # type: ignore[misc]
-    assert digest.startswith(parsed_digest) and len(parsed_digest) >= len("sha256:") + 64 and tag.startswith(original)
+# -- long names: quarantined under a shortened name, released to exactly their origin ---------------------------
+
+LONG_TAG = "v1.2.3-" + "build" * 18 + "-abc"  # 100 characters: `<tag>.sha256-<hex>` would be 172
+LONG_REPOSITORY = "team/" + "/".join(f"component-{n:02d}" for n in range(18)) + "/app"  # 242 characters
+PREFIXED_QUARANTINE = QUARANTINE_POLICY + 'quarantine:\n  repository: "quarantined-images/{repository}"\n'
+LONG_NAMES = {
+    # id: (policy, repository, tag)
+    "tag-of-100-characters": (QUARANTINE_POLICY, "team/app", LONG_TAG),
+    "repository-of-242-characters": (PREFIXED_QUARANTINE, LONG_REPOSITORY, "1.0"),
+}
+
+
+def _release(stack: GuardedRegistry, tmp_path: Path, policy: str, reference: str, ledger: Path,
+             monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run `python -m importer release REFERENCE` with `ledger` as the ledger; (exit code, what it printed)."""
+    policy_file = tmp_path / "release-policy.yaml"
+    policy_file.write_text(policy)
+    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(ledger))
+    capsys.readouterr()
+    code = main(["release", reference, "--policy", str(policy_file)])
+    printed = capsys.readouterr()
+    return code, printed.out + printed.err
+
+
+@pytest.mark.parametrize(("policy", "repository", "tag"), LONG_NAMES.values(), ids=LONG_NAMES.keys())
+def test_long_names_are_quarantined_and_released_to_exactly_their_origin(
+    guarded: Callable[..., GuardedRegistry], builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, policy: str, repository: str, tag: str,
+) -> None:
+    """A tag or repository too long for today's quarantine names is quarantined (never failed) under a shortened,
+    valid name; `release` puts it back on exactly the original repository:tag, from the ledger's record, and with
+    another ledger from the origin artifact kept next to the image."""
+    stack = guarded(policy)
+    host = stack.registry.host
+    # By plain HTTP: skopeo counts the host in the 255 characters of a name, the registry does not.
+    bad = push(builder, single(builder, "linux/arm64", seed="long"), host, repository, tag, via="raw")
+    original = fetch_manifest(host, repository, bad)
+    outcome = stack.wait_for(repository, tag=tag)
+    assert outcome.result == "quarantined", (outcome.reason, outcome.error)
+    kept = parse_reference(outcome.preserved_as or "")
+    template = stack.pipeline.policy.quarantine.repository
+    assert (kept.repository, kept.tag) == (quarantine_repository(template, repository), quarantine_tag(tag, bad))
+    shortened_tag = parse_quarantine_tag(kept.tag or "")
+    assert shortened_tag is not None and shortened_tag.digest == bad
+    assert shortened_tag.shortened or stack.pipeline.policy.quarantine.original_of(kept.repository) is None
+    guarded_client = client(host)
+    assert guarded_client.head_manifest(repository, tag) is None
+    assert fetch_manifest(host, kept.repository, kept.tag or "").body == original.body
+    origin = QuarantineOrigin(repository, tag, bad)
+    assert stack.ledger.quarantine_origin(host, kept.repository, kept.tag or "") == origin
+    assert registry_origin(guarded_client, kept.repository, bad, kept_tag=kept.tag) == origin
+
+    code, printed = _release(stack, tmp_path, policy, str(kept), stack.settings.ledger_path, monkeypatch, capsys)
+    assert code == 0, printed
+    assert f"→ {host}/{repository}:{tag} " in printed
+    restored = fetch_manifest(host, repository, tag)
+    assert (restored.digest, restored.body, restored.media_type) == (bad, original.body, original.media_type)
+    again = stack.wait_until(lambda found: len(_decisions(found, repository, tag)) >= 2)
+    assert _decisions(again, repository, tag)[-1].result == "ignored"  # released on purpose
+
+    guarded_client.delete_manifest(repository, bad)  # gone again; this time the ledger at hand knows nothing
+    code, printed = _release(stack, tmp_path, policy, str(kept), tmp_path / "other-ledger.db", monkeypatch, capsys)
+    assert code == 0, printed
+    assert fetch_manifest(host, repository, tag).digest == bad
+
+
+def test_a_shortened_name_nobody_knows_is_not_guessed(
+    registry: LocalRegistry, builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An image under a shortened quarantine name with no ledger record and no origin artifact is not released to
+    a guess: `release` says to name the destination with --to, and --to still works."""
+    bad = push(builder, single(builder, "linux/arm64", seed="unknown"), registry.host, "team/app", None)
+    kept_tag = quarantine_tag(LONG_TAG, bad)
+    push(builder, single(builder, "linux/arm64", seed="unknown"), registry.host, "quarantine/team/app", kept_tag)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(QUARANTINE_POLICY)
+    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "empty.db"))
+    reference = f"{registry.host}/quarantine/team/app:{kept_tag}"
+    capsys.readouterr()
+    assert main(["release", reference, "--policy", str(policy_file)]) == 2
+    assert "shortened name" in capsys.readouterr().err
+    assert main(["release", reference, "--policy", str(policy_file), "--to", f"team/app:{LONG_TAG}"]) == 0
+    assert fetch_manifest(registry.host, "team/app", LONG_TAG).digest == bad
+
+
+def test_an_image_quarantined_before_origins_were_recorded_is_released_by_its_name(
+    registry: LocalRegistry, builder: ImageBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a ledger record or an origin artifact, an image under today's name goes back where the name says."""
+    bad = push(builder, single(builder, "linux/arm64", seed="old"), registry.host, "quarantine/team/old", None)
+    push(builder, single(builder, "linux/arm64", seed="old"), registry.host, "quarantine/team/old",
+         quarantine_tag("1.0", bad))
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(QUARANTINE_POLICY)
+    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "empty.db"))
+    reference = f"{registry.host}/quarantine/team/old:{quarantine_tag('1.0', bad)}"
+    assert main(["release", reference, "--policy", str(policy_file)]) == 0
+    assert fetch_manifest(registry.host, "team/old", "1.0").digest == bad

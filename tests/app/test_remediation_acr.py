@@ -19,15 +19,18 @@ from importer.adapters.registry.acr import AcrRegistry
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.pipeline import Pipeline
 from importer.app.registries import RegistryDirectory
-from importer.app.remediation import quarantine_tag, release
+from importer.app.remediation import quarantine_tag, registry_origin, release
 from importer.app.settings import Settings, load_settings
 from importer.core.events import PushEvent
-from importer.core.media_types import OCI_MANIFEST
+from importer.core.manifests import Descriptor
+from importer.core.media_types import OCI_INDEX, OCI_MANIFEST, QUARANTINE_ORIGIN_ARTIFACT
 from importer.core.policy import parse_policy
+from importer.core.quarantine_names import QuarantineOrigin
+from importer.core.quarantine_origin import digest_of, origin_artifact
 from importer.entry.composition import pipeline_for, registry_directory_for
 from testbed.faults import CANNED, FaultProxy
 from testbed.images import ImageBuilder, single
-from testbed.push import push
+from testbed.push import fetch_manifest, push
 from testbed.registry import LocalRegistry
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -183,3 +186,60 @@ def test_reimport_on_acr_runs_server_side_through_arm_import(
         # The function itself uploaded no blob: every blob write went from the simulator straight to the registry.
         assert not [r for r in proxy.history() if r.method in ("POST", "PUT", "PATCH") and "/blobs/" in r.path
                     and "/quarantine/" not in r.path]
+
+
+def _origin_artifact_digest(registry_host: str, digest: str) -> str:
+    """The digest of the origin artifact a quarantine of team/app:1 at `digest` writes (it is deterministic)."""
+    kept = fetch_manifest(registry_host, "team/app", digest)
+    raw = origin_artifact(QuarantineOrigin("team/app", "1", digest), kept_tag=quarantine_tag("1", digest),
+                          subject=Descriptor(kept.media_type, digest, len(kept.body)))
+    return digest_of(raw)
+
+
+def test_a_registry_that_refuses_the_origin_artifact_still_quarantines(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """When the registry refuses the origin artifact, the quarantine goes on and the ledger's record is enough for
+    `release` to put the image back where it came from."""
+    registry, proxy = acr
+    bad = push(builder, single(builder, "linux/arm64"), registry.host, "team/app", "1")
+    refused = f"/v2/quarantine/team/app/manifests/{_origin_artifact_digest(registry.host, bad)}"
+    proxy.respond(refused, status=400, methods=("PUT",), headers={"Content-Type": "application/json"},
+                  body=b'{"errors":[{"code":"MANIFEST_INVALID","message":"artifacts are not allowed"}]}')
+    proxy.respond("/acr/v1/team/app/_tags/1", status=202, methods=("DELETE",))
+    pipeline = _pipeline(tmp_path, proxy, "move")
+    outcome = pipeline.handle(_event(proxy.host, bad))
+    assert outcome is not None and outcome.result == "quarantined", outcome
+    assert ("PUT", refused) in [(r.method, r.path) for r in proxy.history()]
+    kept_tag = quarantine_tag("1", bad)
+    assert pipeline.ledger.quarantine_origin(proxy.host, "quarantine/team/app", kept_tag) == QuarantineOrigin(
+        "team/app", "1", bad)
+    client = pipeline.registries.client(proxy.host)
+    assert registry_origin(client, "quarantine/team/app", bad, kept_tag=kept_tag) is None
+    released = release(client, pipeline.policy, pipeline.ledger, host=proxy.host,
+                       quarantine_repository="quarantine/team/app", quarantine_reference=kept_tag)
+    assert released.destination == f"{proxy.host}/team/app:1" and released.digest == bad
+
+
+def test_a_registry_with_the_referrers_api_gets_no_referrers_tag(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """Where the registry answers the referrers API (ACR does), the origin artifact is found through it: no
+    `sha256-<hex>` tag is written, and `release` with a ledger that knows nothing reads the origin from it."""
+    registry, proxy = acr
+    bad = push(builder, single(builder, "linux/arm64"), registry.host, "team/app", "1")
+    artifact = _origin_artifact_digest(registry.host, bad)
+    listing = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": artifact, "size": 1, "artifactType": QUARANTINE_ORIGIN_ARTIFACT}]}
+    proxy.respond(f"/v2/quarantine/team/app/referrers/{bad}", body=json.dumps(listing).encode(),
+                  headers={"Content-Type": OCI_INDEX})
+    proxy.respond("/acr/v1/team/app/_tags/1", status=202, methods=("DELETE",))
+    outcome = _pipeline(tmp_path, proxy, "move").handle(_event(proxy.host, bad))
+    assert outcome is not None and outcome.result == "quarantined", outcome
+    direct = OciRegistry(registry.host)
+    assert sorted(direct.list_tags("quarantine/team/app")) == [quarantine_tag("1", bad)]  # no referrers tag
+    assert direct.head_manifest("quarantine/team/app", artifact) is not None  # the artifact, by digest
+    client = AcrRegistry(proxy.host, endpoint=proxy.url, allow_http=True)
+    released = release(client, parse_policy(_policy("move")), SqliteLedger(tmp_path / "empty.db"), host=proxy.host,
+                       quarantine_repository="quarantine/team/app", quarantine_reference=quarantine_tag("1", bad))
+    assert released.destination == f"{proxy.host}/team/app:1" and released.digest == bad

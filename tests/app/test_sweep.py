@@ -733,12 +733,13 @@ def test_a_tag_that_cannot_be_judged_is_failed_with_a_check_command(registry: Lo
     assert failed.pending and report.pending == (failed,)
 
 
-def test_a_spent_time_budget_leaves_tags_not_swept_and_the_report_incomplete(seeded: Seed) -> None:
-    """With no time left no tag is started: every listed tag counts as not swept and the report says so."""
+def test_a_spent_time_budget_lists_nothing_and_leaves_the_report_incomplete(seeded: Seed) -> None:
+    """With no time left nothing is started, listing included: not one request, and the report says so."""
     report = Sweep(seeded.host, policy=seeded.policy, registries=directory_for(seeded),
                    options=SweepOptions(repositories="alerts/*", budget_seconds=0)).run()
-    assert (len(report.items), report.not_swept, report.complete) == (0, 20, False)
-    assert "incomplete: the time budget ran out with 20 tags not swept" in render_markdown(report)
+    assert (len(report.items), report.not_swept, report.registry_requests) == (0, 0, 0)
+    assert (report.catalog_complete, report.complete) == (False, False)
+    assert "incomplete: the time budget ran out before the repositories were all listed" in render_markdown(report)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from importer.core.outcome import Outcome
+from importer.core.quarantine_names import QuarantineOrigin
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -33,8 +34,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS outcomes_by_repository ON outcomes (repository, seq);
 CREATE INDEX IF NOT EXISTS outcomes_by_event ON outcomes (event_id);
-CREATE TABLE IF NOT EXISTS remediation_claims (
+CREATE TABLE IF NOT EXISTS remediation_leases (
     key     TEXT PRIMARY KEY,
+    owner   TEXT,
     expires REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS remediations (
@@ -47,6 +49,21 @@ CREATE TABLE IF NOT EXISTS releases (
     digest     TEXT NOT NULL,
     at         REAL NOT NULL,
     PRIMARY KEY (repository, digest)
+);
+CREATE TABLE IF NOT EXISTS sweep_resume (
+    registry     TEXT PRIMARY KEY,
+    repositories TEXT NOT NULL,
+    at           REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantines (
+    registry              TEXT NOT NULL,
+    quarantine_repository TEXT NOT NULL,
+    quarantine_tag        TEXT NOT NULL,
+    original_repository   TEXT NOT NULL,
+    original_tag          TEXT NOT NULL,
+    digest                TEXT NOT NULL,
+    at                    REAL NOT NULL,
+    PRIMARY KEY (registry, quarantine_repository, quarantine_tag)
 );
 """
 
@@ -108,13 +125,17 @@ class SqliteLedger:
             rows = self._db.execute(query, params).fetchall()
         return [Outcome.from_dict(json.loads(row[0])) for row in rows]
 
-    def claim_remediation(self, key: str, *, lease_seconds: float, now: float) -> bool:
+    def claim_remediation(self, key: str, *, lease_seconds: float, now: float, owner: str | None = None) -> bool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM remediation_claims WHERE key = ? AND expires <= ?", (key, now))
+                self._db.execute(
+                    "DELETE FROM remediation_leases WHERE key = ? AND (expires <= ? OR (owner IS NOT NULL AND owner = ?))",
+                    (key, now, owner),
+                )
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO remediation_claims (key, expires) VALUES (?, ?)", (key, now + lease_seconds)
+                    "INSERT OR IGNORE INTO remediation_leases (key, owner, expires) VALUES (?, ?, ?)",
+                    (key, owner, now + lease_seconds),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -122,9 +143,12 @@ class SqliteLedger:
                 raise
             return cursor.rowcount == 1
 
-    def finish_remediation(self, key: str) -> None:
+    def finish_remediation(self, key: str, *, owner: str | None = None) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM remediation_claims WHERE key = ?", (key,))
+            if owner is None:
+                self._db.execute("DELETE FROM remediation_leases WHERE key = ? AND owner IS NULL", (key,))
+            else:
+                self._db.execute("DELETE FROM remediation_leases WHERE key = ? AND owner = ?", (key, owner))
 
     def note_remediation(self, scope: str, *, now: float) -> None:
         with self._lock:
@@ -153,3 +177,37 @@ class SqliteLedger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def save_sweep_resume(self, registry: str, repositories: list[str], *, now: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO sweep_resume (registry, repositories, at) VALUES (?, ?, ?)",
+                (registry, json.dumps(list(repositories), separators=(",", ":")), now),
+            )
+
+    def sweep_resume(self, registry: str) -> list[str]:
+        with self._lock:
+            row = self._db.execute("SELECT repositories FROM sweep_resume WHERE registry = ?", (registry,)).fetchone()
+        return [str(name) for name in json.loads(row[0])] if row is not None else []
+
+    def record_quarantine(
+        self, registry: str, quarantine_repository: str, quarantine_tag: str, original_repository: str,
+        original_tag: str, digest: str, *, now: float,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO quarantines (registry, quarantine_repository, quarantine_tag,"
+                " original_repository, original_tag, digest, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (registry, quarantine_repository, quarantine_tag, original_repository, original_tag, digest, now),
+            )
+
+    def quarantine_origin(
+        self, registry: str, quarantine_repository: str, quarantine_tag: str
+    ) -> QuarantineOrigin | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT original_repository, original_tag, digest FROM quarantines"
+                " WHERE registry = ? AND quarantine_repository = ? AND quarantine_tag = ?",
+                (registry, quarantine_repository, quarantine_tag),
+            ).fetchone()
+        return QuarantineOrigin(repository=row[0], tag=row[1], digest=row[2]) if row is not None else None

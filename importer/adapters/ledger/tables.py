@@ -5,10 +5,11 @@
     ledger.outcomes_on(date(2024, 5, 14))                                    # one day's outcomes, newest first
 
 Tables (`table_prefix` + suffix, created on first use, once per process): `claims` (event claims), `leases`
-(remediation claims), `outcomes`, `remediations` (loop guard) and `releases`. Every claim is a conditional
-insert, so racing workers get exactly one True; an expired lease is taken over with an ETag-conditional replace,
-so of the workers racing for it exactly one wins. Each claim carries a random owner token: when an answer was
-lost and the SDK retried a request that had in fact succeeded, the worker recognises its own claim by the token.
+(remediation claims), `outcomes`, `remediations` (loop guard), `releases`, `sweeps` (resume points),
+`quarantines` (where quarantined images came from). Every claim is a conditional insert, so racing workers get
+exactly one True; an expired lease is taken over with an ETag-conditional replace, so of the workers racing for it
+exactly one wins. Each claim carries a random owner token: when an answer was lost and the SDK retried a request that
+had in fact succeeded, the worker recognises its own claim by the token.
 
 Outcomes are written up to three times, one copy per way they are read, each read a single-partition query:
 `day-YYYY-MM-DD` (every outcome, by the UTC day of `received_at`), `repo-<repository>` and `event-<event id>`;
@@ -36,6 +37,7 @@ and the key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -60,6 +62,7 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Upda
 
 from importer.adapters.retrying import azure_retry_options
 from importer.core.outcome import Outcome
+from importer.core.quarantine_names import QuarantineOrigin
 from importer.core.retry import LEDGER_RETRY, RetryPolicy
 from importer.ports.ledger import LedgerUnavailable
 
@@ -317,14 +320,17 @@ class TableLedger:
                 return
             yield entity
 
-    def _claim(self, suffix: str, key: str, *, expires: float | None, now: float | None) -> bool:
-        """Insert the claim row `key`; if it exists and has `expires` ≤ now, take it over with an ETag match.
+    def _claim(
+        self, suffix: str, key: str, *, expires: float | None, now: float | None, owner: str | None = None
+    ) -> bool:
+        """Insert the claim row `key`; if it exists and has `expires` ≤ now, or belongs to `owner`, take it over with
+        an ETag match.
 
-        Exactly one of several racing callers gets True. `owner` (random per call) tells a caller whose retried
-        request had in fact succeeded that the row it finds is its own.
+        Exactly one of several racing callers gets True. The owner (`owner`, else random per call) also tells a
+        caller whose retried request had in fact succeeded that the row it finds is its own.
         """
         table = self._table(suffix)
-        owner = uuid.uuid4().hex
+        owner = owner or uuid.uuid4().hex
         entity: dict[str, Any] = {
             "PartitionKey": table_key(key),
             "RowKey": suffix,
@@ -347,7 +353,8 @@ class TableLedger:
                 continue  # released between our insert and our read: try the insert again
             if existing.get("owner") == owner:
                 return True
-            if expires is None or now is None or float(existing.get("expires", 0.0)) > now:
+            mine = existing.get("owner") == owner
+            if not mine and (expires is None or now is None or float(existing.get("expires", 0.0)) > now):
                 return False
             try:
                 with self._storage(what, answers=(ResourceModifiedError, ResourceNotFoundError)):
@@ -373,11 +380,24 @@ class TableLedger:
     def release(self, event_id: str) -> None:
         self._delete(CLAIMS, table_key(event_id), CLAIMS)
 
-    def claim_remediation(self, key: str, *, lease_seconds: float, now: float) -> bool:
-        return self._claim(LEASES, key, expires=now + lease_seconds, now=now)
+    def claim_remediation(self, key: str, *, lease_seconds: float, now: float, owner: str | None = None) -> bool:
+        return self._claim(LEASES, key, expires=now + lease_seconds, now=now, owner=owner)
 
-    def finish_remediation(self, key: str) -> None:
-        self._delete(LEASES, table_key(key), LEASES)
+    def finish_remediation(self, key: str, *, owner: str | None = None) -> None:
+        if owner is None:
+            self._delete(LEASES, table_key(key), LEASES)
+            return
+        existing = self._get(LEASES, table_key(key), LEASES)
+        if existing is None or existing.get("owner") != owner:
+            return  # a successor holds it now: never remove its claim
+        table = self._table(LEASES)
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError), self._storage(
+            f"release claim {_shown(key)} in table {table.table_name!r}",
+            answers=(ResourceModifiedError, ResourceNotFoundError),
+        ):
+            table.delete_entity(
+                table_key(key), LEASES, etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
 
     def record(self, outcome: Outcome) -> None:
         instant = _row_instant(outcome.received_at)
@@ -468,6 +488,42 @@ class TableLedger:
     def close(self) -> None:
         self._service.close()
 
+    def save_sweep_resume(self, registry: str, repositories: list[str], *, now: float) -> None:
+        text = json.dumps(list(repositories), separators=(",", ":"))
+        if len(text) > MAX_RECORD_CHARS:
+            raise ValueError(f"sweep resume point of {_shown(registry)}: {len(repositories)} repositories take "
+                             f"{len(text)} characters, over the {MAX_RECORD_CHARS} one property holds")
+        self._upsert(
+            SWEEPS,
+            {"PartitionKey": table_key(registry), "RowKey": SWEEP_RESUME_ROW, "repositories": text, "at": float(now),
+             "registry": registry[:MAX_TYPED_CHARS]},
+        )  # fmt: skip
+
+    def sweep_resume(self, registry: str) -> list[str]:
+        entity = self._get(SWEEPS, table_key(registry), SWEEP_RESUME_ROW)
+        return [str(name) for name in json.loads(entity["repositories"])] if entity is not None else []
+
+    def record_quarantine(
+        self, registry: str, quarantine_repository: str, quarantine_tag: str, original_repository: str,
+        original_tag: str, digest: str, *, now: float,
+    ) -> None:
+        self._upsert(
+            QUARANTINES,
+            {"PartitionKey": table_key(f"{registry}/{quarantine_repository}"), "RowKey": table_key(quarantine_tag),
+             "registry": registry, "quarantine_repository": quarantine_repository, "quarantine_tag": quarantine_tag,
+             "original_repository": original_repository, "original_tag": original_tag, "digest": digest,
+             "at": float(now)},
+        )  # fmt: skip
+
+    def quarantine_origin(
+        self, registry: str, quarantine_repository: str, quarantine_tag: str
+    ) -> QuarantineOrigin | None:
+        entity = self._get(QUARANTINES, table_key(f"{registry}/{quarantine_repository}"), table_key(quarantine_tag))
+        if entity is None:
+            return None
+        return QuarantineOrigin(repository=entity["original_repository"], tag=entity["original_tag"],
+                                digest=entity["digest"])
+
 
 def _first(outcomes: Iterator[Outcome], limit: int) -> list[Outcome]:
     if limit < 0:
@@ -478,3 +534,11 @@ def _first(outcomes: Iterator[Outcome], limit: int) -> list[Outcome]:
         if len(found) >= limit:
             break
     return found
+
+
+# Sweep resume points (save_sweep_resume): table `sweeps`, one row per registry (PartitionKey: the escaped registry).
+SWEEPS, SWEEP_RESUME_ROW = "sweeps", "resume"
+
+# Quarantine records (record_quarantine): table `quarantines`, PartitionKey the escaped `registry/quarantine
+# repository`, RowKey the escaped quarantine tag; the names are short (255 + 128 characters), so kept whole.
+QUARANTINES = "quarantines"

@@ -395,6 +395,29 @@ class OciRegistry:
         url = f"{self.base_url}/v2/_catalog" + _page_query(page_size)
         return self._paginate(url, "repositories", (CATALOG_SCOPE,), f"catalog of {self.host}")
 
+    def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None) -> bytes | None:
+        """The referrers of `digest` as an OCI index (`GET /v2/<name>/referrers/<digest>`, its first page), or
+        None when the registry does not offer the referrers API (404; distribution 2.8, for one)."""
+        validate_repository(repository)
+        validate_digest(digest)
+        context = f"referrers of {self._name(repository, digest)}"
+        url = f"{self.base_url}/v2/{repository}/referrers/{digest}"
+        if artifact_type is not None:
+            url = _with_query(url, artifactType=artifact_type)
+        response = self._request(
+            "GET",
+            url,
+            scopes=(repository_scope(repository, "pull"),),
+            context=context,
+            headers={"Accept": OCI_INDEX},
+            max_body=MAX_MANIFEST_BYTES,
+        )
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self._failure(response.status, response.body, context)
+        return response.body
+
     # Plumbing
 
     def _name(self, repository: str, reference: str) -> str:

@@ -11,11 +11,16 @@ path would do; `remediate` (`audit --remediate`, the timer with PLATFORM_GUARD_S
 the pipeline as a synthetic push event; `record` (the timer otherwise) does the same through a pipeline whose
 remediation is paused everywhere, so violations are recorded as `alerted` and nothing changes.
 
+A timer run sweeps every guarded registry within one deadline (`sweep_registries`, importer/app/sweep/resume.py):
+what it does not reach is kept in the ledger and swept first by the next run.
+
 Rendering a report and the timer live in the entry layer (importer/entry/audit_report.py,
 importer/entry/sweep_timer.py). See docs/design.md, Sweep.
 """
 
+from importer.app.sweep.budget import deadline_after
 from importer.app.sweep.handoff import sweep_event_id
+from importer.app.sweep.listing import resume_order
 from importer.app.sweep.model import (
     DRY_RUN,
     MODES,
@@ -28,6 +33,14 @@ from importer.app.sweep.model import (
     SweepReport,
     parse_scope,
 )
+from importer.app.sweep.resume import (
+    REGISTRY_ORDER,
+    RESUME_LIMIT,
+    RegistrySweep,
+    next_registry_order,
+    registry_order,
+    sweep_registries,
+)
 from importer.app.sweep.scan import Sweep, SweepProgress, new_sweep_id
 from importer.app.sweep.suggestions import suggested_command
 
@@ -35,16 +48,24 @@ __all__ = [
     "DRY_RUN",
     "MODES",
     "RECORD",
+    "REGISTRY_ORDER",
     "REMEDIATE",
+    "RESUME_LIMIT",
     "STATUSES",
+    "RegistrySweep",
     "Sweep",
     "SweepError",
     "SweepItem",
     "SweepOptions",
     "SweepProgress",
     "SweepReport",
+    "deadline_after",
     "new_sweep_id",
+    "next_registry_order",
     "parse_scope",
+    "registry_order",
+    "resume_order",
     "suggested_command",
     "sweep_event_id",
+    "sweep_registries",
 ]

@@ -7,7 +7,8 @@ The event goes through the same Pipeline as a registry event, so claims, the loo
 compare-and-swap and outcome recording all apply; outcomes carry `schema: sweep` and `trigger: sweep`. Its id comes
 from (registry, repository, tag, digest, sweep id): a new sweep is a new decision. Before a violation is remediated
 the ledger is asked for an event outcome of that repository:tag received after the sweep read the tag; if there is
-one, the newer decision stands and the sweep records `superseded`. Remediations in one repository run one at a time.
+one, the newer decision stands and the sweep records `superseded`. Remediations in one repository run one at a time;
+none starts after the sweep's deadline (`hand_off` returns None: the tag is left for the next run).
 See docs/design.md, Sweep.
 """
 
@@ -17,6 +18,7 @@ import hashlib
 from collections.abc import Callable
 
 from importer.app.pipeline import Pipeline, TransientFailure
+from importer.app.sweep.budget import passed
 from importer.app.sweep.locks import KeyedLocks
 from importer.app.sweep.model import ListedTag, SweepItem
 from importer.core.decide import VIOLATION, Facts, Verdict, verdict_fields
@@ -48,8 +50,9 @@ class PipelineHandoff:
         self._locks = KeyedLocks()  # one remediation at a time per repository
 
     def hand_off(self, entry: ListedTag, digest: str, read_at: str, facts: Facts | None,
-                 verdict: Verdict) -> SweepItem:
-        """Hand one judged tag to the pipeline (or record it `superseded`); the item says what was done."""
+                 verdict: Verdict, *, deadline: float | None = None) -> SweepItem | None:
+        """Hand one judged tag to the pipeline (or record it `superseded`); the item says what was done. None when a
+        remediation would start after `deadline` (e.g. after waiting for its turn): nothing was done or recorded."""
         event = PushEvent(
             event_id=sweep_event_id(self.sweep_id, self.host, entry.repository, entry.tag, digest),
             schema=SWEEP_SCHEMA,
@@ -68,6 +71,8 @@ class PipelineHandoff:
         try:
             if verdict.verdict == VIOLATION and verdict.action in ("reimport", "quarantine"):
                 with self._locks(entry.repository):
+                    if passed(deadline):
+                        return None
                     newer = self._event_outcome_after(entry.repository, entry.tag, read_at)
                     if newer is not None:
                         outcome = self._record_superseded(event, facts, verdict, newer, read_at)

@@ -43,7 +43,7 @@ class SweepOptions:
     parallel: int = DEFAULT_PARALLEL
     page_size: int | None = None
     policy_hint: str | None = None  # the --policy path, repeated in suggested commands
-    budget_seconds: float | None = None  # stop starting new tags after this long (the rest is `not_swept`)
+    budget_seconds: float | None = None  # stop listing and starting tags after this long (see SweepReport)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -161,7 +161,12 @@ class SweepReport:
     items: tuple[SweepItem, ...]
     skipped_repositories: tuple[str, ...] = ()  # quarantine repositories
     repository_errors: tuple[tuple[str, str], ...] = ()  # (repository, why its tags could not be listed)
-    not_swept: int = 0  # tags left when the time budget ran out
+    not_swept: int = 0  # tags listed but not started when the time ran out
+    # The resume point: repositories not reached when the time ran out (tags not listed, or some not started), in
+    # the order they were to be swept; and whether the repositories were all listed before it ran out.
+    not_reached: tuple[str, ...] = ()
+    repositories_not_listed: int = 0  # of not_reached, those whose tags were not listed at all
+    catalog_complete: bool = True
     registry_requests: int | None = None  # HTTP requests to the swept registry (None when the client cannot tell)
     policy_source: str | None = None
 
@@ -202,9 +207,14 @@ class SweepReport:
         return tuple(item for item in self.items if item.pending)
 
     @property
+    def out_of_time(self) -> bool:
+        """The time ran out before every repository was listed and every tag started."""
+        return not self.catalog_complete or bool(self.not_reached) or self.not_swept > 0
+
+    @property
     def complete(self) -> bool:
         """Every listed tag was swept and every repository listed."""
-        return self.not_swept == 0 and not self.repository_errors
+        return not self.out_of_time and not self.repository_errors
 
     def as_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready object (the `audit --json` output)."""
@@ -224,6 +234,9 @@ class SweepReport:
             "results": self.results(),
             "pending": len(self.pending),
             "not_swept": self.not_swept,
+            "catalog_complete": self.catalog_complete,
+            "repositories_not_listed": self.repositories_not_listed,
+            "not_reached": list(self.not_reached),
             "skipped_repositories": list(self.skipped_repositories),
             "repository_errors": [{"repository": name, "error": error} for name, error in self.repository_errors],
             "by_repository": self.by_repository(),

@@ -2,11 +2,18 @@
 
     sweep = Sweep(host, policy=policy, registries=directory, options=SweepOptions(parallel=8))
     report = sweep.run(progress=bar)      # a SweepReport; `bar` is any SweepProgress (or None)
+    report = sweep.run(deadline=deadline, resume=saved)   # a timer run: its deadline, and where the last run stopped
 
 Each tag is judged with `importer.app.inspection.evaluate`, as the event path and `check` do. Quarantine
 repositories are skipped; tags of repositories the policy ignores are counted without being read. Tags sharing a
 digest wait for the first one's evaluation and then read the client's cache. A dry run says what the event path
-would do; the other modes hand each tag to the pipeline (importer/app/sweep/handoff.py). See docs/design.md, Sweep.
+would do; the other modes hand each tag to the pipeline (importer/app/sweep/handoff.py).
+
+Listing and judging overlap: each repository's tags are queued as soon as it is listed, with at most `parallel`
+listings ahead, so a sweep that runs out of time has judged whole repositories rather than listed them all. Once the
+deadline passes nothing new starts: not the catalog's next name, not a tag listing, not a tag, not a remediation
+waiting for its turn; what is under way finishes. The report names the repositories not reached. See docs/design.md,
+Sweep.
 """
 
 from __future__ import annotations
@@ -14,16 +21,19 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 
 from importer.app.inspection import evaluate
 from importer.app.pipeline import Pipeline, utc_now
 from importer.app.registries import RegistryDirectory
+from importer.app.sweep.budget import OutOfTime, before, earliest, passed
 from importer.app.sweep.handoff import PipelineHandoff
-from importer.app.sweep.listing import list_tags, repository_names
+from importer.app.sweep.listing import list_tags, repository_names, resume_order
 from importer.app.sweep.locks import KeyedLocks
 from importer.app.sweep.model import DRY_RUN, ListedTag, SweepError, SweepItem, SweepOptions, SweepReport
 from importer.app.sweep.suggestions import with_suggestion
@@ -37,7 +47,8 @@ log = logging.getLogger("platform_guard.sweep")
 
 
 class SweepProgress(Protocol):
-    """Told how many tags were listed, then about every tag swept (from worker threads)."""
+    """Told how many tags were listed so far (again after each repository), and about every tag swept (from worker
+    threads)."""
 
     def listed(self, tags: int) -> None: ...
 
@@ -83,57 +94,49 @@ class Sweep:
         self._first_reads = KeyedLocks()  # one evaluation at a time per repository@digest: the others hit the cache
         self._wanted = repository_matcher((options.repositories,)) if options.repositories else None
 
-    def list_repositories(self) -> tuple[list[str], list[str]]:
-        """(repositories to sweep, quarantine repositories skipped), both in name order."""
+    def list_repositories(self, deadline: float | None = None) -> tuple[list[str], list[str]]:
+        """(repositories to sweep, quarantine repositories skipped), both in name order; OutOfTime when `deadline`
+        passes before the catalog is read to its end."""
         swept: list[str] = []
         skipped: list[str] = []
-        for name in repository_names(self.registry, self.options.repositories, page_size=self.options.page_size):
+        names = repository_names(self.registry, self.options.repositories, page_size=self.options.page_size)
+        for name in before(deadline, names):
             if self._wanted is not None and not self._wanted(name):
                 continue
             (skipped if self.policy.quarantine.holds(name) else swept).append(name)
         return sorted(set(swept)), sorted(set(skipped))
 
-    def _list_tags(self, repository: str) -> list[ListedTag]:
-        return list_tags(self.registry, self.policy, repository, page_size=self.options.page_size, clock=self._clock)
+    def _list_tags(self, repository: str, deadline: float | None) -> list[ListedTag] | None:
+        """The tags of `repository`; None when the deadline passed before they were all listed."""
+        if passed(deadline):
+            return None
+        try:
+            return list_tags(self.registry, self.policy, repository, page_size=self.options.page_size,
+                             clock=self._clock, deadline=deadline)
+        except OutOfTime:
+            return None
 
-    def run(self, progress: SweepProgress | None = None) -> SweepReport:
+    def run(self, progress: SweepProgress | None = None, *, deadline: float | None = None,
+            resume: Sequence[str] = ()) -> SweepReport:
         """List, judge (and in remediate or record mode, hand to the pipeline) every tag; SweepError if the
-        repositories cannot be listed at all."""
+        repositories cannot be listed at all.
+
+        `deadline` (on time.monotonic) stops listing and starting tags once it passes, as `options.budget_seconds`
+        counted from now does; `resume` (the last run's `not_reached`) is swept first (listing.resume_order)."""
         started_at = self._clock()
         started = time.monotonic()
+        if self.options.budget_seconds is not None:
+            deadline = earliest(deadline, started + self.options.budget_seconds)
         requests_before = getattr(self.registry, "requests_made", None)
         try:
-            repositories, skipped = self.list_repositories()
+            repositories, skipped = self.list_repositories(deadline)
+        except OutOfTime:  # nothing was started: where the last run stopped is still where the next one starts
+            tally = _Tally(catalog_complete=False, not_reached=list(resume), not_listed=len(resume))
+            repositories, skipped = [], []
         except RegistryError as error:
             raise SweepError(f"cannot list the repositories of {self.host}: {error}") from error
-        listed: list[ListedTag] = []
-        errors: list[tuple[str, str]] = []
-        items: list[SweepItem] = []
-        deadline = started + self.options.budget_seconds if self.options.budget_seconds is not None else None
-        not_swept = 0
-        with ThreadPoolExecutor(max_workers=self.options.parallel, thread_name_prefix="sweep") as pool:
-            listings = {repository: pool.submit(self._list_tags, repository) for repository in repositories}
-            for repository, listing in listings.items():
-                try:
-                    listed.extend(listing.result())
-                except RegistryError as error:
-                    errors.append((repository, str(error)))
-            if progress is not None:
-                progress.listed(len(listed))
-            futures: list[Future[SweepItem | None]] = []
-            try:
-                for entry in listed:
-                    futures.append(pool.submit(self._sweep_if_in_time, entry, deadline, progress))
-                for future in futures:
-                    item = future.result()
-                    if item is None:
-                        not_swept += 1
-                    else:
-                        items.append(item)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        else:
+            tally = self._sweep_in_order(resume_order(resume, repositories), deadline, progress)
         requests_after = getattr(self.registry, "requests_made", None)
         return SweepReport(
             sweep_id=self.sweep_id,
@@ -143,33 +146,89 @@ class Sweep:
             started_at=started_at,
             finished_at=self._clock(),
             duration_seconds=time.monotonic() - started,
-            items=tuple(sorted(items, key=lambda item: (item.repository, item.tag))),
+            items=tuple(sorted(tally.items, key=lambda item: (item.repository, item.tag))),
             skipped_repositories=tuple(skipped),
-            repository_errors=tuple(errors),
-            not_swept=not_swept,
+            repository_errors=tuple(tally.errors),
+            not_swept=tally.not_swept,
+            not_reached=tuple(tally.not_reached),
+            repositories_not_listed=tally.not_listed,
+            catalog_complete=tally.catalog_complete,
             registry_requests=(requests_after - requests_before)
             if isinstance(requests_before, int) and isinstance(requests_after, int)
             else None,
             policy_source=self.policy.source,
         )
 
+    def _sweep_in_order(self, repositories: list[str], deadline: float | None,
+                        progress: SweepProgress | None) -> _Tally:
+        """List and judge `repositories` in this order on the pool: each repository's tags are queued as soon as it
+        is listed, with at most `parallel` listings queued ahead of them."""
+        tally = _Tally()
+        not_listed: set[str] = set()
+        unfinished: set[str] = set()
+        with ThreadPoolExecutor(max_workers=self.options.parallel, thread_name_prefix="sweep") as pool:
+            listings: deque[tuple[str, Future[list[ListedTag] | None]]] = deque()
+            tags: list[tuple[str, Future[SweepItem | None]]] = []
+
+            def queue_tags_of_the_oldest_listing() -> None:
+                repository, listing = listings.popleft()
+                try:
+                    entries = listing.result()
+                except RegistryError as error:
+                    tally.errors.append((repository, str(error)))
+                    return
+                if entries is None:
+                    not_listed.add(repository)
+                    return
+                tally.listed += len(entries)
+                if progress is not None:
+                    progress.listed(tally.listed)
+                tags.extend((repository, pool.submit(self._sweep_if_in_time, entry, deadline, progress))
+                            for entry in entries)
+
+            try:
+                for repository in repositories:
+                    listings.append((repository, pool.submit(self._list_tags, repository, deadline)))
+                    if len(listings) >= self.options.parallel:
+                        queue_tags_of_the_oldest_listing()
+                while listings:
+                    queue_tags_of_the_oldest_listing()
+                for repository, future in tags:
+                    item = future.result()
+                    if item is None:
+                        tally.not_swept += 1
+                        unfinished.add(repository)
+                    else:
+                        tally.items.append(item)
+            except BaseException:
+                for _, future in [*listings, *tags]:
+                    future.cancel()
+                raise
+        tally.not_reached = [name for name in repositories if name in not_listed or name in unfinished]
+        tally.not_listed = len(not_listed)
+        return tally
+
     def _sweep_if_in_time(
         self, entry: ListedTag, deadline: float | None, progress: SweepProgress | None
     ) -> SweepItem | None:
-        if deadline is not None and time.monotonic() > deadline:
+        """The swept tag; None when the deadline passed before it started (or before its remediation's turn)."""
+        if passed(deadline):
             return None
         try:
-            item = self._sweep_tag(entry)
+            item = self._sweep_tag(entry, deadline)
         except Exception as error:  # a bug on one tag must not lose the report of every other tag
             log.exception("sweep %s: unexpected error on %s:%s", self.sweep_id, entry.repository, entry.tag)
             item = SweepItem.failed(self.host, entry, entry.digest, f"internal error: {type(error).__name__}: {error}")
+        if item is None:
+            return None
         item = with_suggestion(item, self.policy, self.options.policy_hint)
         if progress is not None:
             progress.swept(item)
         return item
 
-    def _sweep_tag(self, entry: ListedTag) -> SweepItem:
-        """Read, judge and (outside a dry run) hand one tag to the pipeline."""
+    def _sweep_tag(self, entry: ListedTag, deadline: float | None) -> SweepItem | None:
+        """Read, judge and (outside a dry run) hand one tag to the pipeline; None when a remediation would start
+        after the deadline."""
         if entry.ignored_because is not None:
             rule = self.policy.rule_for(entry.repository)
             return SweepItem(self.host, entry.repository, entry.tag, "ignored", digest=entry.digest,
@@ -192,7 +251,7 @@ class Sweep:
         if self.options.mode == DRY_RUN:
             return self._planned(entry, facts, verdict)
         assert self._handoff is not None
-        return self._handoff.hand_off(entry, digest, read_at, facts, verdict)
+        return self._handoff.hand_off(entry, digest, read_at, facts, verdict, deadline=deadline)
 
     def _planned(self, entry: ListedTag, facts: Facts | None, verdict: Verdict) -> SweepItem:
         """What the event path would do with this tag, without doing it (a dry run)."""
@@ -210,3 +269,16 @@ class Sweep:
             platforms=verdict.platforms, required=verdict.required, missing=verdict.missing,
             forbidden=verdict.forbidden, inconsistent=verdict.inconsistent,
         )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one sweep's scan found, as it goes (filled by the calling thread only)."""
+
+    items: list[SweepItem] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (repository, why its tags could not be listed)
+    listed: int = 0  # tags listed so far
+    not_swept: int = 0  # tags listed but not started
+    not_reached: list[str] = field(default_factory=list)
+    not_listed: int = 0
+    catalog_complete: bool = True

@@ -53,7 +53,9 @@ Templates
   For a glob without wildcards, and for ``defaults``, ``{path}`` is the whole name.
   The template must be ``host/path``: a literal host with a dot or a port, or ``localhost``; no scheme,
   tag or digest (the pushed tag is used).
-- ``quarantine.repository`` must contain ``{repository}`` and give a repository name on the same registry.
+- ``quarantine.repository`` must contain ``{repository}`` and give a repository name on the same registry; its own
+  text must leave room for a shortened name (19 characters per ``{repository}``), which is what a name too long to
+  fit becomes (`importer.core.quarantine_names`).
 
 Where it lives: `model` (the values), `globs` (repository globs), `yaml_lines` (YAML with line numbers),
 `reader` (`parse_policy` and every check), `upstream` (`guarded_repository_for`).

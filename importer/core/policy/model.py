@@ -12,6 +12,7 @@ from typing import Final
 from importer.core.platforms import Platform
 from importer.core.platforms import parse as parse_platform
 from importer.core.policy.globs import RepositoryGlob, compile_glob
+from importer.core.quarantine_names import is_shortened, quarantine_repository
 
 MAX_POLICY_BYTES: Final = 1024 * 1024
 MATCH_MODES: Final = ("compatible", "strict")
@@ -111,15 +112,23 @@ class Quarantine:
             raise ValueError(f"quarantine.repository must contain {{repository}} (got {self.repository!r})")
 
     def repository_for(self, repository: str) -> str:
-        """The quarantine repository for `repository`: ``team/app`` → ``quarantine/team/app``."""
-        return self.repository.replace("{repository}", repository)
+        """The quarantine repository for `repository`: ``team/app`` → ``quarantine/team/app``; shortened to
+        ``quarantine/<head>--<hash>`` when that would not be a valid name (importer.core.quarantine_names)."""
+        return quarantine_repository(self.repository, repository)
 
     def holds(self, repository: str) -> bool:
-        """True when `repository` is itself a quarantine destination (pushes there must not be judged again)."""
-        return self.original_of(repository) is not None
+        """True when `repository` is itself a quarantine destination (pushes there must not be judged again),
+        shortened names included."""
+        return self._stand_in(repository) is not None
 
     def original_of(self, repository: str) -> str | None:
-        """The guarded repository whose quarantine `repository` is (``quarantine/team/app`` → ``team/app``), or None."""
+        """The guarded repository whose quarantine `repository` is (``quarantine/team/app`` → ``team/app``), or None;
+        None also for a shortened name, which does not say its original (the ledger and the registry do)."""
+        stand_in = self._stand_in(repository)
+        return None if stand_in is None or is_shortened(stand_in) else stand_in
+
+    def _stand_in(self, repository: str) -> str | None:
+        """What stands for ``{repository}`` in `repository` when it is named by the template, else None."""
         literal_parts = self.repository.split("{repository}")
         pattern = "(?P<name>.+)".join(re.escape(part) for part in literal_parts[:2])
         pattern += "".join("(?P=name)" + re.escape(part) for part in literal_parts[2:])

@@ -35,6 +35,7 @@ from importer.core.policy.model import (
     Rule,
 )
 from importer.core.policy.yaml_lines import line_of_item, line_of_key, load_yaml
+from importer.core.quarantine_names import MIN_STAND_IN, stand_in_room
 from importer.core.reference import is_valid_host, is_valid_repository_component
 
 _TOP_LEVEL_KEYS: Final = ("version", "defaults", "rules", "quarantine")
@@ -171,6 +172,12 @@ def _quarantine_repository_problem(template: str) -> str | None:
         return (
             "'{repository}' alone would quarantine an image into its own repository; "
             "add a prefix, like 'quarantine/{repository}'"
+        )
+    if stand_in_room(template) < MIN_STAND_IN:
+        return (
+            f"{template!r} leaves {max(stand_in_room(template), 0)} characters for each {{repository}} within the "
+            f"255 of a name (as docker counts them, with docker.io/library/ in front); a shortened name needs "
+            f"{MIN_STAND_IN}: shorten the rest of the template"
         )
     return _path_problem(template, template)
 
