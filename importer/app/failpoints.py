@@ -4,8 +4,8 @@
     failpoint("after-verdict")             # at the point: SIGKILL to this process when armed, else nothing
 
 Test-only: production never sets PLATFORM_GUARD_FAILPOINTS, and an unarmed point costs one set lookup. A point
-written `NAME=PATH` pauses instead of killing: it waits (at most PAUSE_SECONDS) until the file PATH exists, so a
-test can act in the window that point opens (a push between the compare and the tag write).
+written `NAME=PATH` pauses instead of killing: it creates `PATH.reached`, then waits (at most PAUSE_SECONDS) until
+the file PATH exists, so a test can act in the window that point opens (a push between the compare and the tag write).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     gate = _pause.get(name)
     if gate is not None:
+        gate.with_name(gate.name + ".reached").touch()
         deadline = time.monotonic() + PAUSE_SECONDS
         while not gate.exists() and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -30,6 +30,7 @@ from importer.core.manifests import ManifestError
 from importer.core.media_types import HELM_CONFIG
 from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
 from importer.core.policy import Policy, repository_matcher
+from importer.core.quarantine_names import quarantine_tag
 from importer.core.reference import reference_of
 from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.ports.registry import CopyError, NotFound, RegistryError, Unauthorized
@@ -170,7 +171,7 @@ class Pipeline:
             return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
         if sorting.disposition == "ignore":
             return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
-        return self._decide(event, host, base, started)
+        return self._decide(event, host, base, started, retaking=retaking)
 
     def outcome_base(self, event: PushEvent, received_at: str) -> Outcome:
         """The fields of an event's outcome known before anything is read (result still to be set)."""
@@ -192,14 +193,17 @@ class Pipeline:
             trigger=TRIGGER_SWEEP if event.schema == TRIGGER_SWEEP else TRIGGER_EVENT,
         )
 
-    def _decide(self, event: PushEvent, host: str, base: Outcome, started: float) -> Outcome:
+    def _decide(self, event: PushEvent, host: str, base: Outcome, started: float, *, retaking: bool) -> Outcome:
         assert event.digest is not None
         known = base  # what an attempt record or a final failure can say: the verdict fields once judged
         try:
+            restored = self._restore_newer_push(event, host)
             facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
             failpoint("after-verdict")
             result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
             outcome = known = base.replace(result=result, **verdict_fields(facts, verdict))
+            if restored is not None:
+                outcome = known = outcome.replace(reason=restored + (outcome.reason or ""))
             if facts is not None and facts.kind == "artifact" and (
                 event.artifact == CHART or facts.artifact_type == HELM_CONFIG
             ):
@@ -217,6 +221,16 @@ class Pipeline:
             if kept is not None:
                 reason = f"{event.digest} was already quarantined as {kept}: nothing left to do"
                 return self._finish(base.replace(result="duplicate", reason=reason, preserved_as=kept), started)
+            moved = self._moved_to_quarantine(host, event) if retaking and isinstance(error, NotFound) else None
+            if moved is not None:  # a try that died after the delete: free its claim and finish its record
+                from importer.app.remediation import Target
+
+                self.ledger.finish_remediation(Target(host, event.repository, event.tag or "", event.digest).key,
+                                               owner=event.event_id)
+                reason = f"moved to {moved}; removed it from {event.repository} (finished after a worker stopped)"
+                outcome = base.replace(result="quarantined", verdict="violation", action="quarantine",
+                                       reason=reason, preserved_as=moved, affected_tags=(event.tag,))
+                return self._finish(outcome, started)
             return self._finish(known.replace(result="failed", error=str(error)), started)
         except (ManifestError, CopyError) as error:  # the content can never work: no retry
             return self._finish(known.replace(result="failed", error=str(error)), started)
@@ -231,6 +245,35 @@ class Pipeline:
             raise TransientFailure(f"internal error: {type(error).__name__}: {error}", kind=INTERNAL,
                                    outcome=known) from error
         return self._finish(outcome, started)
+
+    def _restore_newer_push(self, event: PushEvent, host: str) -> str | None:
+        """Put this event's image back on its tag when our re-import overwrote it (docs/design.md, "Newer push wins").
+
+        The OCI API has no conditional PUT, so a push can land between a re-import's compare and its tag write. That
+        push's event comes after ours (one tag's events are taken in order) and finds the tag on what we wrote: the
+        pushed digest goes back on the tag before it is judged. Only tags remediated within the loop-guard window are
+        looked at (one ledger read otherwise). Returns what was done, for the outcome's reason, or None.
+        """
+        if event.tag is None or event.digest is None or event.schema == TRIGGER_SWEEP:
+            return None
+        _, loop_window, _ = self._remediation
+        scope = f"{host}/{event.repository}:{event.tag}"
+        if self.ledger.count_remediations(scope, since=time.time() - loop_window) == 0:
+            return None
+        registry = self.registries.client(host)
+        current = registry.head_manifest(event.repository, event.tag)
+        if current is None or current.digest == event.digest:
+            return None
+        ours = any(
+            earlier.registry == host and earlier.tag == event.tag and earlier.new_digest == current.digest
+            and earlier.result == "reimported"
+            for earlier in self.ledger.outcomes(repository=event.repository, limit=200)
+        )
+        if not ours:
+            return None
+        pushed = registry.get_manifest(event.repository, event.digest)
+        registry.put_manifest(event.repository, event.tag, pushed.raw, pushed.media_type)
+        return f"restored the newer push {event.digest} over the re-import {current.digest}; "
 
     def _give_back(self, event_id: str) -> None:
         """Release the event's claim so that the next try decides it (a ledger outage is no reason to fail here)."""
@@ -269,6 +312,15 @@ class Pipeline:
                 return earlier.preserved_as
         return None
 
+    def _moved_to_quarantine(self, host: str, event: PushEvent) -> str | None:
+        """Where this push's image is kept when its quarantine copy exists (by name, with its digest), else None."""
+        if event.tag is None or event.digest is None:
+            return None
+        repository = self.policy.quarantine.repository_for(event.repository)
+        tag = quarantine_tag(event.tag, event.digest)
+        kept = self.registries.client(host).head_manifest(repository, tag)
+        return f"{host}/{repository}:{tag}" if kept is not None and kept.digest == event.digest else None
+
     def _remediate(self, event: PushEvent, host: str, facts: Facts, verdict: Verdict, outcome: Outcome) -> Outcome:
         """Act on a violation as the rule says: alert only, re-import, or quarantine."""
         if self.ledger.is_released(f"{host}/{event.repository}", facts.digest):
@@ -280,7 +332,8 @@ class Pipeline:
         rule = self.policy.rule_for(event.repository)
         from importer.app.remediation import Target
 
-        remedy = self.remediator.remediate(Target(host, event.repository, event.tag, facts.digest), facts, verdict, rule)
+        remedy = self.remediator.remediate(Target(host, event.repository, event.tag, facts.digest), facts, verdict, rule,
+                                           owner=event.event_id)
         return outcome.replace(
             result=remedy.result,
             reason=remedy.reason,

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from importer.app.copying import CopyError, copy_image
+from importer.app.failpoints import failpoint
 from importer.app.inspection import inspect_manifest
 from importer.app.registries import RegistryDirectory
 from importer.core.decide import COMPLIANT, Facts, Verdict, decide
@@ -119,13 +120,17 @@ class Remediator:
         self._now = now
 
     def remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule, *,
-                  quarantine_fallback: bool = True) -> Remedy:
+                  quarantine_fallback: bool = True, owner: str | None = None) -> Remedy:
         """Fix or quarantine `target` as the rule says; the verdict must be a violation.
 
         `quarantine_fallback=False`: a re-import that is not possible ends `failed` and leaves the image alone
         (the chart manager fixes images that may well be good enough for their own repository).
+        `owner` (the event being decided) owns the remediation claim: a worker that takes the event over after
+        another died resumes at once, and every step below is safe to run again (docs/design.md, "Intake and
+        workers").
         """
-        if not self.ledger.claim_remediation(target.key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now()):
+        if not self.ledger.claim_remediation(target.key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now(),
+                                             owner=owner):
             return Remedy("duplicate", f"another worker is remediating {target.key}")
         try:
             recent = self.ledger.count_remediations(target.scope, since=self._now() - self.loop_window)
@@ -151,7 +156,7 @@ class Remediator:
                 self.ledger.note_remediation(target.scope, now=self._now())
             return remedy
         finally:
-            self.ledger.finish_remediation(target.key)
+            self.ledger.finish_remediation(target.key, owner=owner)
 
     def import_missing(self, host: str, repository: str, tag: str | None, digest: str | None, rule: Rule) -> Remedy:
         """Bring in an image that is not in `host/repository` at all from the rule's upstream.
@@ -231,6 +236,7 @@ class Remediator:
         self.ledger.record_quarantine(target.host, repository, tag, origin.repository, origin.tag, origin.digest,
                                       now=self._now())
         attach_origin(registry, repository, Descriptor(kept.media_type, kept.digest, kept.size), origin, kept_tag=tag)
+        failpoint("after-preserve")
         return f"{target.host}/{repository}:{tag}"
 
     @staticmethod
@@ -278,10 +284,14 @@ class Remediator:
         except CopyError as error:
             raise NoCompliantSource(str(error)) from None
         source = f"{upstream.host}/{upstream_repository}:{target.tag}@{upstream_facts.digest}"
-        if not self._still_points_at_offender(registry, target):
+        current = registry.head_manifest(target.repository, target.tag)
+        if current is None or current.digest not in (target.digest, new_digest):
             return self._superseded(target, preserved)
-        written = registry.get_manifest(target.repository, new_digest)
-        registry.put_manifest(target.repository, target.tag, written.raw, written.media_type)
+        if current.digest == target.digest:  # else a try that died after the write already put it there
+            written = registry.get_manifest(target.repository, new_digest)
+            failpoint("before-tag-write")
+            registry.put_manifest(target.repository, target.tag, written.raw, written.media_type)
+            failpoint("after-tag-write")
         check = decide(inspect_manifest(registry, target.repository, new_digest, rule), rule)
         if check.verdict != COMPLIANT:
             return Remedy(
@@ -334,8 +344,10 @@ class Remediator:
         if not self._still_points_at_offender(registry, target):
             return self._superseded(target, preserved)
         if isinstance(registry, DeletesTags):  # only the tag goes, the manifest stays where it was
+            failpoint("before-quarantine-delete")
             with contextlib.suppress(NotFound):  # a redelivery may find it gone already
                 registry.delete_tag(target.repository, target.tag)
+            failpoint("after-quarantine-delete")
             return Remedy(
                 "quarantined",
                 prefix + f"moved to {preserved}; removed tag {target.tag} from {target.repository}",
@@ -349,7 +361,9 @@ class Remediator:
                 prefix + f"kept in {preserved}, but not removed: {', '.join(users)} still use {target.digest}",
                 preserved_as=preserved,
             )
+        failpoint("before-quarantine-delete")
         registry.delete_manifest(target.repository, target.digest)
+        failpoint("after-quarantine-delete")
         return Remedy(
             "quarantined",
             prefix + f"moved to {preserved}; removed tag(s) {', '.join(tags)} from {target.repository}",
