@@ -3,11 +3,13 @@ quarantine, then letting a fresh worker take the event over when the dead one's 
 
 After each kill and restart: the tag is compliant (re-import) or gone from the guarded repository (quarantine), the
 offending image is preserved and readable by its digest, the event has exactly one final outcome, and no message
-lease or remediation claim is left behind.
+lease or remediation claim is left behind. Every case runs with the SQLite ledger and with the Table Storage ledger
+on Azurite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -19,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.adapters.queue.sqlite import SqliteQueue
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.inspection import evaluate
@@ -27,6 +28,8 @@ from importer.app.remediation import quarantine_tag
 from importer.app.settings import load_settings
 from importer.core.events import PushEvent, event_to_json, ordering_key
 from importer.core.media_types import OCI_MANIFEST
+from importer.entry.composition import ledger_for
+from testbed.azurite import Azurite, node_binary
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
@@ -60,10 +63,12 @@ class Bed:
     queue_path: Path
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Bed:  # type: ignore[misc]
-    root = tmp_path_factory.mktemp("crash")
-    with LocalRegistry(root / "guarded") as guarded, LocalRegistry(root / "upstream") as upstream:
+@pytest.fixture(scope="module", params=["sqlite", "tables"])
+def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bed:  # type: ignore[misc]
+    root = tmp_path_factory.mktemp(f"crash-{request.param}")
+    with contextlib.ExitStack() as stack:
+        guarded = stack.enter_context(LocalRegistry(root / "guarded"))
+        upstream = stack.enter_context(LocalRegistry(root / "upstream"))
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_GUARD_")},
             "PLATFORM_GUARD_REGISTRIES": guarded.host,
@@ -72,6 +77,11 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Bed:  # type: ignore[misc]
             "PLATFORM_GUARD_LEASE_SECONDS": "1",
             "PLATFORM_GUARD_EVENT_RETRY": "5/0.1",
         }
+        if request.param == "tables":
+            if node_binary() is None:
+                pytest.skip("node is not installed, so Azurite cannot run")
+            azurite = stack.enter_context(Azurite(root / "azurite"))
+            environment["PLATFORM_GUARD_TABLES_CONNECTION_STRING"] = azurite.connection_string
         settings = load_settings(environment)
         yield Bed(guarded, upstream, ImageBuilder(root / "layout"), environment, settings.ledger_path,
                   settings.queue_path)
@@ -86,7 +96,7 @@ def _worker(bed: Bed, failpoint: str | None) -> subprocess.Popen[bytes]:
 
 
 def _final_outcomes(bed: Bed, event_id: str) -> list[str]:
-    ledger = SqliteLedger(bed.ledger_path)
+    ledger = ledger_for(load_settings(bed.environment))  # SQLite or Table Storage, as the workers use
     try:
         return [o.result for o in ledger.outcomes(event_id=event_id, limit=100) if o.final]
     finally:
@@ -127,12 +137,19 @@ def _run(bed: Bed, repository: str, bad: str, failpoint: str) -> tuple[int | Non
     return killed, _final_outcomes(bed, event.event_id)
 
 
-def _leftovers(bed: Bed) -> tuple[int, int]:
-    """(messages left in the queue, remediation claims left in the ledger)."""
-    with sqlite3.connect(bed.queue_path) as queue_db, sqlite3.connect(bed.ledger_path) as ledger_db:
-        messages = queue_db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-        claims = ledger_db.execute("SELECT COUNT(*) FROM remediation_leases").fetchone()[0]
-    return int(messages), int(claims)
+def _leftovers(bed: Bed, repository: str, digest: str) -> tuple[int, bool]:
+    """(messages left in the queue, whether a remediation claim on the tag is still held)."""
+    with sqlite3.connect(bed.queue_path) as queue_db:
+        messages = int(queue_db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    ledger = ledger_for(load_settings(bed.environment))
+    try:  # a probe that may take the claim only if nobody holds it
+        key = f"{bed.guarded.host}/{repository}:1@{digest}"
+        free = ledger.claim_remediation(key, lease_seconds=60, now=time.time(), owner="probe")
+        if free:
+            ledger.finish_remediation(key, owner="probe")
+    finally:
+        ledger.close()
+    return messages, not free
 
 
 @pytest.mark.parametrize("failpoint", REIMPORT_POINTS)
@@ -154,7 +171,7 @@ def test_reimport_survives_a_kill_at(bed: Bed, failpoint: str) -> None:
     kept = direct.head_manifest(f"quarantine/{repository}", quarantine_tag("1", bad))
     assert kept is not None and kept.digest == bad
     direct.get_manifest(f"quarantine/{repository}", bad)  # preserved and verifiable by its digest
-    assert _leftovers(bed) == (0, 0)
+    assert _leftovers(bed, repository, bad) == (0, False)
 
 
 @pytest.mark.parametrize("failpoint", QUARANTINE_POINTS)
@@ -172,7 +189,7 @@ def test_quarantine_survives_a_kill_at(bed: Bed, failpoint: str) -> None:
     kept = direct.head_manifest(f"quarantine/{repository}", quarantine_tag("1", bad))
     assert kept is not None and kept.digest == bad
     direct.get_manifest(f"quarantine/{repository}", bad)
-    assert _leftovers(bed) == (0, 0)
+    assert _leftovers(bed, repository, bad) == (0, False)
 
 
 def test_a_push_between_the_compare_and_the_tag_write_ends_on_the_tag(bed: Bed, tmp_path: Path) -> None:
@@ -204,7 +221,7 @@ def test_a_push_between_the_compare_and_the_tag_write_ends_on_the_tag(bed: Bed, 
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     assert _final_outcomes(bed, "race-1") == ["reimported"]
-    ledger = SqliteLedger(bed.ledger_path)
+    ledger = ledger_for(load_settings(bed.environment))
     try:
         [decided] = [o for o in ledger.outcomes(event_id="race-2") if o.final]
     finally:
