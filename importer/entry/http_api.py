@@ -152,30 +152,18 @@ class GuardApi:
             events = parse()
         except EventPayloadError as error:
             return self._rejected_payload(body, str(error), schema)
-        if self.intake is not None:
-            return self._queue(events, schema)
         try:
-            outcomes = self.pipeline.handle_all(events)
+            if self.intake is not None:  # queue them: the workers decide
+                accepted = self.intake.accept(events)
+                summaries = [_summary(outcome) for outcome in accepted.outcomes]
+                return ApiResponse.json(202, {"queued": accepted.queued, "outcomes": summaries})
+            outcomes = self.pipeline.handle_all(events)  # decide them here
         except TransientFailure as failure:
             return ApiResponse.json(503, {"error": str(failure), "retry": True}, {"Retry-After": "5"})
         except Exception:
             log.exception("internal error handling a %s delivery", schema)
             return ApiResponse.json(500, {"error": "internal error; the event will be retried"})
         return ApiResponse.json(200, {"outcomes": [_summary(outcome) for outcome in outcomes]})
-
-
-    def _queue(self, events: list[ParsedEvent], schema: str) -> ApiResponse:
-        assert self.intake is not None
-        try:
-            accepted = self.intake.accept(events)
-        except TransientFailure as failure:
-            return ApiResponse.json(503, {"error": str(failure), "retry": True}, {"Retry-After": "5"})
-        except Exception:
-            log.exception("internal error queueing a %s delivery", schema)
-            return ApiResponse.json(500, {"error": "internal error; the event will be retried"})
-        return ApiResponse.json(
-            202, {"queued": accepted.queued, "outcomes": [_summary(outcome) for outcome in accepted.outcomes]}
-        )
 
 
 def _summary(outcome: Outcome) -> dict[str, object]:

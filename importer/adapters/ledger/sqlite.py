@@ -10,10 +10,10 @@ exactly one True.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 
+from importer.adapters.sqlite_file import open_database
 from importer.core.outcome import Outcome
 from importer.core.quarantine_names import QuarantineOrigin
 
@@ -73,13 +73,8 @@ class SqliteLedger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(self.path, _SCHEMA)
 
     def claim(self, event_id: str) -> bool:
         with self._lock:
