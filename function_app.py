@@ -1,15 +1,22 @@
 """Azure Functions entry points (Python v2 programming model): bindings only, each calls the pipeline.
 
-- `registry_event`: Event Grid trigger for ACR `ImagePushed`/`ChartPushed`/deletes (subscribe with EventGridSchema).
-  A registry problem that may pass raises, so the host fails the invocation and Event Grid delivers again.
-- `registry_events`: HTTP trigger for registry webhooks (distribution notifications, ACR classic webhooks),
-  authorised by the bearer token in PLATFORM_GUARD_WEBHOOK_TOKEN on top of the function key.
+- `registry_queue`: queue trigger, the worker. The registry's Event Grid subscription delivers ACR events straight to
+  the Storage queue PLATFORM_GUARD_QUEUE_NAME (infra/event-subscription.bicep) and the HTTP routes put theirs there;
+  each message is decided as the local workers decide theirs (importer/entry/queue_trigger.py). A try that fails for
+  a reason that may pass raises: the host delivers the message again after host.json's `visibilityTimeout`, and after
+  `maxDequeueCount` tries (the last one records the final `failed` outcome) moves it to `<queue>-poison`.
+  The connection is the host's `PlatformGuardQueue` (`PlatformGuardQueue__queueServiceUri` with the managed identity).
+- `registry_events`: HTTP trigger for registry webhooks (distribution notifications, ACR classic webhooks), and
+  `cloudevents` (CloudEvents 1.0, with the OPTIONS handshake): intake only — authorised by the bearer token in
+  PLATFORM_GUARD_WEBHOOK_TOKEN on top of the function key, parsed, validated, queued, answered 202.
 - `health`: a cheap liveness probe.
 - `sweep`: timer trigger that reconciles every guarded registry against the policy (importer/entry/sweep_timer.py).
   Declared only when PLATFORM_GUARD_SWEEP_SCHEDULE holds a schedule: the host resolves
   `%PLATFORM_GUARD_SWEEP_SCHEDULE%` when it indexes the function, and an unset setting would fail indexing ("does not
   resolve to a value"). Unset or `off`, there is no function to fire. To stop a declared sweep without a redeploy:
   `AzureWebJobs.sweep.Disabled=true`.
+The queue name is read here, at indexing, for the same reason: unset, it is the default, never an unresolved
+`%PLATFORM_GUARD_QUEUE_NAME%`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import os
 import azure.functions as func
 
 from importer.entry import runtime
-from importer.entry.http_api import ApiResponse
+from importer.entry.http_api import CLOUDEVENTS_PATH, REGISTRY_EVENTS_PATH, ApiResponse
+from importer.entry.queue_trigger import QUEUE_CONNECTION, QueueDelivery, queue_name_setting
 from importer.entry.sweep_timer import run_scheduled_sweep, sweep_timer_configured  # the sweep loads on a first run
 
 app = func.FunctionApp()
@@ -29,24 +37,30 @@ def _http(response: ApiResponse) -> func.HttpResponse:
     return func.HttpResponse(body=response.body, status_code=response.status, headers=dict(response.headers))
 
 
-@app.event_grid_trigger(arg_name="event")
-def registry_event(event: func.EventGridEvent) -> None:
-    runtime.current().handle_eventgrid_event(
-        {
-            "id": event.id,
-            "topic": event.topic,
-            "subject": event.subject,
-            "eventType": event.event_type,
-            "eventTime": event.event_time.isoformat() if event.event_time else None,
-            "dataVersion": event.data_version,
-            "data": event.get_json(),
-        }
+def _route(req: func.HttpRequest, path: str) -> func.HttpResponse:
+    return _http(runtime.current().api.dispatch(req.method, path, dict(req.params), dict(req.headers), req.get_body()))
+
+
+@app.queue_trigger(arg_name="message", queue_name=queue_name_setting(os.environ), connection=QUEUE_CONNECTION)
+def registry_queue(message: func.QueueMessage) -> None:
+    runtime.current().work_queue_message(
+        QueueDelivery(
+            body=message.get_body(),
+            message_id=message.id or "",
+            dequeue_count=message.dequeue_count or 1,
+            inserted_at=message.insertion_time,
+        )
     )
 
 
 @app.route(route="registry-events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def registry_events(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(runtime.current().api.registry_events(req.get_body(), dict(req.headers)))
+    return _route(req, REGISTRY_EVENTS_PATH)
+
+
+@app.route(route="cloudevents", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
+def cloudevents(req: func.HttpRequest) -> func.HttpResponse:
+    return _route(req, CLOUDEVENTS_PATH)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -1,7 +1,8 @@
 // Platform Guard on Azure: a Flex Consumption Function App that guards an existing Azure Container Registry.
 //
 //   azd up        # provision (this template), deploy the code, then the postdeploy hook deploys
-//                 # event-subscription.bicep: the registry's Event Grid subscription needs the function to exist.
+//                 # event-subscription.bicep: the registry's Event Grid subscription to the event queue, switched
+//                 # over once the queue trigger that works the queue is deployed.
 //
 // The registry and its resource group already exist; everything else is created in one new resource group
 // (rg-<environment>). What runs on the registry's resource group (role assignments on the registry, the custom
@@ -77,7 +78,7 @@ param alertEmail string
 
 @minValue(0)
 @maxValue(20)
-@description('Always-ready instances kept warm for the Event Grid function (billed while idle); 0: scale from zero.')
+@description('Always-ready instances kept warm for the queue trigger function (billed while idle); 0: scale from zero.')
 param alwaysReadyInstanceCount int = 0
 
 @minValue(1)
@@ -99,8 +100,11 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = {
   'azd-env-name': environmentName
 }
-// The Event Grid trigger in function_app.py: the subscription's destination and the always-ready group name.
-var eventFunctionName = 'registry_event'
+// The queue trigger in function_app.py, the worker of the event queue: the always-ready group name.
+var eventFunctionName = 'registry_queue'
+// The event queue (PLATFORM_GUARD_QUEUE_NAME): Event Grid delivers the registry's events into it, the HTTP routes put
+// theirs, the queue trigger works them; the Functions host moves a message whose last try failed to <name>-poison.
+var eventQueueName = 'platform-guard-events'
 var policyText = empty(policy) ? loadTextContent('policy.yaml') : policy
 var useKeyVault = !empty(upstreamCredentials)
 var deploymentContainerName = 'app-package'
@@ -153,7 +157,8 @@ module hostStorage 'core/storage-account.bicep' = {
   }
 }
 
-// The ledger (Table Storage) and Event Grid's dead letters, apart from the host's account.
+// The ledger (Table Storage), the event queue and its poison queue, and Event Grid's dead letters, apart from the
+// host's account.
 module dataStorage 'core/storage-account.bicep' = {
   name: 'data-storage'
   scope: appResourceGroup
@@ -163,6 +168,10 @@ module dataStorage 'core/storage-account.bicep' = {
     name: 'stdata${resourceToken}'
     containers: [
       deadLetterContainerName
+    ]
+    queues: [
+      eventQueueName
+      '${eventQueueName}-poison'
     ]
   }
 }
@@ -174,6 +183,7 @@ module storageRoles 'app/storage-roles.bicep' = {
     hostStorageAccountName: hostStorage.outputs.name
     dataStorageAccountName: dataStorage.outputs.name
     deadLetterContainerName: deadLetterContainerName
+    eventQueueName: eventQueueName
     functionPrincipalId: identities.outputs.functionPrincipalId
     eventGridPrincipalId: identities.outputs.eventGridPrincipalId
   }
@@ -241,6 +251,8 @@ module functionApp 'app/function-app.bicep' = {
     sweepSchedule: sweepSchedule
     sweepRemediate: sweepRemediate
     tablesEndpoint: dataStorage.outputs.tableEndpoint
+    queueEndpoint: dataStorage.outputs.queueEndpoint
+    queueName: eventQueueName
     outcomesTopicEndpoint: outcomesTopic.outputs.endpoint
     keyVaultUri: useKeyVault ? keyVault.outputs.uri : ''
     upstreamCredentials: upstreamCredentials
@@ -277,6 +289,9 @@ output AZURE_REGISTRY_ID string = registry.outputs.registryId
 output AZURE_REGISTRY_RESOURCE_GROUP string = registryResourceGroupName
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = registry.outputs.systemTopicName
 output AZURE_EVENTGRID_IDENTITY_ID string = identities.outputs.eventGridIdentityId
+output AZURE_EVENT_QUEUE_STORAGE_ACCOUNT_ID string = dataStorage.outputs.id
+output AZURE_EVENT_QUEUE_ENDPOINT string = dataStorage.outputs.queueEndpoint
+output AZURE_EVENT_QUEUE_NAME string = eventQueueName
 output AZURE_DEADLETTER_STORAGE_ACCOUNT_ID string = dataStorage.outputs.id
 output AZURE_DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output AZURE_LEDGER_TABLES_ENDPOINT string = dataStorage.outputs.tableEndpoint

@@ -1,4 +1,4 @@
-"""Shared fixtures: real registries, a guarded registry stack, and an image builder, all on 127.0.0.1."""
+"""Shared fixtures: real registries, a guarded registry stack, an image builder and Azurite, all on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.azurite import Azurite, node_binary
 from testbed.images import ImageBuilder
 from testbed.registry import LocalRegistry
 from testbed.stack import GuardedRegistry
@@ -38,6 +39,16 @@ def guarded(tmp_path: Path) -> Iterator[Callable[..., GuardedRegistry]]:
     yield start
     for stack in stacks:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite (blob, queue and table services) for the module, on free loopback ports; skipped only where node
+    itself is missing."""
+    if node_binary() is None:
+        pytest.skip("node is not installed (Debian: apt-get install nodejs npm), so Azurite cannot run")
+    with Azurite(tmp_path_factory.mktemp("azurite")) as running:
+        yield running
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

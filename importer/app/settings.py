@@ -22,6 +22,9 @@
 | PLATFORM_GUARD_ACR_RESOURCE_ID | ARM id of the guarded Azure Container Registry: its host is guarded, its Event Grid topic accepted, re-imports run server-side (ARM importImage) and `quarantine.mode: lock` works | none |
 | PLATFORM_GUARD_TABLES_ENDPOINT | `https://<account>.table.core.windows.net`: the ledger on Table Storage, with the managed identity | none: SQLite |
 | PLATFORM_GUARD_TABLES_CONNECTION_STRING | the ledger on Table Storage with a connection string (Azurite, development) | none |
+| PLATFORM_GUARD_QUEUE_ENDPOINT | `https://<account>.queue.core.windows.net`: the event queue on Azure Storage Queues, with the managed identity (the Functions app's routes put events there; `outcomes --failed` and `redrive` read its poison queue) | none: SQLite next to the ledger |
+| PLATFORM_GUARD_QUEUE_CONNECTION_STRING | the event queue on Azure Storage Queues with a connection string (Azurite, development) | none |
+| PLATFORM_GUARD_QUEUE_NAME | name of that Storage queue (its dead letters: `<name>-poison`); the Functions queue trigger listens on it | platform-guard-events |
 | PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT | Event Grid custom topic endpoint that receives outcome events (managed identity) | none |
 | PLATFORM_GUARD_EVENTGRID_TOPIC_KEY | topic access key instead of the identity (development only) | none |
 | APPLICATIONINSIGHTS_CONNECTION_STRING | send outcomes to Application Insights, every field a custom dimension | none |
@@ -74,6 +77,9 @@ KNOWN_SETTINGS: tuple[str, ...] = (
     PREFIX + "ACR_RESOURCE_ID",
     PREFIX + "TABLES_ENDPOINT",
     PREFIX + "TABLES_CONNECTION_STRING",
+    PREFIX + "QUEUE_ENDPOINT",
+    PREFIX + "QUEUE_CONNECTION_STRING",
+    PREFIX + "QUEUE_NAME",
     PREFIX + "EVENTGRID_TOPIC_ENDPOINT",
     PREFIX + "EVENTGRID_TOPIC_KEY",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -85,8 +91,17 @@ KNOWN_SETTINGS: tuple[str, ...] = (
 CREDENTIAL_SETTING = re.compile(r"^PLATFORM_GUARD_REGISTRY_[A-Z0-9_]+_(USERNAME|PASSWORD)$")
 SECRET_SETTINGS = frozenset(
     {PREFIX + "WEBHOOK_TOKEN", PREFIX + "ALERT_WEBHOOK_TOKEN", PREFIX + "TABLES_CONNECTION_STRING",
-     PREFIX + "EVENTGRID_TOPIC_KEY"}
+     PREFIX + "QUEUE_CONNECTION_STRING", PREFIX + "EVENTGRID_TOPIC_KEY"}
 )
+
+
+DEFAULT_QUEUE_NAME = "platform-guard-events"
+
+
+def queue_name_setting(environ: Mapping[str, str]) -> str:
+    """The Storage queue's name, read without validation at import time (function_app.py's queue trigger listens on
+    it); a bad name is refused by name when the queue is first opened (importer.entry.composition.queue_for)."""
+    return environ.get(PREFIX + "QUEUE_NAME", "").strip() or DEFAULT_QUEUE_NAME
 
 
 class SettingsError(ValueError):
@@ -135,6 +150,9 @@ class Settings:
     acr_resource_id: str | None = None
     tables_endpoint: str | None = None
     tables_connection_string: str | None = field(default=None, repr=False)
+    queue_endpoint: str | None = None
+    queue_connection_string: str | None = field(default=None, repr=False)
+    queue_name: str = DEFAULT_QUEUE_NAME
     eventgrid_topic_endpoint: str | None = None
     eventgrid_topic_key: str | None = field(default=None, repr=False)
     appinsights_connection_string: str | None = field(default=None, repr=False)
@@ -147,6 +165,11 @@ class Settings:
     def queue_path(self) -> Path:
         """The SQLite queue of the local host's intake and workers: next to the ledger (`ledger.db` → `ledger.queue.db`)."""
         return self.ledger_path.with_suffix(".queue.db")
+
+    @property
+    def uses_storage_queue(self) -> bool:
+        """Whether the event queue is on Azure Storage Queues (an endpoint or a connection string is set)."""
+        return bool(self.queue_endpoint or self.queue_connection_string)
 
     def credentials_for(self, host: str) -> Credentials | None:
         return self.credentials.get(host.lower())
@@ -350,6 +373,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         acr_resource_id=acr_resource_id,
         tables_endpoint=_https_url(environ, PREFIX + "TABLES_ENDPOINT", insecure),
         tables_connection_string=environ.get(PREFIX + "TABLES_CONNECTION_STRING") or None,
+        queue_endpoint=_https_url(environ, PREFIX + "QUEUE_ENDPOINT", insecure),
+        queue_connection_string=environ.get(PREFIX + "QUEUE_CONNECTION_STRING") or None,
+        queue_name=queue_name_setting(environ),
         eventgrid_topic_endpoint=_https_url(environ, PREFIX + "EVENTGRID_TOPIC_ENDPOINT", insecure),
         eventgrid_topic_key=environ.get(PREFIX + "EVENTGRID_TOPIC_KEY") or None,
         appinsights_connection_string=environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None,

@@ -5,7 +5,8 @@
     pool = WorkerPool(queue, pipeline, threads=4).start()   # the local host's workers; pool.notify() on a put
 
 Each message is leased while it is worked on, and the lease is renewed in the background, so a long re-import keeps
-it and a dead worker's message is taken over when its lease runs out. Failures are sorted by the pipeline
+it and a dead worker's message is taken over when its lease runs out. Each try goes through `app/attempt.py` (shared
+with the Functions queue trigger). Failures are sorted by the pipeline
 (`TransientFailure.kind`, docs/design.md "Errors and retries"): a transient or internal one is recorded as a
 `retrying` attempt and the message comes back after a growing delay (EVENT_RETRY), an authorisation one (401/403)
 likewise until the authorisation window has passed since the first try; then, or after the last attempt, the event
@@ -25,12 +26,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from importer.app.attempt import COMPLETE, DEAD_LETTER, attempt_event
 from importer.app.failpoints import failpoint
 from importer.app.pipeline import AUTHORIZATION, Pipeline, TransientFailure
 from importer.core.events import event_from_json
-from importer.core.outcome import Outcome
 from importer.core.retry import EVENT_RETRY, RetryPolicy
-from importer.ports.ledger import LedgerUnavailable
 from importer.ports.queue import EventQueue, Message, QueueUnavailable
 
 log = logging.getLogger("platform_guard.worker")
@@ -93,63 +93,23 @@ class Worker:
             log.error("dead-lettering message %s: %s", message.message_id, problem)
             self._settle(lease, lambda held: self.queue.dead_letter(held, error=problem, now=self._clock()))
             return
-        retaking = message.attempts > 1
-        if retaking and self._already_final(event.event_id):  # an earlier try finished but was not settled
+        ending = attempt_event(self.pipeline, event, received_at, attempt=message.attempts,
+                               last_try=lambda failure: self._gives_up(failure, message, self._clock()))
+        if ending.settle == COMPLETE:
             self._settle(lease, self.queue.complete)
-            return
-        try:
-            self.pipeline.handle(event, retaking=retaking, received_at=received_at)
-        except TransientFailure as failure:
-            known = failure.outcome or self.pipeline.outcome_base(event, received_at)
-            self._after_failure(lease, failure, known)
-            return
-        except LedgerUnavailable as failure:  # recording the outcome failed: the next try records it
-            self._after_failure(lease, TransientFailure(f"ledger unavailable: {failure}"), None)
-            return
-        except Exception as error:  # the pipeline sorts its own errors: this is a bug in the worker's path
-            log.exception("unexpected error working on message %s", message.message_id)
-            known = self.pipeline.outcome_base(event, received_at)
-            self._after_failure(lease, TransientFailure(f"internal error: {type(error).__name__}: {error}"), known)
-            return
-        self._settle(lease, self.queue.complete)
-
-    def _already_final(self, event_id: str) -> bool:
-        try:
-            return self.pipeline.has_final_outcome(event_id)
-        except LedgerUnavailable:
-            return False
-
-    def _after_failure(self, lease: _Lease, failure: TransientFailure, known: Outcome | None) -> None:
-        message = lease.message
-        attempt = message.attempts
-        now = self._clock()
-        if self._gives_up(failure, message, now):
-            if known is not None:
-                ending = f"{failure} (gave up after {attempt} attempt{'s' if attempt != 1 else ''})"
-                try:
-                    self.pipeline.record_outcome(known.replace(result="failed", error=ending, attempt=attempt))
-                except LedgerUnavailable:  # cannot end it now: try again later, it ends then
-                    self._retry(lease, failure, attempt)
-                    return
-            self._settle(lease, lambda held: self.queue.dead_letter(held, error=str(failure), now=self._clock()))
-            return
-        if known is not None:
-            try:
-                self.pipeline.record_attempt(known, error=str(failure), attempt=attempt)
-            except LedgerUnavailable:
-                pass  # the attempt goes unrecorded; the final outcome will be
-        self._retry(lease, failure, attempt)
+        elif ending.settle == DEAD_LETTER:
+            self._settle(lease, lambda held: self.queue.dead_letter(held, error=ending.error, now=self._clock()))
+        else:
+            self._retry(lease, ending.error, message.attempts)
 
     def _gives_up(self, failure: TransientFailure, message: Message, now: float) -> bool:
         if failure.kind == AUTHORIZATION:
             return now - message.first_attempt_at >= self.policy.authorization_window
         return message.attempts >= self.policy.retry.attempts
 
-    def _retry(self, lease: _Lease, failure: TransientFailure, attempt: int) -> None:
+    def _retry(self, lease: _Lease, error: str, attempt: int) -> None:
         delay = self.policy.retry.delay(min(attempt, 64), random_fraction=self._random())
-        self._settle(
-            lease, lambda held: self.queue.retry_later(held, delay=delay, error=str(failure), now=self._clock())
-        )
+        self._settle(lease, lambda held: self.queue.retry_later(held, delay=delay, error=error, now=self._clock()))
 
     def _settle(self, lease: _Lease, settle: Callable[[Message], bool]) -> None:
         """Complete, retry or dead-letter under the lease we hold; a lost lease leaves the message to its new owner."""

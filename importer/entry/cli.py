@@ -310,7 +310,7 @@ def command_outcomes(args: argparse.Namespace) -> int:
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from importer.entry.composition import queue_for
 
-    if not settings.queue_path.exists():
+    if not settings.uses_storage_queue and not settings.queue_path.exists():
         print(f"no queue at {settings.queue_path} yet: nothing was given up on", file=sys.stderr)
         return EXIT_OK
     queue = queue_for(settings)
@@ -340,7 +340,8 @@ def command_redrive(args: argparse.Namespace) -> int:
         moved = queue.redrive(None if args.all else args.message_ids, now=time.time())
     finally:
         queue.close()
-    print(f"{moved} event(s) back in the queue {settings.queue_path}; the workers decide them again")
+    where = f"Storage queue {settings.queue_name}" if settings.uses_storage_queue else f"queue {settings.queue_path}"
+    print(f"{moved} event(s) back in the {where}; the workers decide them again")
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """The composition root: the one place that knows which backends exist and picks one adapter per port.
 
     pipeline = pipeline_for(settings)        # the pipeline every entry point runs, wired from the settings
-    queue = queue_for(settings)              # the events between the intake and the workers
+    queue = queue_for(settings)              # the events between intake and workers: Storage Queues, else SQLite
     directory = registry_directory_for(settings)  # ACR adapter for *.azurecr.io (managed identity), else OCI
     ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
     importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
@@ -21,7 +21,7 @@ from importer.adapters.sinks.log import LogSink
 from importer.app import failpoints
 from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
-from importer.app.settings import Settings
+from importer.app.settings import PREFIX, Settings, SettingsError
 from importer.ports.ledger import Ledger
 from importer.ports.queue import EventQueue
 from importer.ports.registry import Registry
@@ -67,7 +67,19 @@ def worker_policy_for(settings: Settings) -> WorkerPolicy:
 
 
 def queue_for(settings: Settings) -> EventQueue:
-    """The queue between the intake and the workers: SQLite next to the ledger file."""
+    """The queue between the intake and the workers: Azure Storage Queues when configured (connection string first,
+    else endpoint + identity), otherwise SQLite next to the ledger file."""
+    if settings.uses_storage_queue:
+        from importer.adapters.queue.storage import StorageQueue
+
+        try:
+            if settings.queue_connection_string:
+                return StorageQueue(connection_string=settings.queue_connection_string, queue_name=settings.queue_name)
+            return StorageQueue(account_url=settings.queue_endpoint, credential=azure_credential(settings),
+                                queue_name=settings.queue_name)
+        except ValueError as error:  # a queue name the service would refuse, an endpoint that is not a Queue service
+            setting = "QUEUE_NAME" if "queue name" in str(error) else "QUEUE_ENDPOINT"
+            raise SettingsError(f"{PREFIX}{setting}: {error}") from None
     from importer.adapters.queue.sqlite import SqliteQueue
 
     return SqliteQueue(settings.queue_path)

@@ -1,8 +1,12 @@
 """The process-wide pipeline behind the Azure Functions entry points, built once per warm instance.
 
     runtime = current()                      # settings read, ledger opened and clients made on first use
-    runtime.handle_eventgrid_event(envelope)
-    runtime.api.registry_events(body, headers)
+    runtime.work_queue_message(delivery)     # the queue trigger: one message the host delivered (returns or raises)
+    runtime.api.dispatch("POST", "/api/registry-events", {}, headers, body)   # 202: queued for the queue trigger
+
+With a Storage queue configured (PLATFORM_GUARD_QUEUE_*, as infra/ sets it) the HTTP routes are intake only: they
+authenticate, parse, validate and put the events on the queue the queue trigger works (importer/entry/queue_trigger.py),
+and answer 202. Without one (a Functions host run without storage) they decide in the request and answer 200.
 
 Nothing here runs at import time, so a cold start pays only for what the first event needs.
 """
@@ -10,33 +14,46 @@ Nothing here runs at import time, so a cold start pays only for what the first e
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from importer.app.attempt import Ending
+from importer.app.intake import Intake
 from importer.app.pipeline import Pipeline
 from importer.app.settings import Settings, load_settings
-from importer.core.events import parse_eventgrid_envelope
-from importer.core.outcome import Outcome
-from importer.entry.composition import pipeline_for
+from importer.entry.composition import pipeline_for, queue_for
 from importer.entry.http_api import GuardApi
+from importer.entry.queue_trigger import (
+    HOST_DEFAULT_MAX_DEQUEUE_COUNT,
+    QueueDelivery,
+    host_max_dequeue_count,
+    work_delivery,
+)
+from importer.ports.queue import EventQueue
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """Settings, pipeline and HTTP API sharing one ledger and one set of registry clients."""
+    """Settings, pipeline, HTTP API and (when configured) the Storage queue, sharing one ledger and one set of
+    registry clients; `max_dequeue_count` is the host's (host.json), read once."""
 
     settings: Settings
     pipeline: Pipeline
     api: GuardApi
+    queue: EventQueue | None = None
+    max_dequeue_count: int = HOST_DEFAULT_MAX_DEQUEUE_COUNT
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
         pipeline = pipeline_for(settings)
-        return cls(settings, pipeline, GuardApi(pipeline, webhook_token=settings.webhook_token))
+        queue = queue_for(settings) if settings.uses_storage_queue else None
+        intake = Intake(pipeline, queue) if queue is not None else None
+        api = GuardApi(pipeline, webhook_token=settings.webhook_token, intake=intake)
+        return cls(settings, pipeline, api, queue, host_max_dequeue_count())
 
-    def handle_eventgrid_event(self, envelope: Mapping[str, object]) -> list[Outcome]:
-        """One Event Grid event as the Functions trigger hands it over; TransientFailure makes the host retry."""
-        return self.pipeline.handle_all([parse_eventgrid_envelope(envelope)])
+    def work_queue_message(self, delivery: QueueDelivery) -> Ending | None:
+        """One message the queue trigger delivered: returns when it is done; TransientFailure makes the host deliver
+        it again, GaveUp (its last try) makes the host move it to the poison queue."""
+        return work_delivery(self.pipeline, delivery, max_dequeue_count=self.max_dequeue_count)
 
 
 _lock = threading.Lock()

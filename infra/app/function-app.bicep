@@ -2,7 +2,8 @@
 // identity-based AzureWebJobsStorage and deployment storage (no account keys anywhere), Entra ID telemetry ingestion,
 // upstream credentials as Key Vault references. HTTPS only, TLS 1.2, FTP and basic publishing credentials off.
 //
-// App settings are exactly those the code reads (importer/app/settings.py), plus the Functions host's own.
+// App settings are exactly those the code reads (importer/app/settings.py), plus the Functions host's own (among them
+// the queue trigger's identity-based connection, PlatformGuardQueue__*, as importer/entry/queue_trigger.py names it).
 
 @description('Azure region of the plan and the app.')
 param location string
@@ -28,7 +29,7 @@ param hostStorageAccountName string
 @description('Blob container the deployment package is uploaded to.')
 param deploymentContainerName string
 
-@description('The Event Grid trigger function kept warm by always-ready instances (function_app.py).')
+@description('The queue trigger function kept warm by always-ready instances (function_app.py).')
 param alwaysReadyFunctionName string
 
 @minValue(0)
@@ -65,6 +66,12 @@ param sweepRemediate bool
 
 @description('Table endpoint of the ledger account (PLATFORM_GUARD_TABLES_ENDPOINT).')
 param tablesEndpoint string
+
+@description('Queue service endpoint of the account holding the event queue (PLATFORM_GUARD_QUEUE_ENDPOINT and the queue trigger\'s PlatformGuardQueue__queueServiceUri).')
+param queueEndpoint string
+
+@description('Name of the event queue (PLATFORM_GUARD_QUEUE_NAME): the queue trigger listens on it, the HTTP routes put events on it.')
+param queueName string
 
 @description('Endpoint of the outcomes custom topic (PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT).')
 param outcomesTopicEndpoint string
@@ -126,6 +133,31 @@ var guardSettings = [
   }
 ]
 
+// The event queue, by identity: the queue trigger's connection (the host reads PlatformGuardQueue__*) and the same
+// queue for the code (the HTTP routes' intake).
+var queueSettings = [
+  {
+    name: 'PlatformGuardQueue__queueServiceUri'
+    value: queueEndpoint
+  }
+  {
+    name: 'PlatformGuardQueue__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'PlatformGuardQueue__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'PLATFORM_GUARD_QUEUE_ENDPOINT'
+    value: queueEndpoint
+  }
+  {
+    name: 'PLATFORM_GUARD_QUEUE_NAME'
+    value: queueName
+  }
+]
+
 var pausedSettings = empty(pausedRepositories) ? [] : [
   {
     name: 'PLATFORM_GUARD_PAUSED_REPOSITORIES'
@@ -160,7 +192,7 @@ var passwordSettings = [for (credential, i) in upstreamCredentials: {
 }]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption is a separate opt-in; Event Grid retries cover an outage
+  // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption is a separate opt-in; events wait in the queue through an outage
   name: planName
   location: location
   tags: tags
@@ -175,10 +207,10 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the function over its public endpoint; calls need the Event Grid system key or a function key
+  // checkov:skip=CKV_AZURE_222: registry webhooks reach the HTTP routes over the public endpoint; calls need a function key and the bearer token
   // checkov:skip=CKV_AZURE_212: Flex Consumption starts instances per event; warm capacity is alwaysReadyInstanceCount
   // checkov:skip=CKV_AZURE_213: the platform health check (ping and replace instances) is for dedicated plans; GET /api/health serves external probes
-  // checkov:skip=CKV_AZURE_17: client certificates would break Event Grid delivery, which authenticates with the system key
+  // checkov:skip=CKV_AZURE_17: client certificates would break registry webhooks, which authenticate with the function key and bearer token
   name: name
   location: location
   tags: union(tags, {
@@ -201,7 +233,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: concat(hostSettings, guardSettings, pausedSettings, sweepSettings, usernameSettings, passwordSettings)
+      appSettings: concat(hostSettings, guardSettings, queueSettings, pausedSettings, sweepSettings, usernameSettings, passwordSettings)
     }
     functionAppConfig: {
       deployment: {

@@ -1,5 +1,6 @@
 // The two user-assigned identities: one for the Function App (registry, ledger, topic, Key Vault, telemetry), one for
-// Event Grid (writes dead letters only), so that a delivery problem never runs with the app's registry rights.
+// Event Grid (delivers events to the event queue and writes dead letters, nothing else), so that a delivery problem
+// never runs with the app's registry rights.
 
 @description('Azure region of the identities.')
 param location string
@@ -10,7 +11,7 @@ param tags object
 @description('Name of the Function App\'s identity.')
 param functionIdentityName string
 
-@description('Name of the identity the registry\'s Event Grid system topic uses to write dead letters.')
+@description('Name of the identity the registry\'s Event Grid system topic delivers events to the queue and writes dead letters with.')
 param eventGridIdentityName string
 
 resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

@@ -1,27 +1,37 @@
 // Storage roles, each on the narrowest scope that works:
 //   Function App identity: Storage Blob Data Owner on the host account (the Functions host keeps its locks, keys and
 //     the deployment package in containers it manages there), Storage Table Data Contributor on the data account (the
-//     ledger's tables; nothing else lives in that account's table service).
-//   Event Grid identity: Storage Blob Data Contributor on the dead-letter container only.
+//     ledger's tables and the event queue adapter's key-lease table; nothing else lives in that account's table
+//     service), Storage Queue Data Contributor on the event queue and on its poison queue only: the queue trigger
+//     receives, updates (a failed try's visibility) and deletes messages, the host creates the poison queue if needed
+//     and moves messages into it, and the HTTP routes add messages (StorageQueue also creates both queues if needed).
+//     Message Processor + Sender would not let it create a queue.
+//   Event Grid identity: Storage Blob Data Contributor on the dead-letter container only, and Storage Queue Data
+//     Message Sender on the event queue only (it delivers the registry's events there).
 
 @description('Name of the account holding the Functions host state and the deployment package.')
 param hostStorageAccountName string
 
-@description('Name of the account holding the ledger tables and the dead-letter container.')
+@description('Name of the account holding the ledger tables, the event queue and the dead-letter container.')
 param dataStorageAccountName string
 
 @description('Name of the dead-letter container in the data account.')
 param deadLetterContainerName string
 
+@description('Name of the event queue in the data account (its poison queue is <name>-poison).')
+param eventQueueName string
+
 @description('Principal id of the Function App\'s identity.')
 param functionPrincipalId string
 
-@description('Principal id of the identity Event Grid writes dead letters with.')
+@description('Principal id of the identity Event Grid delivers events and writes dead letters with.')
 param eventGridPrincipalId string
 
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageAccountName
@@ -39,6 +49,21 @@ resource dataBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: dataBlobService
   name: deadLetterContainerName
+}
+
+resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource eventQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: dataQueueService
+  name: eventQueueName
+}
+
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: dataQueueService
+  name: '${eventQueueName}-poison'
 }
 
 resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -66,6 +91,36 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   scope: deadLetterContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: eventGridPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource eventQueueWorker 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventQueue.id, functionPrincipalId, storageQueueDataContributorRoleId)
+  scope: eventQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource poisonQueueWorker 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(poisonQueue.id, functionPrincipalId, storageQueueDataContributorRoleId)
+  scope: poisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource eventQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventQueue.id, eventGridPrincipalId, storageQueueDataMessageSenderRoleId)
+  scope: eventQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSenderRoleId)
     principalId: eventGridPrincipalId
     principalType: 'ServicePrincipal'
   }

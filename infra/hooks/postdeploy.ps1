@@ -1,10 +1,10 @@
-# azd postdeploy hook (Windows): the second deployment, the registry's Event Grid subscription to the function
+# azd postdeploy hook (Windows): the second deployment, the registry's Event Grid subscription to the event queue
 # (infra/event-subscription.bicep). Same steps as postdeploy.sh; see there and docs/deploy.md.
 $ErrorActionPreference = 'Stop'
 
 $template = Join-Path $PSScriptRoot '..' 'event-subscription.bicep'
 $required = 'AZURE_SUBSCRIPTION_ID', 'AZURE_ENV_NAME', 'AZURE_REGISTRY_RESOURCE_GROUP', 'AZURE_EVENTGRID_SYSTEM_TOPIC_NAME',
-            'AZURE_FUNCTION_APP_ID', 'AZURE_FUNCTION_NAME', 'AZURE_DEADLETTER_STORAGE_ACCOUNT_ID',
+            'AZURE_EVENT_QUEUE_STORAGE_ACCOUNT_ID', 'AZURE_EVENT_QUEUE_NAME', 'AZURE_DEADLETTER_STORAGE_ACCOUNT_ID',
             'AZURE_DEADLETTER_CONTAINER_NAME', 'AZURE_EVENTGRID_IDENTITY_ID'
 foreach ($name in $required) {
     if (-not [Environment]::GetEnvironmentVariable($name)) {
@@ -20,17 +20,17 @@ for ($attempt = 1; $attempt -le 5; $attempt++) {
         --template-file $template `
         --parameters `
             systemTopicName=$env:AZURE_EVENTGRID_SYSTEM_TOPIC_NAME `
-            functionAppId=$env:AZURE_FUNCTION_APP_ID `
-            functionName=$env:AZURE_FUNCTION_NAME `
+            queueStorageAccountId=$env:AZURE_EVENT_QUEUE_STORAGE_ACCOUNT_ID `
+            queueName=$env:AZURE_EVENT_QUEUE_NAME `
             deadLetterStorageAccountId=$env:AZURE_DEADLETTER_STORAGE_ACCOUNT_ID `
             deadLetterContainerName=$env:AZURE_DEADLETTER_CONTAINER_NAME `
             eventGridIdentityId=$env:AZURE_EVENTGRID_IDENTITY_ID `
         --output none
     if ($LASTEXITCODE -eq 0) {
-        Write-Host "postdeploy: $($env:AZURE_FUNCTION_NAME) subscribed to the registry's ImagePushed and ChartPushed events"
+        Write-Host "postdeploy: the registry's ImagePushed and ChartPushed events go to queue $($env:AZURE_EVENT_QUEUE_NAME)"
         exit 0
     }
-    Write-Warning "postdeploy: attempt $attempt failed (function not indexed yet?); retrying in 30 s"
+    Write-Warning "postdeploy: attempt $attempt failed (role assignment not propagated yet?); retrying in 30 s"
     Start-Sleep -Seconds 30
 }
 throw 'postdeploy: the Event Grid subscription failed 5 times; see docs/deploy.md (Troubleshooting)'

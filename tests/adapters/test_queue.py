@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from importer.adapters.queue.sqlite import SqliteQueue
-from importer.adapters.queue.storage import MAX_MESSAGE_CHARS, StorageQueue, StorageQueueError
+from importer.adapters.queue.storage import HOST_GAVE_UP, MAX_MESSAGE_CHARS, StorageQueue, StorageQueueError
 from importer.core.retry import RetryPolicy
 from importer.ports.queue import EventQueue, Message, QueueDepth, QueueUnavailable
 from testbed.azurite import ACCOUNT_KEY, Azurite
@@ -473,7 +473,8 @@ def test_storage_dead_letters_what_is_not_an_envelope(
 def test_storage_leaves_poison_messages_that_are_not_its_own(
     azurite: Azurite, storage_queue: Callable[..., StorageQueue]
 ) -> None:
-    """A poison message written by something else (the Functions host) is neither listed nor re-driven, and stays."""
+    """A poison message written by something else (neither an envelope nor an Event Grid event) is neither listed nor
+    re-driven, and stays."""
     from azure.storage.queue import QueueClient
 
     queue = storage_queue()
@@ -484,6 +485,41 @@ def test_storage_leaves_poison_messages_that_are_not_its_own(
     assert [letter.body for letter in queue.dead_letters()] == ["a1"]
     assert queue.redrive(now=time.time()) == 1
     assert queue.dead_letters() == [] and queue.depth(now=time.time()).dead == 1
+
+
+def test_storage_lists_and_redrives_what_the_functions_host_poisoned(
+    azurite: Azurite, storage_queue: Callable[..., StorageQueue]
+) -> None:
+    """Messages the Functions host moved to the poison queue after maxDequeueCount tries — an envelope of ours (a
+    route's event) and an Event Grid event (base64, or plain text it could not decode) — are dead letters: listed with
+    the host's error and put back as they were, so the queue trigger reads them as before."""
+    from azure.storage.queue import QueueClient
+
+    queue = storage_queue()
+    queue.put("tag:registry/team/app:1.0", '{"event": "routed"}', now=10.0)
+    event = {"id": "eg-1", "subject": "team/web:2.0", "eventType": "Microsoft.ContainerRegistry.ImagePushed"}
+    moved = {"envelope": "", "base64": base64.b64encode(json.dumps(event).encode()).decode(),
+             "plain": json.dumps({**event, "id": "eg-2"})}
+    with QueueClient.from_connection_string(azurite.connection_string, queue.queue_name) as client, \
+            QueueClient.from_connection_string(azurite.connection_string, queue.poison_name) as poison:
+        received = client.receive_message()  # as the host does at the last dequeue: copy, then delete
+        moved["envelope"] = received.content
+        for content in moved.values():
+            poison.send_message(content)
+        client.delete_message(received)
+
+    letters = sorted(queue.dead_letters(), key=lambda letter: letter.key)
+    assert [(letter.key, letter.error) for letter in letters] == [
+        ("eventgrid:team/web:2.0", HOST_GAVE_UP), ("eventgrid:team/web:2.0", HOST_GAVE_UP),
+        ("tag:registry/team/app:1.0", HOST_GAVE_UP)]
+    assert letters[2].body == '{"event": "routed"}' and {json.loads(letters[0].body)["id"],
+                                                          json.loads(letters[1].body)["id"]} == {"eg-1", "eg-2"}
+    assert all(letter.dead_at > 0 for letter in letters)
+
+    assert queue.redrive([letters[2].message_id], now=20.0) == 1
+    assert queue.redrive(now=20.0) == 2 and queue.dead_letters() == []
+    with QueueClient.from_connection_string(azurite.connection_string, queue.queue_name) as client:
+        assert sorted(message.content for message in client.peek_messages(max_messages=32)) == sorted(moved.values())
 
 
 def test_storage_workers_on_threads_hold_a_key_one_at_a_time(storage_queue: Callable[..., StorageQueue]) -> None:

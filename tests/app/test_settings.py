@@ -81,3 +81,18 @@ def test_event_retry_and_authorisation_window_are_read() -> None:
     assert (loaded.event_attempts, loaded.event_retry_seconds, loaded.auth_retry_seconds) == (3, 0.5, 60.0)
     defaults = load_settings({})
     assert (defaults.event_attempts, defaults.event_retry_seconds, defaults.auth_retry_seconds) == (8, 5.0, 900.0)
+
+
+def test_queue_settings_select_storage_queues() -> None:
+    """An https Queue endpoint (or a connection string) puts the event queue on Storage Queues, the queue name has a
+    default, plain http is refused by name, and the connection string stays out of the repr."""
+    defaults = load_settings({})
+    assert (defaults.uses_storage_queue, defaults.queue_name) == (False, "platform-guard-events")
+    loaded = load_settings({"PLATFORM_GUARD_QUEUE_ENDPOINT": "https://acct.queue.core.windows.net",
+                            "PLATFORM_GUARD_QUEUE_NAME": "events"})
+    assert (loaded.uses_storage_queue, loaded.queue_endpoint, loaded.queue_name) == (
+        True, "https://acct.queue.core.windows.net", "events")
+    with pytest.raises(SettingsError, match="PLATFORM_GUARD_QUEUE_ENDPOINT: plain http"):
+        load_settings({"PLATFORM_GUARD_QUEUE_ENDPOINT": "http://acct.queue.core.windows.net"})
+    secret = load_settings({"PLATFORM_GUARD_QUEUE_CONNECTION_STRING": "AccountKey=queue-secret"})
+    assert secret.uses_storage_queue and "queue-secret" not in repr(secret)

@@ -25,22 +25,10 @@ from testbed.faults import FaultProxy
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
+from tests.collected import Collected
 
 FAST = WorkerPolicy(lease_seconds=5.0, retry=RetryPolicy(attempts=3, base_delay=0.1, max_delay=0.2),
                     authorization_window=1.0, poll_seconds=0.02)
-
-
-class Collected:
-    """An outcome sink that keeps what it is given (the alert sinks' view of the outcomes)."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-
-    def emit(self, outcome: Outcome) -> None:
-        self.outcomes.append(outcome)
-
-    def alerts(self, event_id: str) -> list[Outcome]:
-        return [outcome for outcome in self.outcomes if outcome.event_id == event_id and outcome.alerts]
 
 
 @dataclass

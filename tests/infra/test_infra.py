@@ -26,9 +26,16 @@ import yaml
 from pycep import BicepParser
 
 from importer.adapters.sinks.telemetry import DIMENSION_PREFIX, DIMENSIONS
-from importer.app.settings import CREDENTIAL_SETTING, KNOWN_SETTINGS, SECRET_SETTINGS, credentials_key
+from importer.app.settings import (
+    CREDENTIAL_SETTING,
+    DEFAULT_QUEUE_NAME,
+    KNOWN_SETTINGS,
+    SECRET_SETTINGS,
+    credentials_key,
+)
 from importer.core.outcome import RESULTS, Outcome
 from importer.core.policy import DEFAULT_POLICY, parse_policy
+from importer.entry.queue_trigger import QUEUE_CONNECTION
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -42,6 +49,8 @@ BUILT_IN_ROLES: dict[str, str] = {
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Queue Data Message Sender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
@@ -166,14 +175,19 @@ def app_settings() -> dict[str, Any]:
     return settings
 
 
-def event_grid_trigger_names() -> list[str]:
-    """The Event Grid trigger functions of a fresh import of function_app.py (get_functions runs once per app)."""
+def trigger_bindings(trigger_type: str) -> dict[str, dict[str, Any]]:
+    """The trigger bindings of one type, by function name, of a fresh import of function_app.py (get_functions runs
+    once per app), as function.json would hold them."""
     spec = importlib.util.spec_from_file_location("function_app_for_infra_tests", ROOT / "function_app.py")
     assert spec is not None and spec.loader is not None
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
-    return [function.get_function_name() for function in loaded.app.get_functions()
-            if function.get_trigger() is not None and function.get_trigger().type == "eventGridTrigger"]
+    found: dict[str, dict[str, Any]] = {}
+    for function in loaded.app.get_functions():
+        for binding in (json.loads(raw) for raw in function.get_raw_bindings()):
+            if binding["type"] == trigger_type:
+                found[function.get_function_name()] = binding
+    return found
 
 
 # --- the templates parse -------------------------------------------------------------------------------------------
@@ -211,6 +225,7 @@ class ExpectedRole:
 
 
 REGISTRY = "Microsoft.ContainerRegistry/registries"
+QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
 ROLE_ASSIGNMENTS = [
     ExpectedRole("app/registry.bicep", "importer", "custom:importRole", REGISTRY, "registryName",
                  "functionPrincipalId"),
@@ -227,6 +242,12 @@ ROLE_ASSIGNMENTS = [
     ExpectedRole("app/storage-roles.bicep", "deadLetterWriter", "Storage Blob Data Contributor",
                  "Microsoft.Storage/storageAccounts/blobServices/containers",
                  "dataStorageAccountName/default/deadLetterContainerName", "eventGridPrincipalId"),
+    ExpectedRole("app/storage-roles.bicep", "eventQueueWorker", "Storage Queue Data Contributor", QUEUE,
+                 "dataStorageAccountName/default/eventQueueName", "functionPrincipalId"),
+    ExpectedRole("app/storage-roles.bicep", "poisonQueueWorker", "Storage Queue Data Contributor", QUEUE,
+                 "dataStorageAccountName/default/${eventQueueName}-poison", "functionPrincipalId"),
+    ExpectedRole("app/storage-roles.bicep", "eventQueueSender", "Storage Queue Data Message Sender", QUEUE,
+                 "dataStorageAccountName/default/eventQueueName", "eventGridPrincipalId"),
     ExpectedRole("app/outcomes-topic.bicep", "sender", "EventGrid Data Sender", "Microsoft.EventGrid/topics", "name",
                  "senderPrincipalId"),
     ExpectedRole("core/monitoring.bicep", "publisherRole", "Monitoring Metrics Publisher",
@@ -296,6 +317,7 @@ PRINCIPAL_WIRING = [
     ("storageRoles", "hostStorageAccountName", "hostStorage.outputs.name"),
     ("storageRoles", "dataStorageAccountName", "dataStorage.outputs.name"),
     ("storageRoles", "deadLetterContainerName", "deadLetterContainerName"),
+    ("storageRoles", "eventQueueName", "eventQueueName"),
     ("monitoring", "publisherPrincipalId", "identities.outputs.functionPrincipalId"),
     ("outcomesTopic", "senderPrincipalId", "identities.outputs.functionPrincipalId"),
     ("keyVault", "readerPrincipalId", "identities.outputs.functionPrincipalId"),
@@ -339,22 +361,46 @@ def test_event_subscription_is_deployed_only_after_the_code() -> None:
         config["detail"]["path"] for config in template("main.bicep")["modules"].values()}
 
 
-def test_event_grid_trigger_is_the_subscription_destination() -> None:
-    """The subscription delivers to the Event Grid trigger function_app.py defines, by name, as an AzureFunction."""
-    (trigger,) = event_grid_trigger_names()
-    destination = event_subscription().config["properties"]["destination"]
-    assert destination["endpointType"] == "AzureFunction"
-    assert render(destination["properties"]["resourceId"]) == "${functionAppId}/functions/${functionName}"
-    assert parameter("event-subscription.bicep", "functionName")["default"] == trigger
+def test_subscription_delivers_to_the_queue_the_queue_trigger_works() -> None:
+    """Event Grid delivers straight to a Storage queue (no function in the intake path) with the topic's identity: the
+    queue function_app.py's queue trigger listens on, in the data account, and no other destination."""
+    ((trigger, binding),) = trigger_bindings("queueTrigger").items()
+    assert not trigger_bindings("eventGridTrigger")
+    properties = event_subscription().config["properties"]
+    assert "destination" not in properties, "the queue destination is delivered with the topic's identity"
+    destination = properties["deliveryWithResourceIdentity"]["destination"]
+    assert destination["endpointType"] == "StorageQueue"
+    assert render(destination["properties"]["resourceId"]) == "queueStorageAccountId"
+    assert render(destination["properties"]["queueName"]) == "queueName"
+    assert binding["queueName"] == DEFAULT_QUEUE_NAME == parameter("event-subscription.bicep", "queueName")["default"]
+    assert variable("main.bicep", "eventQueueName") == DEFAULT_QUEUE_NAME
+    assert binding["connection"] == QUEUE_CONNECTION
     assert variable("main.bicep", "eventFunctionName") == trigger
-    assert render(template("main.bicep")["outputs"]["AZURE_FUNCTION_NAME"]["value"]) == "eventFunctionName"
+    outputs = template("main.bicep")["outputs"]
+    assert render(outputs["AZURE_FUNCTION_NAME"]["value"]) == "eventFunctionName"
+    assert render(outputs["AZURE_EVENT_QUEUE_NAME"]["value"]) == "eventQueueName"
+    assert render(outputs["AZURE_EVENT_QUEUE_STORAGE_ACCOUNT_ID"]["value"]) == "dataStorage.outputs.id"
+    assert render(outputs["AZURE_EVENT_QUEUE_ENDPOINT"]["value"]) == "dataStorage.outputs.queueEndpoint"
+
+
+def test_event_queue_and_its_poison_queue_are_created_in_the_data_account() -> None:
+    """The data account creates the event queue and `<queue>-poison` (the host's dead letters), so that the roles can
+    be scoped to exactly those two queues."""
+    assert [render(queue) for queue in module("dataStorage")["params"]["queues"]] == [
+        "eventQueueName", "${eventQueueName}-poison"]
+    (queues,) = resources_of_type(QUEUE)
+    assert (queues.file, render(queues.config["parent"])) == ("core/storage-account.bicep", "queueService")
+    assert "queues" not in module("hostStorage")["params"]
 
 
 SUBSCRIPTION_PROPERTIES = [
     ("eventDeliverySchema", "EventGridSchema"),
     ("filter.includedEventTypes",
      ["Microsoft.ContainerRegistry.ImagePushed", "Microsoft.ContainerRegistry.ChartPushed"]),
-    ("destination.properties.maxEventsPerBatch", 1),
+    ("deliveryWithResourceIdentity.identity.type", "UserAssigned"),
+    ("deliveryWithResourceIdentity.identity.userAssignedIdentity", "eventGridIdentityId"),
+    ("deliveryWithResourceIdentity.destination.endpointType", "StorageQueue"),
+    ("deliveryWithResourceIdentity.destination.properties.queueMessageTimeToLiveInSeconds", -1),
     ("retryPolicy.maxDeliveryAttempts", "maxDeliveryAttempts"),
     ("retryPolicy.eventTimeToLiveInMinutes", "eventTimeToLiveInMinutes"),
     ("deadLetterWithResourceIdentity.identity.type", "UserAssigned"),
@@ -375,8 +421,12 @@ def dig(config: Mapping[str, Any], dotted: str) -> Any:
 
 @pytest.mark.parametrize(("path", "expected"), SUBSCRIPTION_PROPERTIES, ids=[row[0] for row in SUBSCRIPTION_PROPERTIES])
 def test_event_subscription_property(path: str, expected: Any) -> None:
-    """Event Grid schema, only image and chart pushes, one event per call, bounded retries, keyless dead letters."""
-    assert dig(event_subscription().config["properties"], path) == expected
+    """Event Grid schema, only image and chart pushes, to the queue by identity, messages that never expire, bounded
+    retries, keyless dead letters."""
+    value = dig(event_subscription().config["properties"], path)
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "minus":  # pycep reads -1 as minus(1)
+        value = -value["operator"]["operands"]["integer_value"]
+    assert value == expected
 
 
 @pytest.mark.parametrize(("name", "low", "high", "default"), [
@@ -443,6 +493,11 @@ EXPECTED_SETTINGS = [
     ("AzureWebJobsStorage__credential", "managedidentity"),
     ("AzureWebJobsStorage__clientId", "identityClientId"),
     ("AzureWebJobsStorage__blobServiceUri", "https://${hostStorageAccountName}.blob.${environment().suffixes.storage}"),
+    (f"{QUEUE_CONNECTION}__queueServiceUri", "queueEndpoint"),
+    (f"{QUEUE_CONNECTION}__credential", "managedidentity"),
+    (f"{QUEUE_CONNECTION}__clientId", "identityClientId"),
+    ("PLATFORM_GUARD_QUEUE_ENDPOINT", "queueEndpoint"),
+    ("PLATFORM_GUARD_QUEUE_NAME", "queueName"),
 ]
 
 
@@ -456,6 +511,8 @@ MODULE_INPUTS = [
     ("registryResourceId", "registry.outputs.registryId"),
     ("policyText", "policyText"),
     ("tablesEndpoint", "dataStorage.outputs.tableEndpoint"),
+    ("queueEndpoint", "dataStorage.outputs.queueEndpoint"),
+    ("queueName", "eventQueueName"),
     ("outcomesTopicEndpoint", "outcomesTopic.outputs.endpoint"),
     ("applicationInsightsConnectionString", "monitoring.outputs.applicationInsightsConnectionString"),
     ("hostStorageAccountName", "hostStorage.outputs.name"),
@@ -470,6 +527,21 @@ MODULE_INPUTS = [
 def test_function_app_inputs(param: str, expected: str) -> None:
     """main.bicep feeds the settings from the right resources: the registry's id, the data account's tables, …"""
     assert render(module("functionApp")["params"][param]) == expected
+
+
+HOST_SETTING_PREFIXES = ("AzureWebJobsStorage__", f"{QUEUE_CONNECTION}__")
+HOST_SETTINGS = {"APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+
+
+def test_every_app_setting_is_known_or_the_hosts() -> None:
+    """Every app setting is one the code reads (KNOWN_SETTINGS, the credential pairs) or the Functions host's own:
+    its storage and queue trigger connections (identity-based) and the telemetry authentication."""
+    unknown = {name for name in app_settings() if name not in KNOWN_SETTINGS and name not in HOST_SETTINGS
+               and not CREDENTIAL_SETTING.match(name.replace("${credentialKeys[i]}", "KEY"))
+               and not name.startswith(HOST_SETTING_PREFIXES)}
+    assert not unknown, f"neither read by the code nor the host's: {unknown}"
+    assert {name for name in app_settings() if name.startswith(f"{QUEUE_CONNECTION}__")} == {
+        f"{QUEUE_CONNECTION}__{part}" for part in ("queueServiceUri", "credential", "clientId")}
 
 
 def test_registry_output_is_the_existing_registry_id() -> None:
@@ -639,8 +711,8 @@ def test_flex_consumption(resource_type: str, path: str, expected: Any) -> None:
     assert value == expected
 
 
-def test_always_ready_reaches_the_event_grid_function() -> None:
-    """main.bicep passes the always-ready count parameter and the Event Grid function's name to the app module."""
+def test_always_ready_reaches_the_queue_trigger() -> None:
+    """main.bicep passes the always-ready count parameter and the queue trigger function's name to the app module."""
     params = module("functionApp")["params"]
     assert render(params["alwaysReadyInstanceCount"]) == "alwaysReadyInstanceCount"
     assert render(params["alwaysReadyFunctionName"]) == "eventFunctionName"
@@ -813,7 +885,8 @@ def test_postdeploy_hook_matches_the_subscription_template(hook: str, pattern: s
     outputs = set(template("main.bicep")["outputs"]) | AZD_BUILT_INS
     used = set(re.findall(r"\$(?:env:|\{)?(AZURE_\w+)", text))
     assert used <= outputs, f"not azd outputs: {used - outputs}"
-    assert passed["functionName"] == "AZURE_FUNCTION_NAME"
+    assert (passed["queueStorageAccountId"], passed["queueName"]) == (
+        "AZURE_EVENT_QUEUE_STORAGE_ACCOUNT_ID", "AZURE_EVENT_QUEUE_NAME")
 
 
 @pytest.mark.parametrize("hook", ["postdeploy.sh", "predown.sh"])

@@ -50,7 +50,10 @@ What this adapter cannot do as SQLite does:
 - dead_letters and redrive walk the poison queue by receiving it (it cannot be listed otherwise beyond 32 messages),
   WALK_LIMIT messages at most, hiding each for up to WALK_SECONDS and making it visible again; two walks at once
   see parts of it.
-  Poison messages that are not this adapter's envelope (written by something else) are left where they are.
+  A poison message the Azure Functions host moved there (the queue trigger gave up after maxDequeueCount tries: an
+  envelope of ours without `dead_at`, or an Event Grid event the registry's subscription delivered) is a dead letter
+  too: listed with the time it was moved and HOST_GAVE_UP as its error, and re-driven as it is (the same content).
+  Other poison messages (written by something else) are left where they are.
 
 Errors: connection failures, timeouts, 408, 429 and 5xx that outlast the SDK's retries (the `retry` policy,
 importer.core.retry.QUEUE_RETRY by default) raise QueueUnavailable; other refusals raise StorageQueueError. Messages
@@ -87,6 +90,7 @@ MAX_VISIBILITY_SECONDS = 7 * 24 * 3600  # the service's longest visibility timeo
 WALK_SECONDS = 30  # how long walking the poison queue hides each dead letter at most
 WALK_LIMIT = 5_000  # how many poison messages one walk reads at most
 LEASE_ROW = "lease"
+HOST_GAVE_UP = "the Functions host gave up after maxDequeueCount tries (host.json) and moved it to the poison queue"
 _MAX_TYPED_CHARS = 1_024
 _HOLD_ATTEMPTS = 5  # a key entity deleted between our insert and our read is tried again, a few times at most
 _TRANSIENT_STATUSES = frozenset({408, 429})
@@ -229,9 +233,11 @@ class StorageQueue:
                 raise QueueUnavailable(message) from error
             raise StorageQueueError(message) from error
 
-    def _send(self, queue: QueueClient, envelope: dict[str, Any], what: str) -> QueueMessage:
+    def _send(self, queue: QueueClient, envelope: dict[str, Any] | str, what: str) -> QueueMessage:
+        """Send an envelope (encoded), or a message's content as it is."""
         with self._service(what, queue):
-            return queue.send_message(_encode(envelope), time_to_live=-1)
+            content = envelope if isinstance(envelope, str) else _encode(envelope)
+            return queue.send_message(content, time_to_live=-1)
 
     def _update(
         self,
@@ -457,6 +463,8 @@ class StorageQueue:
                 ):
                     envelope = _decode(received.content)
                     if envelope is None or "dead_at" not in envelope:
+                        envelope = _host_gave_up(received, envelope)
+                    if envelope is None:
                         others.append(received)
                     else:
                         walked[received.id] = (received, envelope)
@@ -479,7 +487,10 @@ class StorageQueue:
             for poison_id, (received, envelope) in sorted(walked.items(), key=lambda item: item[1][1]["dead_at"]):
                 if wanted is not None and str(envelope.get("id")) not in wanted:
                     continue
-                again = _envelope(str(envelope["key"]), str(envelope["body"]), enqueued_at=envelope["enqueued_at"])
+                again: dict[str, Any] | str = (
+                    str(received.content) if envelope.get("verbatim")
+                    else _envelope(str(envelope["key"]), str(envelope["body"]), enqueued_at=envelope["enqueued_at"])
+                )  # fmt: skip
                 self._send(queue, again, f"re-drive dead letter {envelope.get('id')} to queue {queue.queue_name!r}")
                 del walked[poison_id]
                 self._delete(poison, poison_id, received.pop_receipt)
@@ -528,6 +539,32 @@ def _decode(content: object) -> dict[str, Any] | None:
     if not isinstance(envelope, dict) or envelope.get("v") != ENVELOPE_VERSION:
         return None
     return envelope
+
+
+def _host_gave_up(received: QueueMessage, envelope: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A dead-letter envelope for a poison message the Functions host moved (an envelope of ours without `dead_at`,
+    or an Event Grid event), marked `verbatim`: re-driven as it is; None for anything else."""
+    moved_at = received.inserted_on.timestamp() if received.inserted_on else 0.0
+    marks = {"id": received.id, "dead_at": moved_at, "error": HOST_GAVE_UP, "verbatim": True}
+    if envelope is not None and "key" in envelope and "body" in envelope:
+        return {**envelope, **marks}
+    text = str(received.content)
+    for candidate in (_base64_text(text), text):  # Event Grid writes base64; a plain one was poisoned undecoded
+        try:
+            event = json.loads(candidate) if candidate is not None else None
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "eventType" in event:
+            key = f"eventgrid:{event.get('subject') or event.get('id') or ''}"
+            return {**_envelope(key, candidate, enqueued_at=moved_at), **marks}
+    return None
+
+
+def _base64_text(content: str) -> str | None:
+    try:
+        return base64.b64decode(content, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _message(
