@@ -26,10 +26,12 @@ AzureFunctionsJobHost__extensions__queues__maxDequeueCount): `host_max_dequeue_c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +43,7 @@ from importer.core.events import (
     ParsedEvent,
     PushEvent,
     event_from_json,
+    ordering_key,
     parse_eventgrid_envelope,
     triage,
 )
@@ -58,6 +61,10 @@ QUEUE_CONNECTION = "PlatformGuardQueue"
 
 __all__ = ["QUEUE_CONNECTION", "GaveUp", "QueueDelivery", "UnreadableMessage", "host_max_dequeue_count",
            "queue_name_setting", "work_delivery"]
+
+
+# A function is stopped after host.json's functionTimeout (5 minutes): a tag lease outlives it, then frees the tag.
+TAG_LEASE_SECONDS = 330.0
 
 
 class GaveUp(Exception):
@@ -106,14 +113,39 @@ def work_delivery(pipeline: Pipeline, delivery: QueueDelivery, *, max_dequeue_co
     if triage(event).disposition == "drop":
         return None
     tries = max(1, delivery.dequeue_count)
-    ending = attempt_event(pipeline, event, received_at, attempt=tries,
-                           last_try=lambda failure: tries >= max_dequeue_count)
+    with _tag_lease(pipeline, event):
+        ending = attempt_event(pipeline, event, received_at, attempt=tries,
+                               last_try=lambda failure: tries >= max_dequeue_count)
     if ending.settle == COMPLETE:
         return ending
     where = f"message {delivery.message_id}, try {tries} of {max_dequeue_count}"
     if ending.settle == RETRY:
         raise TransientFailure(f"{ending.error} ({where}: the host delivers it again)")
     raise GaveUp(f"{ending.error} ({where}: given up, the host moves it to the poison queue)")
+
+
+@contextlib.contextmanager
+def _tag_lease(pipeline: Pipeline, event: PushEvent) -> Iterator[None]:
+    """One function at a time per tag: Storage queues neither order nor group messages, so a leased claim on the
+    tag's ordering key (owned by the event, so its own retry takes it over at once) keeps two pushes of one tag from
+    being decided at the same moment. Busy: TransientFailure, and the host delivers the message again later."""
+    key = ordering_key(event)
+    if not key.startswith("tag:"):
+        yield
+        return
+    claim = f"tag-lease:{key}"
+    try:
+        held = pipeline.ledger.claim_remediation(claim, lease_seconds=TAG_LEASE_SECONDS, now=time.time(),
+                                                 owner=event.event_id)
+    except LedgerUnavailable as error:
+        raise TransientFailure(f"ledger unavailable: {error}") from error
+    if not held:
+        raise TransientFailure(f"another push of {event.repository}:{event.tag} is being decided; tried again later")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(LedgerUnavailable):  # the lease runs out by itself
+            pipeline.ledger.finish_remediation(claim, owner=event.event_id)
 
 
 def _read(delivery: QueueDelivery, pipeline: Pipeline) -> tuple[ParsedEvent, str, bool]:

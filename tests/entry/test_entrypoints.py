@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -841,3 +842,25 @@ def test_local_host_keeps_connections_alive(stack: GuardedRegistry, stack_builde
     assert all(sock is sockets[0] for sock in sockets)
     stack.wait_until(lambda outcomes: any(o.event_id == event_id for o in outcomes))
     assert [outcome.result for outcome in stack.ledger.outcomes(event_id=event_id)] == ["compliant"]
+
+
+def test_queue_trigger_decides_one_push_of_a_tag_at_a_time(
+    registry: LocalRegistry, builder: ImageBuilder, install_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """While another push of the same tag is being decided (its tag lease held), a try raises so that the host
+    delivers it again later; once the tag is free, the same message is decided."""
+    runtime = install_runtime(Settings(registries=(registry.host,), ledger_path=tmp_path / "ledger.db"))
+    image = builder.image("linux/amd64", seed="one-at-a-time")
+    digest = push(builder, image, registry.host, "team/busy", "1")
+    event = acr_event(registry.host, acr_push_data("team/busy", "1", digest, image.media_type, image.size,
+                                                   registry.host))
+    lease = f"tag-lease:tag:{registry.host}/team/busy:1"
+    assert runtime.pipeline.ledger.claim_remediation(lease, lease_seconds=60, now=time.time(), owner="other-push")
+
+    with pytest.raises(TransientFailure, match="another push of team/busy:1 is being decided"):
+        FUNCTIONS["registry_queue"](queue_message(event, dequeue_count=1))
+    assert runtime.pipeline.ledger.outcomes(event_id=event["id"]) == []
+
+    runtime.pipeline.ledger.finish_remediation(lease, owner="other-push")
+    FUNCTIONS["registry_queue"](queue_message(event, dequeue_count=2))
+    assert only_outcome(runtime, event["id"]).result == "compliant"
