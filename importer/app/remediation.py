@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from importer.app.copying import CopyError, copy_image
@@ -53,7 +54,7 @@ from importer.core.quarantine_origin import (
 from importer.core.reference import ReferenceError, is_digest, parse_reference
 from importer.core.selection import plan_import
 from importer.ports.abilities import DeletesTags, ListsReferrers, LocksManifests, ServerImport
-from importer.ports.ledger import Ledger
+from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.ports.registry import NotFound, Registry, RegistryError
 
 CLAIM_LEASE_SECONDS = 600.0
@@ -129,34 +130,65 @@ class Remediator:
         another died resumes at once, and every step below is safe to run again (docs/design.md, "Intake and
         workers").
         """
-        if not self.ledger.claim_remediation(target.key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now(),
-                                             owner=owner):
-            return Remedy("duplicate", f"another worker is remediating {target.key}")
-        try:
-            recent = self.ledger.count_remediations(target.scope, since=self._now() - self.loop_window)
-            if recent >= self.loop_limit:
-                return Remedy(
-                    "alerted",
-                    f"loop guard: {recent} remediations of {target.scope} in the last {self.loop_window:.0f} s "
-                    f"(limit {self.loop_limit}); left as it is — {verdict.reason}",
-                    alert="loopguard",
-                )
-            registry = self.registries.client(target.host)
-            if verdict.action == "reimport":
+        with self._claimed(target.key, owner) as held:
+            if not held:
+                return Remedy("duplicate", f"another worker is remediating {target.key}")
+            return self._remediate(target, facts, verdict, rule, quarantine_fallback=quarantine_fallback)
+
+    def _remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule, *,
+                   quarantine_fallback: bool) -> Remedy:
+        recent = self.ledger.count_remediations(target.scope, since=self._now() - self.loop_window)
+        if recent >= self.loop_limit:
+            return Remedy(
+                "alerted",
+                f"loop guard: {recent} remediations of {target.scope} in the last {self.loop_window:.0f} s "
+                f"(limit {self.loop_limit}); left as it is — {verdict.reason}",
+                alert="loopguard",
+            )
+        registry = self.registries.client(target.host)
+        if verdict.action == "reimport":
+            try:
+                remedy = self._reimport(registry, target, facts, rule)
+            except NoCompliantSource as why:
+                if not quarantine_fallback:
+                    return Remedy("failed", f"re-import not possible: {why}; left as it is", error=str(why))
+                remedy = self._quarantine(registry, target, prefix=f"re-import not possible: {why}; ")
+        else:
+            remedy = self._quarantine(registry, target, prefix="")
+        if remedy.result in ("reimported", "quarantined"):
+            # Only changes count: an attempt that failed and is retried must not trip the guard.
+            self.ledger.note_remediation(target.scope, now=self._now())
+        return remedy
+
+    @contextlib.contextmanager
+    def _claimed(self, key: str, owner: str | None) -> Iterator[bool]:
+        """Hold the remediation claim on `key` while the block runs (False: someone else holds it). With an owner
+        the lease is renewed every third of its length, so a long server-side import never outlives it; a renewal
+        that finds the claim taken over stops, and the claim is given back only if it is still the owner's."""
+        if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now(), owner=owner):
+            yield False
+            return
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(CLAIM_LEASE_SECONDS / 3):
                 try:
-                    remedy = self._reimport(registry, target, facts, rule)
-                except NoCompliantSource as why:
-                    if not quarantine_fallback:
-                        return Remedy("failed", f"re-import not possible: {why}; left as it is", error=str(why))
-                    remedy = self._quarantine(registry, target, prefix=f"re-import not possible: {why}; ")
-            else:
-                remedy = self._quarantine(registry, target, prefix="")
-            if remedy.result in ("reimported", "quarantined"):
-                # Only changes count: an attempt that failed and is retried must not trip the guard.
-                self.ledger.note_remediation(target.scope, now=self._now())
-            return remedy
+                    if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now(),
+                                                         owner=owner):
+                        return  # taken over after it ran out: the successor's now
+                except LedgerUnavailable:
+                    continue  # try again at the next third; the lease still has two thirds to run
+
+        renewer = threading.Thread(target=renew, name=f"claim-{key}", daemon=True) if owner is not None else None
+        if renewer is not None:
+            renewer.start()
+        try:
+            yield True
         finally:
-            self.ledger.finish_remediation(target.key, owner=owner)
+            stop.set()
+            if renewer is not None:
+                renewer.join(timeout=5)
+            self.ledger.finish_remediation(key, owner=owner)
 
     def import_missing(self, host: str, repository: str, tag: str | None, digest: str | None, rule: Rule) -> Remedy:
         """Bring in an image that is not in `host/repository` at all from the rule's upstream.
@@ -172,16 +204,14 @@ class Remediator:
         if reference is None:
             raise ValueError(f"{host}/{repository}: import_missing needs a tag or a digest")
         key = f"{host}/{repository}:{tag or ''}@{digest or 'missing'}"
-        if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now()):
-            return Remedy("duplicate", f"another worker is importing {key}")
-        try:
+        with self._claimed(key, None) as held:
+            if not held:
+                return Remedy("duplicate", f"another worker is importing {key}")
             try:
                 return self._import_missing(self.registries.client(host), host, repository, tag, digest, rule)
             except NoCompliantSource as why:
                 return Remedy("failed", f"{host}/{repository}:{reference} is missing and cannot be imported: {why}",
                               error=str(why))
-        finally:
-            self.ledger.finish_remediation(key)
 
     def _import_missing(self, registry: Registry, host: str, repository: str, tag: str | None, digest: str | None,
                         rule: Rule) -> Remedy:

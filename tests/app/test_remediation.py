@@ -356,3 +356,34 @@ def test_an_image_quarantined_before_origins_were_recorded_is_released_by_its_na
     reference = f"{registry.host}/quarantine/team/old:{quarantine_tag('1.0', bad)}"
     assert main(["release", reference, "--policy", str(policy_file)]) == 0
     assert fetch_manifest(registry.host, "team/old", "1.0").digest == bad
+
+
+@pytest.mark.parametrize("owner", ["event-1", None], ids=["owned-claims-are-renewed", "anonymous-claims-are-not"])
+def test_a_remediation_claim_is_renewed_while_the_work_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owner: str | None
+) -> None:
+    """With an owner, a claim held past its lease is renewed, so no other owner takes it over mid-work; it is free
+    again when the work ends. Without one, it runs out after its lease, as before."""
+    import time
+
+    from importer.adapters.ledger.sqlite import SqliteLedger
+    from importer.app import remediation
+    from importer.app.settings import Settings
+    from importer.core.policy import DEFAULT_POLICY
+    from importer.entry.composition import registry_directory_for
+
+    monkeypatch.setattr(remediation, "CLAIM_LEASE_SECONDS", 0.3)
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    remediator = remediation.Remediator(DEFAULT_POLICY, registry_directory_for(Settings()), ledger)
+    key = "127.0.0.1:5000/team/app:1@sha256:" + "a" * 64
+    try:
+        with remediator._claimed(key, owner) as held:
+            assert held
+            time.sleep(0.8)  # past the 0.3 s lease more than twice
+            taken_over = ledger.claim_remediation(key, lease_seconds=10, now=time.time(), owner="someone-else")
+            if taken_over:
+                ledger.finish_remediation(key, owner="someone-else")
+        assert taken_over is (owner is None)
+        assert ledger.claim_remediation(key, lease_seconds=10, now=time.time(), owner="afterwards")
+    finally:
+        ledger.close()
