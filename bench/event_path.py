@@ -25,7 +25,8 @@ Each run, for each scenario (the figures printed are the median of the runs):
 - Floor: before each event, one plain GET of that event's index manifest by digest with the pipeline's own
   client (`OciRegistry.http.get`, same pool, same headers): what fetching the manifest alone costs.
 - Throughput: `python -m importer serve` in its own process with the SQLite ledger on; N envelopes with
-  unique event ids posted from a few concurrent keep-alive connections; events/s = 200 answers / wall time,
+  unique event ids posted from a few concurrent keep-alive connections; events/s = events decided (202 answers, then
+  every outcome in the ledger) / wall time until the last outcome,
   and the CPU time the registry, `serve` and the senders used per event. Afterwards every event must have
   exactly one `compliant` outcome in the ledger, or the benchmark fails.
 """
@@ -485,7 +486,7 @@ class ThroughputFigures:
 
 
 def _send_all(port: int, envelopes: Sequence[bytes], connections: int) -> tuple[int, list[str], float]:
-    """Post every envelope over `connections` keep-alive connections; (200 answers, other answers, seconds)."""
+    """Post every envelope over `connections` keep-alive connections; (202 answers, other answers, seconds)."""
     next_envelope = itertools.count()
     lock = threading.Lock()
     answered_ok = 0
@@ -499,7 +500,7 @@ def _send_all(port: int, envelopes: Sequence[bytes], connections: int) -> tuple[
         while (position := next(next_envelope)) < len(envelopes):
             status, answer = _post(connection, envelopes[position])
             with lock:
-                if status == 200:
+                if status == 202:  # queued: serve's workers decide it
                     answered_ok += 1
                 else:
                     failures.append(f"envelope {position}: {status} {answer[:200]!r}")
@@ -513,6 +514,17 @@ def _send_all(port: int, envelopes: Sequence[bytes], connections: int) -> tuple[
     for thread in threads:
         thread.join()
     return answered_ok, failures, time.perf_counter() - started
+
+
+def _wait_for_outcomes(ledger_path: Path, count: int, *, deadline: float) -> None:
+    """Until the ledger holds `count` outcomes (serve's workers decide queued events after the answer)."""
+    while time.monotonic() < deadline:
+        with sqlite3.connect(ledger_path) as database:
+            (recorded,) = database.execute("SELECT COUNT(*) FROM outcomes").fetchone()
+        if recorded >= count:
+            return
+        time.sleep(0.01)
+    raise BenchmarkError(f"ledger {ledger_path}: fewer than {count} outcomes before the deadline")
 
 
 def check_ledger(ledger_path: Path, event_ids: Sequence[str]) -> None:
@@ -543,10 +555,13 @@ def measure_throughput(
     registry_process = registry.pid
     with ServeProcess(registry, ledger_path, workdir / "serve.log") as serve:
         before = (cpu_seconds(registry_process), cpu_seconds(serve.pid), time.process_time())
-        answered_ok, failures, seconds = _send_all(serve.port, envelopes, connections)
+        started = time.perf_counter()
+        answered_ok, failures, _ = _send_all(serve.port, envelopes, connections)
+        _wait_for_outcomes(ledger_path, len(event_ids), deadline=time.monotonic() + 120)
+        seconds = time.perf_counter() - started  # until the last outcome is recorded, not the last answer
         after = (cpu_seconds(registry_process), cpu_seconds(serve.pid), time.process_time())
     if failures:
-        raise BenchmarkError(f"{len(failures)} of {len(envelopes)} events were not answered 200: {failures[:3]}")
+        raise BenchmarkError(f"{len(failures)} of {len(envelopes)} events were not answered 202: {failures[:3]}")
     check_ledger(ledger_path, event_ids)
     registry_cpu, serve_cpu, sender_cpu = ((end - begin) * 1000 / len(pushed) for begin, end in zip(before, after))
     return ThroughputFigures(answered_ok / seconds, registry_cpu, serve_cpu, sender_cpu)
