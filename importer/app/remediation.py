@@ -111,6 +111,7 @@ class Remediator:
         loop_window: float = 3600.0,
         server_import: ServerImport | None = None,
         now: Callable[[], float] = time.time,
+        claim_lease_seconds: float = CLAIM_LEASE_SECONDS,
     ) -> None:
         self.policy = policy
         self.registries = registries
@@ -119,6 +120,7 @@ class Remediator:
         self.loop_window = loop_window
         self.server_import = server_import
         self._now = now
+        self.claim_lease_seconds = claim_lease_seconds
 
     def remediate(self, target: Target, facts: Facts, verdict: Verdict, rule: Rule, *,
                   quarantine_fallback: bool = True, owner: str | None = None) -> Remedy:
@@ -165,15 +167,16 @@ class Remediator:
         """Hold the remediation claim on `key` while the block runs (False: someone else holds it). With an owner
         the lease is renewed every third of its length, so a long server-side import never outlives it; a renewal
         that finds the claim taken over stops, and the claim is given back only if it is still the owner's."""
-        if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now(), owner=owner):
+        lease = self.claim_lease_seconds
+        if not self.ledger.claim_remediation(key, lease_seconds=lease, now=self._now(), owner=owner):
             yield False
             return
         stop = threading.Event()
 
         def renew() -> None:
-            while not stop.wait(CLAIM_LEASE_SECONDS / 3):
+            while not stop.wait(lease / 3):
                 try:
-                    if not self.ledger.claim_remediation(key, lease_seconds=CLAIM_LEASE_SECONDS, now=self._now(),
+                    if not self.ledger.claim_remediation(key, lease_seconds=lease, now=self._now(),
                                                          owner=owner):
                         return  # taken over after it ran out: the successor's now
                 except LedgerUnavailable:

@@ -359,9 +359,7 @@ def test_an_image_quarantined_before_origins_were_recorded_is_released_by_its_na
 
 
 @pytest.mark.parametrize("owner", ["event-1", None], ids=["owned-claims-are-renewed", "anonymous-claims-are-not"])
-def test_a_remediation_claim_is_renewed_while_the_work_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owner: str | None
-) -> None:
+def test_a_remediation_claim_is_renewed_while_the_work_goes_on(tmp_path: Path, owner: str | None) -> None:
     """With an owner, a claim held past its lease is renewed, so no other owner takes it over mid-work; it is free
     again when the work ends. Without one, it runs out after its lease, as before."""
     import time
@@ -372,9 +370,9 @@ def test_a_remediation_claim_is_renewed_while_the_work_goes_on(
     from importer.core.policy import DEFAULT_POLICY
     from importer.entry.composition import registry_directory_for
 
-    monkeypatch.setattr(remediation, "CLAIM_LEASE_SECONDS", 0.3)
     ledger = SqliteLedger(tmp_path / "ledger.db")
-    remediator = remediation.Remediator(DEFAULT_POLICY, registry_directory_for(Settings()), ledger)
+    remediator = remediation.Remediator(DEFAULT_POLICY, registry_directory_for(Settings()), ledger,
+                                        claim_lease_seconds=0.3)
     key = "127.0.0.1:5000/team/app:1@sha256:" + "a" * 64
     try:
         with remediator._claimed(key, owner) as held:
