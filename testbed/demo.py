@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from importer.app.remediation import release
+from importer.core.events.model import DELETE_EVENT_REASON
 from importer.core.outcome import Outcome
 from importer.entry.terminal import format_outcomes
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
-from testbed.stack import GuardedRegistry
+from testbed.stack import GuardedRegistry, is_push_of
 
 DEMO_POLICY = """\
 version: 1
@@ -90,7 +91,7 @@ def _story(outcomes: list[Outcome], quarantine_prefix: str = "quarantine/") -> l
     """The outcomes worth showing: tagged pushes to guarded repositories (not our quarantine copies or deletes)."""
     return [
         o for o in outcomes
-        if o.tag and not (o.repository or "").startswith(quarantine_prefix) and o.reason != "delete event"
+        if o.tag and not (o.repository or "").startswith(quarantine_prefix) and o.reason != DELETE_EVENT_REASON
     ]
 
 
@@ -128,10 +129,10 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
         out(f"pushed    {item.repository + ':' + item.tag:<22} {item.story}")
 
     def decided(found: list[Outcome]) -> bool:
-        return all(any(o.repository == p.repository and o.tag == p.tag for o in found) for p in PUSHES)
+        return all(any(is_push_of(o, p.repository, p.tag) for o in found) for p in PUSHES)
 
     outcomes = stack.wait_until(decided, timeout=30)
-    first = {(p.repository, p.tag): next(o for o in outcomes if (o.repository, o.tag) == (p.repository, p.tag))
+    first = {(p.repository, p.tag): next(o for o in outcomes if is_push_of(o, p.repository, p.tag))
              for p in PUSHES}
     quarantined = first[("tools/legacy", "1")]
     if quarantined.result == "quarantined" and quarantined.preserved_as:

@@ -18,6 +18,7 @@ from typing import Any
 
 from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.app.settings import Settings
+from importer.core.events.model import DELETE_EVENT_REASON
 from importer.core.outcome import Outcome
 from importer.core.policy import parse_policy
 from importer.entry.composition import pipeline_for, queue_for
@@ -95,7 +96,13 @@ class GuardedRegistry:
         """The outcome of the push of `repository:tag` (tag None: the first untagged push outcome)."""
 
         def found(outcomes: list[Outcome]) -> bool:
-            return any(o.repository == repository and o.tag == tag for o in outcomes)
+            return any(is_push_of(o, repository, tag) for o in outcomes)
 
         outcomes = self.wait_until(found, timeout=timeout)
-        return next(o for o in outcomes if o.repository == repository and o.tag == tag)
+        return next(o for o in outcomes if is_push_of(o, repository, tag))
+
+
+def is_push_of(outcome: Outcome, repository: str, tag: str | None) -> bool:
+    """Whether an outcome is of a push to `repository:tag`; a delete event's outcome (a quarantine deleting
+    the tag it moved, say) names the same tag and may be recorded before the push's own outcome."""
+    return outcome.repository == repository and outcome.tag == tag and outcome.reason != DELETE_EVENT_REASON

@@ -42,7 +42,7 @@ from testbed.charts import (
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import list_tags, push
 from testbed.registry import LocalRegistry
-from testbed.stack import GuardedRegistry
+from testbed.stack import GuardedRegistry, is_push_of
 
 # --- guarded_repository_for: the inverse of Rule.upstream_for ---------------------------------------------------
 
@@ -284,9 +284,9 @@ def push_and_wait(stack: GuardedRegistry, builder: ImageBuilder, spec: ChartSpec
 
 def settled(stack: GuardedRegistry, repository: str, tag: str, digest: str) -> Outcome:
     """Wait for the outcome of our own write of repository:tag@digest (the push event the import caused)."""
-    outcomes = stack.wait_until(lambda found: any(o.repository == repository and o.tag == tag and o.digest == digest
+    outcomes = stack.wait_until(lambda found: any(is_push_of(o, repository, tag) and o.digest == digest
                                                   and "/image/" not in o.event_id for o in found))
-    return next(o for o in outcomes if o.repository == repository and o.tag == tag and o.digest == digest
+    return next(o for o in outcomes if is_push_of(o, repository, tag) and o.digest == digest
                 and "/image/" not in o.event_id)
 
 

@@ -26,7 +26,7 @@ from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
 from testbed.push import fetch_manifest, push, push_raw_manifest
 from testbed.registry import LocalRegistry
-from testbed.stack import GuardedRegistry
+from testbed.stack import GuardedRegistry, is_push_of
 
 
 def reimport_policy(upstream_host: str, *, require: str = "[linux/amd64, linux/arm64]", extra: str = "") -> str:
@@ -56,10 +56,10 @@ def client(host: str) -> OciRegistry:
 def settled(stack: GuardedRegistry, repository: str, tag: str, digest: str) -> None:
     """Wait until the push of `digest` to repository:tag (our own write) has its own outcome, and check it."""
     outcomes = stack.wait_until(
-        lambda found: any(o.repository == repository and o.tag == tag and o.digest == digest and o.result != "reimported"
+        lambda found: any(is_push_of(o, repository, tag) and o.digest == digest and o.result != "reimported"
                           for o in found)
     )
-    own = [o for o in outcomes if o.repository == repository and o.tag == tag and o.digest == digest]
+    own = [o for o in outcomes if is_push_of(o, repository, tag) and o.digest == digest]
     assert own[-1].result == "compliant", own[-1].reason
 
 

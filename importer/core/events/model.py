@@ -74,13 +74,16 @@ class Triage:
     reason: str
 
 
+DELETE_EVENT_REASON = "delete event"  # the reason on a delete event's outcome, which names the deleted tag too
+
+
 def triage(event: PushEvent) -> Triage:
     """Sort an event: decide on tagged manifest pushes, ignore deletes and untagged pushes, drop blob pushes.
 
     An unknown (absent) media type is treated as a manifest: inspecting it will tell.
     """
     if event.action == DELETE:
-        return Triage("ignore", "delete event")
+        return Triage("ignore", DELETE_EVENT_REASON)
     if event.media_type is not None and not is_manifest_media_type(event.media_type):
         return Triage("drop", f"push of {event.digest} with media type {event.media_type!r} is a blob, not a manifest")
     if event.tag is None:
