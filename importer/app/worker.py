@@ -31,9 +31,11 @@ from importer.app.failpoints import failpoint
 from importer.app.pipeline import AUTHORIZATION, Pipeline, TransientFailure
 from importer.core.events import event_from_json
 from importer.core.retry import EVENT_RETRY, RetryPolicy
-from importer.ports.queue import EventQueue, Message, QueueUnavailable
+from importer.ports.queue import Doorbell, EventQueue, Message, QueueUnavailable
 
 log = logging.getLogger("platform_guard.worker")
+
+_DOORBELL_WAIT_SECONDS = 0.5  # how soon a stopping pool notices, while it listens for rings
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,7 @@ class WorkerPool:
     """Threads of workers over one queue; `notify` wakes one at once after a put in this process."""
 
     def __init__(self, queue: EventQueue, pipeline: Pipeline, *, threads: int = 4,
-                 policy: WorkerPolicy = WorkerPolicy()) -> None:
+                 policy: WorkerPolicy = WorkerPolicy(), doorbell: Doorbell | None = None) -> None:
         if threads < 1:
             raise ValueError(f"a worker pool needs at least 1 thread, got {threads}")
         self.workers = [Worker(queue, pipeline, owner=worker_name(index), policy=policy) for index in range(threads)]
@@ -187,10 +189,15 @@ class WorkerPool:
         self._pending = 0
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._doorbell = doorbell
 
     def start(self) -> WorkerPool:
         for worker in self.workers:
             thread = threading.Thread(target=self._run, args=(worker,), name=f"worker-{worker.owner}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self._doorbell is not None:
+            thread = threading.Thread(target=self._listen, args=(self._doorbell,), name="worker-doorbell", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -210,6 +217,19 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        if self._doorbell is not None:
+            self._doorbell.close()
+
+    def _listen(self, doorbell: Doorbell) -> None:
+        """Puts made by other processes (the intake in `serve`) ring the doorbell: wake as many idle workers."""
+        while not self._stopping.is_set():
+            try:
+                rings = doorbell.wait(_DOORBELL_WAIT_SECONDS)
+            except OSError as error:
+                log.warning("doorbell failed (%s): the workers poll instead", error)
+                return
+            for _ in range(min(rings, len(self.workers))):
+                self.notify()
 
     def _run(self, worker: Worker) -> None:
         while not self._stopping.is_set():

@@ -108,3 +108,17 @@ class EventQueue(Protocol):
     def close(self) -> None:
         """Release the backend's resources."""
         ...
+
+
+class Doorbell(Protocol):
+    """A wake-up between processes sharing one local queue: the intake rings after a put, idle workers wake at once
+    instead of at their next poll. Best effort: a lost ring costs one poll interval, never an event."""
+
+    def ring(self) -> None:
+        """Wake every listening worker process (never raises, never blocks)."""
+
+    def wait(self, timeout: float) -> int:
+        """Block until rung or `timeout` passes; how many rings arrived (0: timed out)."""
+
+    def close(self) -> None:
+        """Stop listening and remove what this process left behind."""

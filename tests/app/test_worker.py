@@ -3,6 +3,9 @@ error classes (transient, authorisation, permanent), one final outcome and one a
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from importer.adapters.ledger.sqlite import SqliteLedger
+from importer.adapters.queue.doorbell import doorbell_for_queue
 from importer.adapters.queue.sqlite import SqliteQueue
 from importer.app.intake import Intake
 from importer.app.pipeline import Pipeline
@@ -119,6 +123,25 @@ def test_one_tags_outage_delays_no_other_tag_and_ends_in_one_failure_and_one_ale
     assert len(rig.sink.alerts(stuck_event.event_id)) == 1
     [dead] = rig.queue.dead_letters()
     assert dead.key == f"tag:{rig.guarded.host}/fix/app:1" and dead.attempts == 3
+
+
+def test_a_put_by_another_intake_wakes_idle_workers_through_the_doorbell(rig: Rig, tmp_path: Path) -> None:
+    """Workers that would next look at the queue in a minute decide a push within seconds: the intake rang."""
+    digest = push(rig.builder, rig.builder.image("linux/amd64", seed="rung"), rig.registry.host, "team/rung", "1")
+    short = Path(tempfile.mkdtemp(prefix="pg-bell-", dir="/tmp"))
+    ringing, listening = doorbell_for_queue(short / "q.db"), doorbell_for_queue(short / "q.db")
+    assert ringing is not None and listening is not None
+    pool = WorkerPool(rig.queue, rig.pipeline, threads=2, policy=dataclasses.replace(FAST, poll_seconds=60.0),
+                      doorbell=listening).start()
+    try:
+        time.sleep(0.3)  # the workers have looked once and gone idle; the listener is bound
+        event = rig.event("team/rung", "1", digest)
+        Intake(rig.pipeline, rig.queue, on_queued=ringing.ring).accept([event])
+        assert rig.wait_final(event.event_id, timeout=10).result == "compliant"
+    finally:
+        pool.stop()
+        ringing.close()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_a_redriven_dead_letter_is_decided_once_the_upstream_is_back(rig: Rig) -> None:
