@@ -201,18 +201,24 @@ def _positive_int(text: str) -> int:
 
 def command_serve(args: argparse.Namespace) -> int:
     from importer.adapters.sinks.log import OUTCOME_LOGGER
-    from importer.entry.composition import queue_for, worker_policy_for
+    from importer.entry.composition import doorbell_for, queue_for, worker_policy_for
     from importer.entry.serve import QueuedHost
 
     settings = _settings(args.policy)
     pipeline = pipeline_for(settings)
+    # With worker processes, this process only answers: deciding here would slow every answer (docs/benchmarks.md).
+    threads_here = 0 if args.workers else args.threads
     service = QueuedHost(pipeline, queue_for(settings), webhook_token=settings.webhook_token, host=args.host,
-                         port=args.port, threads=args.threads, policy=worker_policy_for(settings))
+                         port=args.port, threads=threads_here, policy=worker_policy_for(settings),
+                         doorbell=doorbell_for(settings))
     _outcome_lines_to_stdout(OUTCOME_LOGGER)
     print(f"Platform Guard listening on {service.url}", flush=True)
     print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
     print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}   queue: {settings.queue_path}")
-    print(f"  workers: {args.threads} thread(s) here, {args.workers} more process(es)", flush=True)
+    if args.workers:
+        print(f"  workers: {args.workers} process(es) of {args.threads} thread(s); this one only answers", flush=True)
+    else:
+        print(f"  workers: {args.threads} thread(s) in this process", flush=True)
     if not settings.webhook_token:
         print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
     processes = [_worker_process(args) for _ in range(args.workers)]
@@ -231,12 +237,13 @@ def command_serve(args: argparse.Namespace) -> int:
 def command_work(args: argparse.Namespace) -> int:
     from importer.adapters.sinks.log import OUTCOME_LOGGER
     from importer.app.worker import WorkerPool
-    from importer.entry.composition import queue_for, worker_policy_for
+    from importer.entry.composition import doorbell_for, queue_for, worker_policy_for
 
     settings = _settings(args.policy)
     pipeline = pipeline_for(settings)
     queue = queue_for(settings)
-    pool = WorkerPool(queue, pipeline, threads=args.threads, policy=worker_policy_for(settings))
+    pool = WorkerPool(queue, pipeline, threads=args.threads, policy=worker_policy_for(settings),
+                      doorbell=doorbell_for(settings))
     _outcome_lines_to_stdout(OUTCOME_LOGGER)
     signal.signal(signal.SIGTERM, _interrupt)
     pool.start()
@@ -330,7 +337,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def command_redrive(args: argparse.Namespace) -> int:
-    from importer.entry.composition import queue_for
+    from importer.entry.composition import doorbell_for, queue_for
 
     if not args.all and not args.message_ids:
         raise UsageError("name the dead letters to re-drive (MESSAGE_ID …) or give --all")
@@ -340,6 +347,11 @@ def command_redrive(args: argparse.Namespace) -> int:
         moved = queue.redrive(None if args.all else args.message_ids, now=time.time())
     finally:
         queue.close()
+    doorbell = doorbell_for(settings)
+    if doorbell is not None:
+        if moved:
+            doorbell.ring()
+        doorbell.close()
     where = f"Storage queue {settings.queue_name}" if settings.uses_storage_queue else f"queue {settings.queue_path}"
     print(f"{moved} event(s) back in the {where}; the workers decide them again")
     return EXIT_OK
@@ -563,9 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7071, help="port (default 7071, like the Functions host)")
     serve.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
     serve.add_argument("--threads", type=_positive_int, default=4, metavar="N",
-                       help="worker threads deciding queued events in this process (default 4)")
-    serve.add_argument("--workers", type=_non_negative_int, default=0, metavar="N",
-                       help="worker processes to start besides (each with --threads threads; default 0)")
+                       help="worker threads per worker process (default 4)")
+    serve.add_argument("--workers", type=_non_negative_int, default=1, metavar="N",
+                       help="worker processes (`work`) to start; this one then only answers. 0: the threads "
+                            "decide in this process (default 1)")
     serve.set_defaults(run=command_serve)
 
     work = commands.add_parser(

@@ -23,7 +23,7 @@ from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
 from importer.app.settings import PREFIX, Settings, SettingsError
 from importer.ports.ledger import Ledger
-from importer.ports.queue import EventQueue
+from importer.ports.queue import Doorbell, EventQueue
 from importer.ports.registry import Registry
 from importer.ports.sinks import OutcomeSink
 
@@ -83,6 +83,16 @@ def queue_for(settings: Settings) -> EventQueue:
     from importer.adapters.queue.sqlite import SqliteQueue
 
     return SqliteQueue(settings.queue_path)
+
+
+def doorbell_for(settings: Settings) -> Doorbell | None:
+    """The wake-up between the local intake and worker processes on the SQLite queue (None with Storage Queues,
+    where the Functions host polls, and where Unix sockets are not available)."""
+    if settings.uses_storage_queue:
+        return None
+    from importer.adapters.queue.doorbell import doorbell_for_queue
+
+    return doorbell_for_queue(settings.queue_path)
 
 
 def ledger_for(settings: Settings) -> Ledger:

@@ -4,6 +4,7 @@
         ...                                   # registries post notifications to host.url + "/api/registry-events"
     with QueuedHost(pipeline, queue, webhook_token=token, port=0, threads=4) as service:   # intake + workers
         ...                                   # routes answer 202 once queued; the workers decide
+    QueuedHost(pipeline, queue, webhook_token=token, threads=0, doorbell=bell)   # intake only: `work` processes decide
 
 A thread per connection (HTTP/1.1 keep-alive), so slow senders do not hold up others. It binds 127.0.0.1
 unless told otherwise. All routing and handling lives in `importer.entry.http_api`; this module only moves bytes.
@@ -21,7 +22,7 @@ from importer.app.intake import Intake
 from importer.app.pipeline import Pipeline
 from importer.app.worker import WorkerPolicy, WorkerPool
 from importer.entry.http_api import MAX_BODY_BYTES, ApiResponse, GuardApi
-from importer.ports.queue import EventQueue
+from importer.ports.queue import Doorbell, EventQueue
 
 log = logging.getLogger("platform_guard.serve")
 
@@ -122,7 +123,8 @@ class LocalHost:
 
 
 class QueuedHost:
-    """The local host with its queue and a pool of worker threads: routes only queue, workers decide."""
+    """The local host with its queue: routes only queue; worker threads here (threads > 0) and worker processes
+    elsewhere (woken by the doorbell, if given) decide."""
 
     def __init__(
         self,
@@ -134,32 +136,45 @@ class QueuedHost:
         port: int = 7071,
         threads: int = 4,
         policy: WorkerPolicy = WorkerPolicy(),
+        doorbell: Doorbell | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.queue = queue
-        self.pool = WorkerPool(queue, pipeline, threads=threads, policy=policy)
-        intake = Intake(pipeline, queue, on_queued=self.pool.notify)
+        self.pool = WorkerPool(queue, pipeline, threads=threads, policy=policy) if threads else None
+        self._doorbell = doorbell
+        intake = Intake(pipeline, queue, on_queued=self._queued)
         self.api = GuardApi(pipeline, webhook_token=webhook_token, intake=intake)
         self.host = LocalHost(self.api, host=host, port=port)
+
+    def _queued(self) -> None:
+        if self.pool is not None:
+            self.pool.notify()
+        if self._doorbell is not None:
+            self._doorbell.ring()
 
     @property
     def url(self) -> str:
         return self.host.url
 
     def start(self) -> "QueuedHost":
-        self.pool.start()
+        if self.pool is not None:
+            self.pool.start()
         self.host.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted; the workers run in their own threads."""
-        self.pool.start()
+        if self.pool is not None:
+            self.pool.start()
         self.host.serve_forever()
 
     def stop(self) -> None:
         """Stop answering, let the workers settle what they hold, then close the queue."""
         self.host.stop()
-        self.pool.stop()
+        if self.pool is not None:
+            self.pool.stop()
+        if self._doorbell is not None:
+            self._doorbell.close()
         self.queue.close()
 
     def __enter__(self) -> "QueuedHost":

@@ -63,7 +63,7 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], LocalRegistry, Faul
             "PLATFORM_GUARD_EVENT_RETRY": "3/0.2",
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "importer", "serve", "--port", str(port), "--threads", "1", "--workers", "1"],
+            [sys.executable, "-m", "importer", "serve", "--port", str(port), "--threads", "1", "--workers", "2"],
             cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         try:
