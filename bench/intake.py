@@ -17,7 +17,8 @@ upstream host). A second `FaultProxy` in front of the registry hangs it for the 
 
 Each run (every figure printed is the median of the runs; the order of the two halves of a measure alternates
 from run to run):
-- intake: `python -m importer serve` (its own process: `QueuedHost`, 4 worker threads, SQLite queue and ledger)
+- intake: `python -m importer serve` (its default: `QueuedHost` answering only, one `work` process of 4 threads;
+  SQLite queue and ledger)
   gets N distribution envelopes, one event each, posted one after the other over one keep-alive connection; the
   figure is the HTTP answer time the sender sees (request written to answer read), p50 and p99. Twice: with the
   registry healthy (serve guards it directly; its workers decide the events meanwhile, competing for the CPU), and
@@ -31,8 +32,8 @@ from run to run):
   `GuardApi.dispatch` receiving the request to `SqliteLedger.record` having committed the outcome, and split into
   intake (dispatch to the queue's INSERT committed), queue wait (to a worker's take committed), and deciding (take to
   record), of which registry reads (client and registry). The figure is event p50 minus floor p50, per run.
-- throughput: `python -m importer serve` with `--workers 0` (4 threads in serve) and with `--workers 1` (another 4 in a
-  `python -m importer work` process sharing the SQLite queue and ledger); N envelopes from several keep-alive
+- throughput: `python -m importer serve` with `--workers 0` (4 threads in serve), `--workers 1` and `--workers 2` (4
+  threads in each `python -m importer work` process sharing the SQLite queue and ledger; serve only answers); N envelopes from several keep-alive
   connections at once; events/s = N / the time from the first post to the moment the ledger (polled every
   POLL_SECONDS) holds all N outcomes. CPU time per event of the registry, serve, the work process and the senders.
 - head-of-line: in this process as for latency, with the `fix/**` event posted first and then the N others paced at
