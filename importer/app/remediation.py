@@ -468,6 +468,7 @@ def release(
     quarantine_reference: str,
     to: tuple[str, str] | None = None,
     force: bool = False,
+    any_source: bool = False,
     now: Callable[[], float] = time.time,
 ) -> Released:
     """Put a quarantined image back on purpose: same digest, mounted, and remembered so it is not remediated again.
@@ -476,9 +477,17 @@ def release(
     quarantine, else the origin artifact kept next to the image, else what the quarantine name says (images
     quarantined before either existed); `to` = (repository, tag) overrides it. A destination tag that now points at
     another image (a newer push) is not overwritten unless `force`.
+
+    Only quarantined images are released: from one of the policy's quarantine repositories (`quarantine.repository`),
+    or a manifest that `quarantine.mode: lock` locked in place (pulls disabled). A release exempts its digest from the
+    policy from then on, so an image anywhere else is refused (ReleaseError) unless `any_source` says so on purpose.
     """
-    if isinstance(registry, LocksManifests) and not policy.quarantine.holds(quarantine_repository):
-        return _unlock(registry, ledger, host, quarantine_repository, quarantine_reference, now)
+    in_quarantine = policy.quarantine.holds(quarantine_repository)
+    if isinstance(registry, LocksManifests) and not in_quarantine:
+        return _unlock(registry, policy, ledger, host, quarantine_repository, quarantine_reference, now,
+                       any_source=any_source)
+    if not in_quarantine and not any_source:
+        raise ReleaseError(_not_quarantined(policy, host, quarantine_repository, quarantine_reference, ""))
     fetched = registry.get_manifest(quarantine_repository, quarantine_reference)
     if to is None:
         origin = _origin(registry, policy, ledger, host, quarantine_repository, quarantine_reference, fetched.digest)
@@ -599,11 +608,24 @@ def _manifest_or_none(registry: Registry, repository: str, tag: str) -> bytes | 
         return None
 
 
-def _unlock(registry: LocksManifests, ledger: Ledger, host: str, repository: str, reference: str,
-            now: Callable[[], float]) -> Released:
-    """Release a manifest that `quarantine.mode: lock` locked in place: enable read, write and delete again."""
+def _not_quarantined(policy: Policy, host: str, repository: str, reference: str, locked: str) -> str:
+    """Why an image outside quarantine is not released, and how to release it all the same."""
+    where = f"{host}/{repository}{'@' if is_digest(reference) else ':'}{reference}"
+    return (
+        f"{where} is not in a quarantine repository ({policy.quarantine.repository}){locked}: only quarantined "
+        "images are released. To put an image from anywhere else in place and exempt its digest from the policy "
+        "from then on, add --any-source"
+    )
+
+
+def _unlock(registry: LocksManifests, policy: Policy, ledger: Ledger, host: str, repository: str, reference: str,
+            now: Callable[[], float], *, any_source: bool) -> Released:
+    """Release a manifest that `quarantine.mode: lock` locked in place: enable read, write and delete again. A
+    manifest whose pulls are enabled was not locked by a quarantine: refused unless `any_source`."""
     if not reference.startswith(("sha256:", "sha512:")):
         raise ReleaseError(f"{host}/{repository}:{reference}: a locked image is released by digest (REPO@sha256:…)")
+    if not any_source and registry.manifest_properties(repository, reference).can_read:
+        raise ReleaseError(_not_quarantined(policy, host, repository, reference, " nor locked by a quarantine"))
     ledger.mark_released(f"{host}/{repository}", reference, now=now())
     registry.lock_manifest(repository, reference, read=True, write=True, delete=True)
     where = f"{host}/{repository}@{reference}"

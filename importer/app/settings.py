@@ -11,11 +11,12 @@
 | PLATFORM_GUARD_WEBHOOK_TOKEN | bearer token registries send to /api/registry-events and /api/cloudevents | none: those routes refuse |
 | PLATFORM_GUARD_INSECURE_REGISTRIES | hosts that may be reached over plain HTTP besides loopback | none |
 | PLATFORM_GUARD_REGISTRY_<KEY>_USERNAME, _PASSWORD | credentials for a registry; KEY is its host upper-cased with every non-alphanumeric character as `_` (`docker.io` → `DOCKER_IO`) | anonymous |
-| PLATFORM_GUARD_LOOP_GUARD | at most N remediations of one tag per window: `N/SECONDS` | 3/3600 |
-| PLATFORM_GUARD_EVENT_RETRY | a queued event is tried at most N times, the first retry after SECONDS (doubling, up to 5 minutes): `N/SECONDS` | 8/5 |
-| PLATFORM_GUARD_LEASE_SECONDS | how long a worker holds a queued event before another may take it over (renewed every third while it works) | 60 |
+| PLATFORM_GUARD_LOOP_GUARD | at most N remediations of one tag per window: `N/SECONDS`, N 1–1000000, SECONDS 1–2592000 (30 days) | 3/3600 |
+| PLATFORM_GUARD_EVENT_RETRY | a queued event is tried at most N times, the first retry after SECONDS (doubling, up to 5 minutes): `N/SECONDS`, N 1–100, SECONDS 0.1–300 | 8/5 |
+| PLATFORM_GUARD_LEASE_SECONDS | how long a worker holds a queued event before another may take it over (renewed every third while it works), 1–3600 | 60 |
+| PLATFORM_GUARD_EVENT_DEADLINE_SECONDS | time limit of one try of an event, every registry request and wait included; a try that runs out of time is retried later. On Azure keep it a minute under host.json's functionTimeout (5 minutes), 1–3600 | 240 |
 | PLATFORM_GUARD_FAILPOINTS | test only: comma-separated failpoints (importer/app/failpoints.py) where a worker kills itself, or pauses with `NAME=PATH` | none |
-| PLATFORM_GUARD_AUTH_RETRY_SECONDS | how long 401/403 answers are tried again after an event's first try (role assignments propagate) | 900 |
+| PLATFORM_GUARD_AUTH_RETRY_SECONDS | how long 401/403 answers are tried again after an event's first try (role assignments propagate), 0–86400 | 900 |
 | PLATFORM_GUARD_PAUSED_REPOSITORIES | comma-separated repository globs whose violations are only alerted (remediation paused) | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_TOKEN | bearer token sent to that webhook | none |
@@ -35,12 +36,15 @@
 
 Registries whose host ends in `.azurecr.io` are reached with the ACR adapter and the managed identity.
 
+Numbers are read strictly (importer.core.numbers): ASCII digits, a fraction like `2.5` only where seconds are meant;
+no sign, spaces, `_`, exponent, hex, other scripts' digits, nan or infinity; a value outside its range above is
+refused by name. An empty numeric setting means its default.
+
 Secrets (the webhook token, passwords) never appear in a repr, a log line or an error.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +53,7 @@ from pathlib import Path
 
 from importer.app.failpoints import POINTS as FAILPOINTS
 from importer.app.policy_file import load_policy
+from importer.core.numbers import NumberError, parse_decimal, parse_whole_number, shown, written
 from importer.core.policy import DEFAULT_POLICY, Policy, PolicyError, parse_policy, repository_matcher
 from importer.core.reference import is_loopback_host
 from importer.ports.registry import Credentials
@@ -70,6 +75,7 @@ KNOWN_SETTINGS: tuple[str, ...] = (
     PREFIX + "EVENT_RETRY",
     PREFIX + "AUTH_RETRY_SECONDS",
     PREFIX + "LEASE_SECONDS",
+    PREFIX + "EVENT_DEADLINE_SECONDS",
     PREFIX + "FAILPOINTS",
     PREFIX + "PAUSED_REPOSITORIES",
     PREFIX + "ALERT_WEBHOOK_URL",
@@ -96,6 +102,9 @@ SECRET_SETTINGS = frozenset(
 
 
 DEFAULT_QUEUE_NAME = "platform-guard-events"
+# One try of an event (importer.app.pipeline): a minute under the Functions host's 5-minute functionTimeout, which
+# leaves time to record the outcome and settle the message after a try that ran out of time.
+DEFAULT_EVENT_DEADLINE_SECONDS = 240.0
 
 
 def queue_name_setting(environ: Mapping[str, str]) -> str:
@@ -143,6 +152,7 @@ class Settings:
     event_retry_seconds: float = 5.0
     auth_retry_seconds: float = 900.0
     lease_seconds: float = 60.0
+    event_deadline_seconds: float = DEFAULT_EVENT_DEADLINE_SECONDS
     failpoints: str | None = None  # test only
     paused_repositories: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
@@ -205,49 +215,60 @@ def _credentials(environ: Mapping[str, str], hosts: tuple[str, ...]) -> dict[str
     return found
 
 
+# Documented ranges of the numeric settings (numbers are read by importer.core.numbers: ASCII digits, no sign).
+LOOP_GUARD_MOST_REMEDIATIONS = 1_000_000
+LOOP_GUARD_WINDOW_SECONDS = (1.0, 2_592_000.0)  # one second to 30 days
+EVENT_RETRY_MOST_ATTEMPTS = 100
+EVENT_RETRY_FIRST_DELAY_SECONDS = (0.1, 300.0)  # the delay doubles up to 5 minutes
+AUTH_RETRY_SECONDS_RANGE = (0.0, 86_400.0)
+LEASE_SECONDS_RANGE = (1.0, 3600.0)
+EVENT_DEADLINE_SECONDS_RANGE = (1.0, 3600.0)
+SWEEP_MOST_PARALLEL = 64
+
+
 def _loop_guard(environ: Mapping[str, str]) -> tuple[int, float]:
-    return _count_per_seconds(environ, PREFIX + "LOOP_GUARD", "3/3600", most=1_000_000)
+    return _count_per_seconds(environ, PREFIX + "LOOP_GUARD", "3/3600", most=LOOP_GUARD_MOST_REMEDIATIONS,
+                              seconds=LOOP_GUARD_WINDOW_SECONDS)
 
 
 def _event_retry(environ: Mapping[str, str]) -> tuple[int, float]:
-    return _count_per_seconds(environ, PREFIX + "EVENT_RETRY", "8/5", most=100)
+    return _count_per_seconds(environ, PREFIX + "EVENT_RETRY", "8/5", most=EVENT_RETRY_MOST_ATTEMPTS,
+                              seconds=EVENT_RETRY_FIRST_DELAY_SECONDS)
 
 
-def _count_per_seconds(environ: Mapping[str, str], name: str, default: str, *, most: int) -> tuple[int, float]:
-    """`N/SECONDS`: N a whole number from 1 to `most`, SECONDS finite and above 0 (no nan, no inf)."""
-    raw = environ.get(name, default)
+def _count_per_seconds(
+    environ: Mapping[str, str], name: str, default: str, *, most: int, seconds: tuple[float, float]
+) -> tuple[int, float]:
+    """`N/SECONDS`: N a whole number from 1 to `most`, SECONDS a number in the range `seconds` (unset or empty: the
+    default)."""
+    raw = environ.get(name) or default
     count, slash, window = raw.partition("/")
     try:
-        number, seconds = int(count), float(window)
-    except ValueError:
-        number, seconds = -1, -1.0
-    if not slash or not 1 <= number <= most or not math.isfinite(seconds) or seconds <= 0:
+        if not slash:
+            raise NumberError("no '/'")
+        return (parse_whole_number(count, least=1, most=most),
+                parse_decimal(window, least=seconds[0], most=seconds[1]))
+    except NumberError:
         raise SettingsError(
-            f"{name}: expected N/SECONDS with N from 1 to {most} and SECONDS a number above 0, e.g. {default} "
-            f"(got {raw!r})"
-        )
-    return number, seconds
+            f"{name}: expected N/SECONDS with N a whole number from 1 to {most} and SECONDS a number from "
+            f"{written(seconds[0])} to {written(seconds[1])}, e.g. {default} (got {shown(raw)})"
+        ) from None
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(environ: Mapping[str, str], name: str, default: float, *, least: float, most: float) -> float:
+    """A number of seconds from `least` to `most` (unset or empty: the default)."""
     raw = environ.get(name)
-    if raw is None or not raw.strip():
+    if not raw:
         return default
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0 or value > 86_400:
-        raise SettingsError(f"{name}: expected a number of seconds from 0 to 86400 (got {raw!r})")
-    return value
+        return parse_decimal(raw, least=least, most=most, what="a number of seconds")
+    except NumberError as error:
+        raise SettingsError(f"{name}: {error}") from None
 
 
 def _lease_seconds(environ: Mapping[str, str]) -> float:
-    name = PREFIX + "LEASE_SECONDS"
-    value = _seconds(environ, name, 60.0)
-    if not 1 <= value <= 3600:
-        raise SettingsError(f"{name}: expected a number of seconds from 1 to 3600 (got {environ.get(name)!r})")
-    return value
+    least, most = LEASE_SECONDS_RANGE
+    return _seconds(environ, PREFIX + "LEASE_SECONDS", 60.0, least=least, most=most)
 
 
 def _failpoints(environ: Mapping[str, str]) -> str | None:
@@ -348,10 +369,10 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
 
 def _sweep_parallel(environ: Mapping[str, str]) -> int:
     name = PREFIX + "SWEEP_PARALLEL"
-    raw = environ.get(name, "").strip() or "8"
-    if not raw.isdigit() or not 1 <= int(raw) <= 64:
-        raise SettingsError(f"{name}: expected a whole number from 1 to 64 (got {raw!r})")
-    return int(raw)
+    try:
+        return parse_whole_number(environ.get(name) or "8", least=1, most=SWEEP_MOST_PARALLEL)
+    except NumberError as error:
+        raise SettingsError(f"{name}: {error}") from None
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | None = None) -> Settings:
@@ -387,8 +408,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         loop_window=loop_window,
         event_attempts=event_attempts,
         event_retry_seconds=event_retry_seconds,
-        auth_retry_seconds=_seconds(environ, PREFIX + "AUTH_RETRY_SECONDS", 900.0),
+        auth_retry_seconds=_seconds(environ, PREFIX + "AUTH_RETRY_SECONDS", 900.0, least=AUTH_RETRY_SECONDS_RANGE[0],
+                                    most=AUTH_RETRY_SECONDS_RANGE[1]),
         lease_seconds=_lease_seconds(environ),
+        event_deadline_seconds=_seconds(environ, PREFIX + "EVENT_DEADLINE_SECONDS", DEFAULT_EVENT_DEADLINE_SECONDS,
+                                        least=EVENT_DEADLINE_SECONDS_RANGE[0], most=EVENT_DEADLINE_SECONDS_RANGE[1]),
         failpoints=_failpoints(environ),
         paused_repositories=_paused(environ),
         alert_webhook_url=_https_url(environ, PREFIX + "ALERT_WEBHOOK_URL", insecure),

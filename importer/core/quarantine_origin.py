@@ -22,6 +22,7 @@ import hashlib
 import json
 from typing import Final
 
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.manifests import Descriptor, ImageManifest, Index, ManifestError, parse_manifest
 from importer.core.media_types import (
     OCI_EMPTY,
@@ -130,7 +131,7 @@ def with_referrer(index_raw: bytes | None, artifact_raw: bytes) -> bytes | None:
     entries: list[object] = []
     if index_raw is not None:
         try:
-            existing = json.loads(index_raw)
+            existing = load_bounded_json(index_raw)  # the registry's content: refused past the depth limit
         except ValueError:
             existing = None
         if isinstance(existing, dict) and isinstance(existing.get("manifests"), list):

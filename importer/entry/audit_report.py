@@ -5,7 +5,8 @@
 
 Every rendering has the same parts: the scope and sweep, totals by status (and by result outside a dry run), tags
 per repository, the violations with reasons and suggested commands, then the failures. `report.as_dict()`
-(importer.app.sweep) is the --json form. See docs/design.md, Sweep.
+(importer.app.sweep) is the --json form. See docs/design.md, Sweep. Names, reasons and errors come from the registry:
+the terminal summary sanitises each of its lines (importer.entry.terminal), the HTML escapes them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from importer.app.sweep import STATUSES, SweepItem, SweepReport
+from importer.entry.terminal import sanitise
 
 
 def _problem(item: SweepItem) -> str:
@@ -177,4 +179,4 @@ def format_summary(report: SweepReport) -> str:
         lines.append(f"  {item.status.upper():<9} {item.reference}  [{_what(item)}] {_problem(item)}")
         if item.suggestion:
             lines.append(f"            $ {item.suggestion}")
-    return "\n".join(lines)
+    return "\n".join(sanitise(line) for line in lines)  # each line whole: none of its text may break it

@@ -23,11 +23,12 @@ import argparse
 import importlib
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from importer.app.inspection import evaluate
@@ -35,11 +36,12 @@ from importer.app.policy_file import load_policy
 from importer.app.settings import Settings, SettingsError, load_settings
 from importer.core.decide import verdict_fields
 from importer.core.manifests import ManifestError
+from importer.core.numbers import NumberError, parse_whole_number, shown
 from importer.core.outcome import Outcome
 from importer.core.policy import Policy, PolicyError
 from importer.core.reference import ReferenceError, parse_reference, reference_of
 from importer.entry.composition import pipeline_for, registry_directory_for
-from importer.entry.terminal import format_dead_letters, format_outcomes
+from importer.entry.terminal import TerminalLogFormatter, format_dead_letters, format_outcomes, sanitise
 from importer.ports.ledger import Ledger
 from importer.ports.registry import Registry, RegistryError
 
@@ -67,7 +69,9 @@ def _client(settings: Settings, host: str) -> Registry:
 
 
 def _print_verdict(record: dict[str, Any]) -> None:
-    print(f"{record['reference']}  {record['verdict']}" + (f" → {record['action']}" if record["action"] != "none" else ""))
+    # Every value came from the registry (the config's os and architecture too): each line is sanitised whole.
+    print(sanitise(f"{record['reference']}  {record['verdict']}"
+                   + (f" → {record['action']}" if record["action"] != "none" else "")))
     rows = [
         ("digest", record["digest"]),
         ("kind", f"{record['kind']} ({record['media_type']})" if record["kind"] else None),
@@ -80,7 +84,7 @@ def _print_verdict(record: dict[str, Any]) -> None:
     ]
     for name, value in rows:
         if value:
-            print(f"  {name:<12} {value}")
+            print(sanitise(f"  {name:<12} {value}"))
 
 
 def command_check(args: argparse.Namespace) -> int:
@@ -95,7 +99,7 @@ def command_check(args: argparse.Namespace) -> int:
             settings.policy, registry, reference.repository, reference.digest or reference.tag or "latest"
         )
     except (RegistryError, ManifestError) as error:
-        print(f"error: {args.ref}: {error}", file=sys.stderr)
+        print(sanitise(f"error: {args.ref}: {error}"), file=sys.stderr)
         return EXIT_REGISTRY
     fields = {"digest": reference.digest, **verdict_fields(facts, verdict)}
     record = Outcome(
@@ -164,10 +168,10 @@ def command_copy(args: argparse.Namespace) -> int:
             parallel=args.parallel, progress=show,
         )
     except CopyError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_USAGE
     except RegistryError as error:
-        print(f"error: copying {args.src} to {destination}: {error}", file=sys.stderr)
+        print(sanitise(f"error: copying {args.src} to {destination}: {error}"), file=sys.stderr)
         return EXIT_REGISTRY
     finally:
         bar.finish()
@@ -177,26 +181,42 @@ def command_copy(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict(), indent=2))
     else:
         stats = result.stats
-        print(
+        print(sanitise(
             f"copied {source} → {destination}  digest {result.digest}  platforms {', '.join(result.platforms) or '—'}"
             f"  blobs: {stats.blobs_skipped} skipped, {stats.blobs_mounted} mounted, {stats.blobs_uploaded} uploaded, "
             f"{format_megabytes(stats.bytes_uploaded)}"
-        )
+        ))
     return EXIT_OK
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of 0 or more")
-    return value
+# Documented ranges of the numeric flags (read strictly by importer.core.numbers: ASCII digits, no sign).
+MOST_THREADS = 64  # --threads, --parallel
+MOST_WORKERS = 32  # serve --workers
+MOST_OUTCOMES = 100_000  # outcomes --limit
+MOST_PAGE_SIZE = 10_000  # audit --page-size
+_MESSAGE_ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # a SQLite queue's number, a Storage queue's GUID
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
-    return value
+def _whole_number(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`; anything else is a usage error naming the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_whole_number(text, least=least, most=most)
+        except NumberError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _message_id(text: str) -> str:
+    """An argparse type: a dead letter's id as `outcomes --failed` lists it."""
+    if _MESSAGE_ID.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a message id as `outcomes --failed` lists it (digits, or letters, digits and '-'), "
+            f"got {shown(text)}"
+        )
+    return text
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -213,14 +233,17 @@ def command_serve(args: argparse.Namespace) -> int:
                          doorbell=doorbell_for(settings))
     _outcome_lines_to_stdout(OUTCOME_LOGGER)
     print(f"Platform Guard listening on {service.url}", flush=True)
-    print(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}")
-    print(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}   queue: {settings.queue_path}")
+    # Settings and file names are text from outside the process too.
+    print(sanitise(f"  guarded registries: {', '.join(settings.registries) or 'none (set PLATFORM_GUARD_REGISTRIES)'}"))
+    print(sanitise(f"  policy: {settings.policy.source}   ledger: {settings.ledger_path}   "
+                   f"queue: {settings.queue_path}"))
     if args.workers:
         print(f"  workers: {args.workers} process(es) of {args.threads} thread(s); this one only answers", flush=True)
     else:
         print(f"  workers: {args.threads} thread(s) in this process", flush=True)
     if not settings.webhook_token:
-        print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: /api/registry-events refuses every request", flush=True)
+        print("  PLATFORM_GUARD_WEBHOOK_TOKEN is not set: every event route (registry-events, cloudevents, eventgrid) "
+              "refuses every request", flush=True)
     processes = [_worker_process(args) for _ in range(args.workers)]
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -266,7 +289,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _outcome_lines_to_stdout(logger_name: str) -> None:
     outcome_log = logging.getLogger(logger_name)  # one JSON line per outcome on stdout
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(TerminalLogFormatter("%(message)s"))  # JSON lines: escaped already, so unchanged
     outcome_log.addHandler(handler)
     outcome_log.setLevel(logging.INFO)
     outcome_log.propagate = False
@@ -298,7 +321,7 @@ def command_outcomes(args: argparse.Namespace) -> int:
     if args.failed:
         return _dead_letters(settings, args)
     if not settings.ledger_path.exists():
-        print(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER?)", file=sys.stderr)
+        print(sanitise(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER?)"), file=sys.stderr)
         return EXIT_OK
     ledger = SqliteLedger(settings.ledger_path)
     try:
@@ -318,7 +341,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from importer.entry.composition import queue_for
 
     if not settings.uses_storage_queue and not settings.queue_path.exists():
-        print(f"no queue at {settings.queue_path} yet: nothing was given up on", file=sys.stderr)
+        print(sanitise(f"no queue at {settings.queue_path} yet: nothing was given up on"), file=sys.stderr)
         return EXIT_OK
     queue = queue_for(settings)
     try:
@@ -353,7 +376,7 @@ def command_redrive(args: argparse.Namespace) -> int:
             doorbell.ring()
         doorbell.close()
     where = f"Storage queue {settings.queue_name}" if settings.uses_storage_queue else f"queue {settings.queue_path}"
-    print(f"{moved} event(s) back in the {where}; the workers decide them again")
+    print(sanitise(f"{moved} event(s) back in the {where}; the workers decide them again"))
     return EXIT_OK
 
 
@@ -388,16 +411,17 @@ def command_release(args: argparse.Namespace) -> int:
             quarantine_reference=reference.manifest_reference,
             to=destination,
             force=args.force,
+            any_source=args.any_source,
         )
     except ReleaseError as error:
         raise UsageError(str(error)) from None
     except (RegistryError, ManifestError, LedgerUnavailable) as error:
-        print(f"error: releasing {args.ref}: {error}", file=sys.stderr)
+        print(sanitise(f"error: releasing {args.ref}: {error}"), file=sys.stderr)
         return EXIT_REGISTRY
     finally:
         ledger.close()
         registry.close()
-    print(f"released {released.source} → {released.destination}  digest {released.digest}")
+    print(sanitise(f"released {released.source} → {released.destination}  digest {released.digest}"))
     return EXIT_OK
 
 
@@ -424,12 +448,12 @@ def command_chart_images(args: argparse.Namespace) -> int:
             try:
                 info = read_chart_from_registry(registry, reference.repository, reference.manifest_reference)
             except RegistryError as error:
-                print(f"error: {target}: {error}", file=sys.stderr)
+                print(sanitise(f"error: {target}: {error}"), file=sys.stderr)
                 return EXIT_REGISTRY
             finally:
                 registry.close()
     except ChartError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(info.as_dict(), indent=2) if args.json else format_chart_table(info))
     return EXIT_OK
@@ -491,7 +515,7 @@ def command_audit(args: argparse.Namespace) -> int:
     try:
         report = sweep.run(progress=bar)
     except SweepError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_REGISTRY
     finally:
         bar.finish()
@@ -506,7 +530,7 @@ def command_audit(args: argparse.Namespace) -> int:
     else:
         print(format_summary(report))
         if report_path is not None:
-            print(f"report written to {report_path}")
+            print(sanitise(f"report written to {report_path}"))
     if report.failures or not report.complete:
         return EXIT_REGISTRY
     return EXIT_VIOLATION if report.pending else EXIT_OK
@@ -561,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument(
         "--exclude", action="append", metavar="PATTERN", help="drop platforms matching PATTERN (e.g. 'windows/*')"
     )
-    copy.add_argument("--parallel", type=_positive_int, default=4, metavar="N", help="blobs at a time (default 4)")
+    copy.add_argument("--parallel", type=_whole_number(1, MOST_THREADS), default=4, metavar="N",
+                      help=f"blobs at a time, 1 to {MOST_THREADS} (default 4)")
     copy.add_argument("--json", action="store_true", help="print the result as one JSON object")
     copy.set_defaults(run=command_copy)
 
@@ -572,13 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
         "POST /api/registry-events, OPTIONS/POST /api/cloudevents, GET /api/health.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=7071, help="port (default 7071, like the Functions host)")
+    serve.add_argument("--port", type=_whole_number(0, 65535), default=7071,
+                       help="port, 0 to 65535; 0: any free port (default 7071, like the Functions host)")
     serve.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
-    serve.add_argument("--threads", type=_positive_int, default=4, metavar="N",
-                       help="worker threads per worker process (default 4)")
-    serve.add_argument("--workers", type=_non_negative_int, default=1, metavar="N",
-                       help="worker processes (`work`) to start; this one then only answers. 0: the threads "
-                            "decide in this process (default 1)")
+    serve.add_argument("--threads", type=_whole_number(1, MOST_THREADS), default=4, metavar="N",
+                       help=f"worker threads per worker process, 1 to {MOST_THREADS} (default 4)")
+    serve.add_argument("--workers", type=_whole_number(0, MOST_WORKERS), default=1, metavar="N",
+                       help=f"worker processes (`work`) to start, 0 to {MOST_WORKERS}; this one then only answers. "
+                            "0: the threads decide in this process (default 1)")
     serve.set_defaults(run=command_serve)
 
     work = commands.add_parser(
@@ -586,7 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="decide queued events (a worker process beside serve)",
         description="Take events from the queue that `serve` fills and decide them, until interrupted.",
     )
-    work.add_argument("--threads", type=_positive_int, default=4, metavar="N", help="worker threads (default 4)")
+    work.add_argument("--threads", type=_whole_number(1, MOST_THREADS), default=4, metavar="N",
+                      help=f"worker threads, 1 to {MOST_THREADS} (default 4)")
     work.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
     work.set_defaults(run=command_work)
 
@@ -594,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
         "outcomes", help="show recorded outcomes", description="Show the newest outcomes in the ledger."
     )
     outcomes.add_argument("--json", action="store_true", help="one JSON record per line, newest first")
-    outcomes.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    outcomes.add_argument("--limit", type=_whole_number(1, MOST_OUTCOMES), default=50, metavar="N",
+                          help=f"how many, 1 to {MOST_OUTCOMES} (default 50)")
     outcomes.add_argument("--repository", help="only this repository")
     outcomes.add_argument("--all", action="store_true", help="also the attempts (`retrying`) before each final outcome")
     outcomes.add_argument("--failed", action="store_true",
@@ -606,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="put dead-lettered events back in the queue",
         description="Put events the workers gave up on (see `outcomes --failed`) back in the queue, attempts reset.",
     )
-    redrive.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID", help="dead letters to re-drive")
+    redrive.add_argument("message_ids", nargs="*", type=_message_id, metavar="MESSAGE_ID",
+                         help="dead letters to re-drive")
     redrive.add_argument("--all", action="store_true", help="every dead letter")
     redrive.set_defaults(run=command_redrive)
 
@@ -614,11 +643,16 @@ def build_parser() -> argparse.ArgumentParser:
         "release",
         help="put a quarantined image back on purpose",
         description="Copy a quarantined image back (same digest, blobs mounted) to the repository and tag it was "
-        "quarantined from, or to --to REPO:TAG, and remember it as released so it is not quarantined again.",
+        "quarantined from, or to --to REPO:TAG, and remember it as released so it is not quarantined again. Only "
+        "images in the policy's quarantine repositories (or locked in place by quarantine.mode: lock) are released; "
+        "anything else exits 2 unless --any-source is given.",
     )
     release.add_argument("ref", metavar="QUARANTINED_REF", help="e.g. REGISTRY/quarantine/team/app:1.0.sha256-<hex>")
     release.add_argument("--to", metavar="REPO:TAG", help="where to put it (default: where it came from)")
     release.add_argument("--force", action="store_true", help="overwrite a destination tag that moved since")
+    release.add_argument("--any-source", action="store_true",
+                         help="release an image that is not in a quarantine repository (nor locked by one): it is "
+                              "copied to --to and its digest is exempt from the policy from then on")
     release.add_argument("--policy", metavar="FILE", help="policy YAML, for its quarantine repository template")
     release.set_defaults(run=command_release)
 
@@ -653,8 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--remediate", action="store_true", help="re-import or quarantine violations, as events do")
     audit.add_argument("--json", action="store_true", help="print the report as one JSON object")
     audit.add_argument("--report", metavar="FILE", help="write the report to FILE.md (Markdown) or FILE.html")
-    audit.add_argument("--parallel", type=_positive_int, default=8, metavar="N", help="tags read at once (default 8)")
-    audit.add_argument("--page-size", type=_positive_int, metavar="N", help="ask the registry for N names per page")
+    audit.add_argument("--parallel", type=_whole_number(1, MOST_THREADS), default=8, metavar="N",
+                       help=f"tags read at once, 1 to {MOST_THREADS} (default 8)")
+    audit.add_argument("--page-size", type=_whole_number(1, MOST_PAGE_SIZE), metavar="N",
+                       help=f"ask the registry for N names per page, 1 to {MOST_PAGE_SIZE}")
     audit.set_defaults(run=command_audit)
 
     demo = commands.add_parser(
@@ -671,11 +707,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    to_stderr = logging.StreamHandler()  # log lines quote registries and senders: sanitised for the terminal
+    to_stderr.setFormatter(TerminalLogFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[to_stderr])
     try:
         return int(args.run(args))
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_USAGE

@@ -7,8 +7,15 @@ With an intake (the local host), a delivery is only authenticated, parsed, valid
 workers decide it (importer/app/worker.py). Without one, the pipeline decides it in the request (200).
 
 Routes (docs/design.md, Contracts): `POST /runtime/webhooks/eventgrid?functionName=NAME` (Event Grid schema, with the
-validation handshake), `POST /api/registry-events` (distribution notifications and ACR classic webhooks,
-bearer token), `OPTIONS`/`POST /api/cloudevents` (CloudEvents 1.0, bearer token), `GET /api/health`.
+validation handshake), `POST /api/registry-events` (distribution notifications and ACR classic webhooks),
+`OPTIONS`/`POST /api/cloudevents` (CloudEvents 1.0), `GET /api/health`.
+
+One authentication rule for every state-changing route (each POST above, the Event Grid validation handshake
+included): the request carries the webhook token (PLATFORM_GUARD_WEBHOOK_TOKEN) as `Authorization: Bearer <token>`,
+as an `x-functions-key` header or as a `code` query parameter (the places an Event Grid subscription can put a key),
+compared in constant time; otherwise 401 and nothing is parsed, queued or recorded. Without a configured token every
+such request is refused. `GET /api/health` and the CloudEvents `OPTIONS` handshake change nothing and stay open.
+
 A body that is not an event payload gets 400 and a `rejected` record; a queue, ledger or (in place) registry
 problem that may pass gets 503 so the sender delivers again; nothing answers with a traceback.
 """
@@ -19,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -42,6 +50,7 @@ EVENTGRID_PATH = "/runtime/webhooks/eventgrid"
 REGISTRY_EVENTS_PATH = "/api/registry-events"
 CLOUDEVENTS_PATH = "/api/cloudevents"
 HEALTH_PATH = "/api/health"
+_ROUTE_SCHEMAS = {EVENTGRID_PATH: "eventgrid", REGISTRY_EVENTS_PATH: "distribution", CLOUDEVENTS_PATH: "cloudevents"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,36 @@ class ApiResponse:
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {key.lower(): value for key, value in headers.items()}
+
+
+_NO_QUERY: Mapping[str, str] = {}
+
+
+def _presented_tokens(headers: Mapping[str, str], query: Mapping[str, str]) -> list[str]:
+    """The credentials a request carries where the rule looks: a bearer token, an `x-functions-key` header, a `code`
+    query parameter (`headers` lower-cased)."""
+    presented: list[str] = []
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        presented.append(credentials.strip())
+    if "x-functions-key" in headers:
+        presented.append(headers["x-functions-key"].strip())
+    if "code" in query:
+        presented.append(query["code"])
+    return presented
+
+
+_CODE_PARAMETER = re.compile(r"(?i)([?&]code=)[^&\s\"]*")
+
+
+def redact_credentials(text: str) -> str:
+    """`text` (a request line, a URL) with the value of any `code` query parameter replaced by `***`."""
+    return _CODE_PARAMETER.sub(r"\1***", text)
+
+
+def _token_digest(token: str) -> bytes:
+    """A fixed-length stand-in for a token, so the comparison takes the same time whatever the lengths."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def payload_id(body: bytes) -> str:
@@ -82,10 +121,10 @@ class GuardApi:
         method = method.upper()
         headers = _lower(headers)
         routes: dict[str, dict[str, Callable[[], ApiResponse]]] = {
-            EVENTGRID_PATH: {"POST": lambda: self.eventgrid(body, headers)},
-            REGISTRY_EVENTS_PATH: {"POST": lambda: self.registry_events(body, headers)},
+            EVENTGRID_PATH: {"POST": lambda: self.eventgrid(body, headers, query)},
+            REGISTRY_EVENTS_PATH: {"POST": lambda: self.registry_events(body, headers, query)},
             CLOUDEVENTS_PATH: {
-                "POST": lambda: self.cloudevents(body, headers),
+                "POST": lambda: self.cloudevents(body, headers, query),
                 "OPTIONS": lambda: self.cloudevents_options(headers),
             },
             HEALTH_PATH: {"GET": self.health},
@@ -98,13 +137,26 @@ class GuardApi:
             return ApiResponse.json(405, {"error": f"{method} not allowed on {path}"}, {"Allow": ", ".join(handlers)})
         if len(body) > MAX_BODY_BYTES:
             return ApiResponse.json(413, {"error": f"body of {len(body)} bytes is over {MAX_BODY_BYTES}"})
-        return handler()
+        # Bodies are refused past MAX_JSON_DEPTH before anything recurses into them, and capped at MAX_BODY_BYTES;
+        # these two are the backstop, so that no input ever ends in a traceback or a 500 the sender retries forever.
+        try:
+            return handler()
+        except RecursionError:
+            log.warning("%s %s: the body could not be handled: nested too deeply", method, path)
+            return self._refused_body(body, path, "the body is nested too deeply to handle")
+        except MemoryError:  # at most MAX_BODY_BYTES each: the process is short of memory, not the body too large
+            log.warning("%s %s: out of memory handling the body; the sender delivers it again", method, path)
+            return ApiResponse.json(503, {"error": "out of memory; deliver again later", "retry": True},
+                                    {"Retry-After": "5"})
 
     def health(self) -> ApiResponse:
         return ApiResponse.json(200, {"status": "ok"})
 
-    def eventgrid(self, body: bytes, headers: Mapping[str, str]) -> ApiResponse:
+    def eventgrid(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] = _NO_QUERY) -> ApiResponse:
         """Event Grid schema delivery, including the subscription validation handshake."""
+        refusal = self._authorize(headers, query)
+        if refusal is not None:
+            return refusal
         try:
             validation = eventgrid_validation_response(body, headers)
         except EventPayloadError as error:
@@ -113,17 +165,19 @@ class GuardApi:
             return ApiResponse.json(200, validation)
         return self._deliver(body, "eventgrid", lambda: parse_eventgrid(body))
 
-    def registry_events(self, body: bytes, headers: Mapping[str, str]) -> ApiResponse:
+    def registry_events(
+        self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] = _NO_QUERY
+    ) -> ApiResponse:
         """Distribution notification envelopes and ACR classic webhook bodies."""
-        refusal = self._authorize(headers)
+        refusal = self._authorize(headers, query)
         if refusal is not None:
             return refusal
         return self._deliver(
             body, "distribution", lambda: parse_registry_notification(body, headers.get("content-type"))
         )
 
-    def cloudevents(self, body: bytes, headers: Mapping[str, str]) -> ApiResponse:
-        refusal = self._authorize(headers)
+    def cloudevents(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] = _NO_QUERY) -> ApiResponse:
+        refusal = self._authorize(headers, query)
         if refusal is not None:
             return refusal
         return self._deliver(body, "cloudevents", lambda: parse_cloudevents(body, headers.get("content-type")))
@@ -135,13 +189,29 @@ class GuardApi:
         except EventPayloadError as error:
             return ApiResponse.json(400, {"error": str(error)})
 
-    def _authorize(self, headers: Mapping[str, str]) -> ApiResponse | None:
+    def _authorize(self, headers: Mapping[str, str], query: Mapping[str, str]) -> ApiResponse | None:
+        """The one rule of every state-changing route (module docstring): None when the request carries the webhook
+        token, else the 401 to answer. `headers` are lower-cased."""
         if not self._token:
             return ApiResponse.json(401, {"error": "webhook token not configured (PLATFORM_GUARD_WEBHOOK_TOKEN)"})
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token.encode()):
-            return ApiResponse.json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
+        expected = _token_digest(self._token)
+        # Every presented credential is compared, each in constant time, so timing says nothing about which matched.
+        matches = [hmac.compare_digest(_token_digest(token), expected) for token in _presented_tokens(headers, query)]
+        if not any(matches):
+            return ApiResponse.json(
+                401,
+                {"error": "missing or wrong webhook token (send it as Authorization: Bearer <token>, an "
+                          "x-functions-key header or a code query parameter)"},
+                {"WWW-Authenticate": "Bearer"},
+            )
         return None
+
+    def _refused_body(self, body: bytes, path: str, reason: str) -> ApiResponse:
+        """400 for a body that could not be handled, recorded `rejected` when the ledger takes it."""
+        try:
+            return self._rejected_payload(body, reason, _ROUTE_SCHEMAS.get(path, "unknown"))
+        except Exception:  # the record is best effort here: the answer must not fail too
+            return ApiResponse.json(400, {"error": reason})
 
     def _rejected_payload(self, body: bytes, reason: str, schema: str) -> ApiResponse:
         outcome = self.pipeline.reject_payload(payload_id(body), reason, schema=schema)
@@ -160,6 +230,8 @@ class GuardApi:
             outcomes = self.pipeline.handle_all(events)  # decide them here
         except TransientFailure as failure:
             return ApiResponse.json(503, {"error": str(failure), "retry": True}, {"Retry-After": "5"})
+        except (RecursionError, MemoryError):
+            raise  # answered by dispatch: neither is an internal error worth a traceback
         except Exception:
             log.exception("internal error handling a %s delivery", schema)
             return ApiResponse.json(500, {"error": "internal error; the event will be retried"})

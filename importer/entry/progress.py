@@ -9,7 +9,8 @@
     report = sweep.run(progress=bar)             # a SweepProgress: told the tags listed so far, and each tag swept
     bar.finish()
 
-Redraws are throttled to one every `interval` seconds; calls may come from several threads.
+Redraws are throttled to one every `interval` seconds; calls may come from several threads. The label names a
+reference or a registry, text from outside: it is sanitised (importer.entry.terminal) once, here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
+
+from importer.entry.terminal import sanitise
 
 if TYPE_CHECKING:
     from importer.app.sweep import SweepItem
@@ -45,7 +48,7 @@ class ProgressBar:
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self.enabled = _is_terminal(self._stream) if enabled is None else enabled
-        self._label = label
+        self._label = sanitise(label)
         self._width = width
         self._interval = interval
         self._item_name = item_name

@@ -39,6 +39,7 @@ from pathlib import Path
 from importer.app.attempt import COMPLETE, RETRY, Ending, attempt_event
 from importer.app.pipeline import Pipeline, TransientFailure
 from importer.app.settings import queue_name_setting
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.events import (
     ParsedEvent,
     PushEvent,
@@ -47,6 +48,7 @@ from importer.core.events import (
     parse_eventgrid_envelope,
     triage,
 )
+from importer.core.numbers import NumberError, parse_whole_number
 from importer.ports.ledger import LedgerUnavailable
 
 log = logging.getLogger("platform_guard.worker")
@@ -55,6 +57,7 @@ APP_ROOT = Path(__file__).resolve().parents[2]  # the deployed app's root: funct
 HOST_JSON = APP_ROOT / "host.json"
 MAX_DEQUEUE_COUNT_OVERRIDE = "AzureFunctionsJobHost__extensions__queues__maxDequeueCount"
 HOST_DEFAULT_MAX_DEQUEUE_COUNT = 5  # what the host uses when host.json does not say
+MOST_DEQUEUE_COUNT = 1000
 # The trigger's connection: the host reads PlatformGuardQueue__queueServiceUri (+ __credential, __clientId) for the
 # managed identity, or PlatformGuardQueue as a connection string (Azurite). These are the host's settings, not ours.
 QUEUE_CONNECTION = "PlatformGuardQueue"
@@ -88,15 +91,16 @@ class QueueDelivery:
 def host_max_dequeue_count(environ: Mapping[str, str] | None = None, host_json: Path = HOST_JSON) -> int:
     """The tries the host gives a message before moving it to the poison queue, read where the host reads it."""
     environ = os.environ if environ is None else environ
-    raw: object = environ.get(MAX_DEQUEUE_COUNT_OVERRIDE, "").strip()
+    raw: object = environ.get(MAX_DEQUEUE_COUNT_OVERRIDE, "")
     source = MAX_DEQUEUE_COUNT_OVERRIDE
     if not raw:
         queues = json.loads(host_json.read_text()).get("extensions", {}).get("queues", {})
         raw, source = queues.get("maxDequeueCount", HOST_DEFAULT_MAX_DEQUEUE_COUNT), str(host_json)
-    count = int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()) else 0
-    if isinstance(raw, bool) or count < 1:
-        raise ValueError(f"maxDequeueCount in {source}: expected a whole number of at least 1 (got {raw!r})")
-    return count
+    text = str(raw) if isinstance(raw, int | str) and not isinstance(raw, bool) else repr(raw)
+    try:  # strictly, as every numeric setting (importer.core.numbers)
+        return parse_whole_number(text, least=1, most=MOST_DEQUEUE_COUNT)
+    except NumberError as error:
+        raise ValueError(f"maxDequeueCount in {source}: {error}") from None
 
 
 def work_delivery(pipeline: Pipeline, delivery: QueueDelivery, *, max_dequeue_count: int) -> Ending | None:
@@ -151,7 +155,7 @@ def _tag_lease(pipeline: Pipeline, event: PushEvent) -> Iterator[None]:
 def _read(delivery: QueueDelivery, pipeline: Pipeline) -> tuple[ParsedEvent, str, bool]:
     """The message's event, when it was received, and whether it was already admitted (an intake envelope)."""
     try:
-        document = json.loads(delivery.body)
+        document = load_bounded_json(delivery.body)  # a message nested past the limit is unreadable, not a crash
         if isinstance(document, dict) and "eventType" in document:
             return parse_eventgrid_envelope(document), _timestamp(delivery.inserted_at) or pipeline.now(), False
         if isinstance(document, dict) and "v" in document and "body" in document:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from importer.app.intake import Intake
 from importer.app.pipeline import Pipeline
 from importer.app.worker import WorkerPolicy, WorkerPool
-from importer.entry.http_api import MAX_BODY_BYTES, ApiResponse, GuardApi
+from importer.entry.http_api import MAX_BODY_BYTES, ApiResponse, GuardApi, redact_credentials
 from importer.ports.queue import Doorbell, EventQueue
 
 log = logging.getLogger("platform_guard.serve")
@@ -80,7 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # The request line may carry the webhook token as `?code=`: it never reaches a log.
+        log.debug("%s %s", self.address_string(), redact_credentials(format % args))
 
 
 class LocalHost:

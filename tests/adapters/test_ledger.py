@@ -234,7 +234,8 @@ ROUTES: dict[str, tuple[str, dict[str, str], Callable[..., bytes]]] = {
     ),
     "eventgrid": (
         "/runtime/webhooks/eventgrid?functionName=registry_event",
-        {"aeg-event-type": "Notification", "Content-Type": "application/json"},
+        {"aeg-event-type": "Notification", "Content-Type": "application/json",
+         "Authorization": f"Bearer {WEBHOOK_TOKEN}"},
         _eventgrid_body,
     ),
 }

@@ -675,7 +675,7 @@ def test_cli_copy_prints_a_summary_line(
         ("team/app:1", ["--flatten"], 2, "flatten needs exactly one platform, got 0"),
         ("team/app:1", ["--platform", "linux/"], 2, "platform specifier 'linux/'"),
         ("team/app:1", ["--exclude", "a/b/c/d"], 2, "platform pattern 'a/b/c/d'"),
-        ("team/app:1", ["--parallel", "0"], 2, "expected a whole number of at least 1"),
+        ("team/app:1", ["--parallel", "0"], 2, "expected a whole number from 1 to 64"),
         ("team/App:1", [], 2, "invalid image reference"),
         ("team/missing:1", [], 3, "team/missing:1: not found"),
     ],

@@ -385,3 +385,72 @@ def test_a_remediation_claim_is_renewed_while_the_work_goes_on(tmp_path: Path, o
         assert ledger.claim_remediation(key, lease_seconds=10, now=time.time(), owner="afterwards")
     finally:
         ledger.close()
+
+
+# -- release only from quarantine: an image elsewhere is not exempted from the policy by accident --------------------
+
+ELSEWHERE_POLICY = QUARANTINE_POLICY + 'quarantine:\n  repository: "quarantined-images/{repository}"\n'
+RELEASES = {
+    # id: (policy, what to release (GUARDED: team/app:1, GUARDED@: it by digest, KEPT: its copy in
+    #      quarantine/team/app), extra arguments, destination, exit code, what the refusal says)
+    "a-guarded-image-with-to": (QUARANTINE_POLICY, "GUARDED", ["--to", "team/other:1"], "team/other:1", 2,
+                                "is not in a quarantine repository"),
+    "a-guarded-image-by-digest-with-to": (QUARANTINE_POLICY, "GUARDED@", ["--to", "team/app:2"], "team/app:2", 2,
+                                          "is not in a quarantine repository"),
+    "a-guarded-image-without-to": (QUARANTINE_POLICY, "GUARDED", [], "team/app:1", 2,
+                                   "is not in a quarantine repository"),
+    "a-repository-the-policy-does-not-quarantine-to": (ELSEWHERE_POLICY, "KEPT", ["--to", "team/other:1"],
+                                                       "team/other:1", 2, "is not in a quarantine repository"),
+    "a-guarded-image-with-any-source": (QUARANTINE_POLICY, "GUARDED", ["--to", "team/other:1", "--any-source"],
+                                        "team/other:1", 0, None),
+    "a-quarantined-image-with-to": (QUARANTINE_POLICY, "KEPT", ["--to", "team/restored:1"], "team/restored:1", 0,
+                                    None),
+    "a-quarantined-image-home": (QUARANTINE_POLICY, "KEPT", [], "team/app:1", 0, None),
+}
+
+
+@pytest.mark.parametrize(("policy", "source", "extra", "destination", "code", "refusal"), RELEASES.values(),
+                         ids=RELEASES.keys())
+def test_release_takes_images_only_from_quarantine_unless_told_any_source(
+    registry: LocalRegistry, builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, policy: str, source: str, extra: list[str], destination: str, code: int,
+    refusal: str | None,
+) -> None:
+    """`release` copies from the policy's quarantine repositories (with or without --to); an image anywhere else is
+    refused with exit 2, nothing written and nothing marked released, unless --any-source says so on purpose."""
+    from importer.adapters.ledger.sqlite import SqliteLedger
+
+    image = single(builder, "linux/arm64", seed="release-source")
+    digest = push(builder, image, registry.host, "team/app", "1")
+    kept_tag = quarantine_tag("1", digest)
+    push(builder, image, registry.host, "quarantine/team/app", kept_tag)
+    references = {"GUARDED": f"{registry.host}/team/app:1", "GUARDED@": f"{registry.host}/team/app@{digest}",
+                  "KEPT": f"{registry.host}/quarantine/team/app:{kept_tag}"}
+    if source == "KEPT" and destination == "team/app:1":
+        client(registry.host).delete_manifest("team/app", digest)  # quarantined: gone from where it was pushed
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy)
+    ledger_path = tmp_path / "ledger.db"
+    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(ledger_path))
+    target_repository, _, target_tag = destination.partition(":")
+    before = client(registry.host).head_manifest(target_repository, target_tag)
+    capsys.readouterr()
+
+    exit_code = main(["release", references[source], "--policy", str(policy_file), *extra])
+
+    printed = capsys.readouterr()
+    assert exit_code == code, printed
+    ledger = SqliteLedger(ledger_path)
+    try:
+        released = ledger.is_released(f"{registry.host}/{target_repository}", digest)
+    finally:
+        ledger.close()
+    after = client(registry.host).head_manifest(target_repository, target_tag)
+    if refusal is None:
+        assert released and after is not None and after.digest == digest
+        assert f"→ {registry.host}/{destination} " in printed.out
+        return
+    assert refusal in printed.err and "--any-source" in printed.err and "Traceback" not in printed.err
+    assert references[source] in printed.err
+    assert not released
+    assert after == before  # nothing written

@@ -19,7 +19,7 @@ from importer.adapters.registry.acr import AcrRegistry
 from importer.adapters.registry.oci import OciRegistry
 from importer.app.pipeline import Pipeline
 from importer.app.registries import RegistryDirectory
-from importer.app.remediation import quarantine_tag, registry_origin, release
+from importer.app.remediation import ReleaseError, quarantine_tag, registry_origin, release
 from importer.app.settings import Settings, load_settings
 from importer.core.events import PushEvent
 from importer.core.manifests import Descriptor
@@ -98,13 +98,46 @@ def test_contract_lock_quarantine_and_release(acr: tuple[LocalRegistry, FaultPro
     assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("PATCH", path)]
     assert "quarantine/team/app" not in list(OciRegistry(registry.host).catalog())  # nothing copied: locked in place
 
+    proxy.respond(path, body=_properties(bad, read=False), headers={"Content-Type": "application/json"},
+                  methods=("GET",))  # what the lock left: pulls disabled
     proxy.respond(path, body=_properties(bad, read=True), headers={"Content-Type": "application/json"},
                   methods=("PATCH",))
     released = release(pipeline.registries.client(proxy.host), pipeline.policy, pipeline.ledger, host=proxy.host,
                        quarantine_repository="team/app", quarantine_reference=bad)
     assert released.digest == bad
-    assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("PATCH", path)] * 2
+    assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [
+        ("PATCH", path), ("GET", path), ("PATCH", path)]
     assert pipeline.ledger.is_released(f"{proxy.host}/team/app", bad)
+
+
+@pytest.mark.parametrize("any_source", [False, True], ids=["refused", "with-any-source"])
+def test_contract_release_unlocks_only_what_a_quarantine_locked(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path, any_source: bool
+) -> None:
+    """On ACR a manifest outside the quarantine repository is released by unlocking it: one whose pulls are enabled
+    was never locked by a quarantine, so it is refused (nothing PATCHed, nothing marked released) unless any_source."""
+    registry, proxy = acr
+    good = push(builder, single(builder, "linux/amd64"), registry.host, "team/app", "1")
+    path = f"/acr/v1/team/app/_manifests/{good}"
+    proxy.respond(path, body=_properties(good, read=True), headers={"Content-Type": "application/json"},
+                  methods=("GET", "PATCH"))
+    pipeline = _pipeline(tmp_path, proxy, "lock")
+    client = pipeline.registries.client(proxy.host)
+
+    def release_it() -> object:
+        return release(client, pipeline.policy, pipeline.ledger, host=proxy.host, quarantine_repository="team/app",
+                       quarantine_reference=good, any_source=any_source)
+
+    if any_source:
+        assert release_it().digest == good  # type: ignore[attr-defined]
+        assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("PATCH", path)]
+    else:
+        refusal = (rf"{proxy.host}/team/app@{good} is not in a quarantine repository "
+                   r"\(quarantine/\{repository\}\) nor locked by a quarantine.*--any-source")
+        with pytest.raises(ReleaseError, match=refusal):
+            release_it()
+        assert [(r.method, r.path) for r in proxy.history() if r.fate == CANNED] == [("GET", path)]
+    assert pipeline.ledger.is_released(f"{proxy.host}/team/app", good) is any_source
 
 
 def test_lock_needs_acr(registry: LocalRegistry, builder: ImageBuilder, tmp_path: Path) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from importer.app import settings as settings_module
-from importer.app.settings import KNOWN_SETTINGS, SettingsError, load_settings
+from importer.app.settings import KNOWN_SETTINGS, Settings, SettingsError, load_settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SAMPLE = (Path(__file__).resolve().parents[2] / "local.settings.sample.json").read_text()
@@ -96,3 +99,106 @@ def test_queue_settings_select_storage_queues() -> None:
         load_settings({"PLATFORM_GUARD_QUEUE_ENDPOINT": "http://acct.queue.core.windows.net"})
     secret = load_settings({"PLATFORM_GUARD_QUEUE_CONNECTION_STRING": "AccountKey=queue-secret"})
     assert secret.uses_storage_queue and "queue-secret" not in repr(secret)
+
+
+# -- numbers: every numeric setting is read strictly ---------------------------------------------------------------
+
+# What people (and attackers) write where a number belongs; none of these is a number in a documented range, except
+# "0" where 0 is allowed. Whitespace, signs, `_`, exponents, hex and other scripts' digits are refused, not read.
+HOSTILE_NUMBERS = {
+    "nan": "nan", "inf": "inf", "minus-inf": "-inf", "infinity": "Infinity", "huge": "9" * 30,
+    "huge-exponent": "1e999", "exponent": "1e3", "negative": "-1", "hex": "0x10", "padded": "  3 ",
+    "plus-sign": "+3", "underscore": "3_0", "fullwidth-digit": "\uff13", "arabic-indic-digit": "\u0663",
+    "superscript-digit": "\u00b2", "word": "three", "comma-decimal": "2,5", "trailing-dot": "3.",
+    "two-dots": "1.2.3", "nul": "3\x00", "newline": "3\n", "very-long": "1" * 100_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NumericSetting:
+    template: str  # the setting's value with {} where the number under test goes
+    least: float
+    most: float
+    whole: bool  # a whole number is meant (else a decimal number of seconds)
+    read: Callable[[Settings], float]  # where the value lands
+    below: str  # a value just under the range (written like the setting's own numbers)
+    above: str
+
+
+NUMERIC_SETTINGS = {
+    "PLATFORM_GUARD_LOOP_GUARD N": NumericSetting("{}/3600", 1, 1_000_000, True, lambda s: s.loop_limit, "0",
+                                                  "1000001"),
+    "PLATFORM_GUARD_LOOP_GUARD SECONDS": NumericSetting("3/{}", 1, 2_592_000, False, lambda s: s.loop_window, "0.5",
+                                                        "2592001"),
+    "PLATFORM_GUARD_EVENT_RETRY N": NumericSetting("{}/5", 1, 100, True, lambda s: s.event_attempts, "0", "101"),
+    "PLATFORM_GUARD_EVENT_RETRY SECONDS": NumericSetting("8/{}", 0.1, 300, False, lambda s: s.event_retry_seconds,
+                                                         "0.09", "300.5"),
+    "PLATFORM_GUARD_AUTH_RETRY_SECONDS": NumericSetting("{}", 0, 86_400, False, lambda s: s.auth_retry_seconds, "",
+                                                        "86400.1"),
+    "PLATFORM_GUARD_LEASE_SECONDS": NumericSetting("{}", 1, 3600, False, lambda s: s.lease_seconds, "0.9", "3601"),
+    "PLATFORM_GUARD_EVENT_DEADLINE_SECONDS": NumericSetting("{}", 1, 3600, False, lambda s: s.event_deadline_seconds,
+                                                            "0.9", "3601"),
+    "PLATFORM_GUARD_SWEEP_PARALLEL": NumericSetting("{}", 1, 64, True, lambda s: s.sweep_parallel, "0", "65"),
+}
+
+
+def _setting_cases() -> list[tuple[str, str, str]]:
+    """(setting, value, case id) for every numeric setting and every hostile number."""
+    cases = []
+    for key, numeric in NUMERIC_SETTINGS.items():
+        numbers = {**HOSTILE_NUMBERS, "below-the-range": numeric.below, "above-the-range": numeric.above}
+        if numeric.whole:
+            numbers["fraction-where-a-whole-number-is-meant"] = "3.5"
+        cases += [(key, numeric.template.format(number), case) for case, number in numbers.items() if number]
+    return cases
+
+
+SETTING_CASES = _setting_cases()
+
+
+def _written(number: float) -> str:
+    """A range end as the message writes it: 1000000, 0.1."""
+    return str(int(number)) if number == int(number) else str(number)
+
+
+@pytest.mark.parametrize(("key", "value"), [case[:2] for case in SETTING_CASES],
+                         ids=[f"{key}={case}" for key, _, case in SETTING_CASES])
+def test_every_numeric_setting_refuses_what_is_not_a_number_in_its_range(key: str, value: str) -> None:
+    """nan, infinities, huge, negative, exponent, hex, padded, signed, other scripts' digits, out of range: each is
+    refused with a SettingsError naming the setting and its documented range, never read as something else."""
+    name = key.split()[0]
+    numeric = NUMERIC_SETTINGS[key]
+    with pytest.raises(SettingsError) as refused:
+        load_settings({name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{name}: ")
+    assert f"{_written(numeric.least)} to {_written(numeric.most)}" in message
+    assert len(message) < 400  # a 100,000-character value is not echoed whole
+
+
+IN_RANGE = {
+    # key: [(number, what it reads as)]
+    "PLATFORM_GUARD_LOOP_GUARD N": [("1", 1), ("1000000", 1_000_000), ("03", 3)],
+    "PLATFORM_GUARD_LOOP_GUARD SECONDS": [("1", 1.0), ("2592000", 2_592_000.0), ("90.5", 90.5)],
+    "PLATFORM_GUARD_EVENT_RETRY N": [("1", 1), ("100", 100)],
+    "PLATFORM_GUARD_EVENT_RETRY SECONDS": [("0.1", 0.1), ("300", 300.0), ("2.5", 2.5)],
+    "PLATFORM_GUARD_AUTH_RETRY_SECONDS": [("0", 0.0), ("86400", 86_400.0), ("", 900.0)],
+    "PLATFORM_GUARD_LEASE_SECONDS": [("1", 1.0), ("3600", 3600.0), ("", 60.0)],
+    "PLATFORM_GUARD_EVENT_DEADLINE_SECONDS": [("1", 1.0), ("3600", 3600.0), ("", 240.0)],
+    "PLATFORM_GUARD_SWEEP_PARALLEL": [("1", 1), ("64", 64), ("", 8)],
+}
+
+
+@pytest.mark.parametrize(("key", "number", "expected"),
+                         [(key, number, expected) for key, values in IN_RANGE.items() for number, expected in values],
+                         ids=[f"{key}={number or 'empty'}" for key, values in IN_RANGE.items() for number, _ in values])
+def test_every_numeric_setting_reads_its_whole_range(key: str, number: str, expected: float) -> None:
+    """Both ends of each documented range are read as written (empty: the default)."""
+    numeric = NUMERIC_SETTINGS[key]
+    assert numeric.read(load_settings({key.split()[0]: numeric.template.format(number)})) == expected
+
+
+def test_the_table_lists_every_numeric_setting() -> None:
+    """A numeric setting added later (a count, seconds, N/SECONDS) must join the tables above."""
+    numeric = {name for name in KNOWN_SETTINGS if re.search(r"_(SECONDS|PARALLEL|RETRY|LOOP_GUARD)$", name)}
+    assert numeric == {key.split()[0] for key in NUMERIC_SETTINGS}

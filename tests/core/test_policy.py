@@ -6,8 +6,11 @@ comment saying what is wrong) and ``examples/policy.yaml``. Every file is listed
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from importer.core.platforms import parse
 from importer.core.policy import (
     DEFAULT_POLICY,
     MAX_POLICY_BYTES,
+    MAX_POLICY_NESTING,
+    MAX_POLICY_NODES,
     PolicyError,
     Quarantine,
     Rule,
@@ -638,3 +643,131 @@ def test_every_policy_file_is_in_a_table() -> None:
     assert invalid_on_disk == {case[0] for case in INVALID_CASES}
     valid_on_disk = {path.name for path in (POLICIES / "valid").glob("*")}
     assert valid_on_disk == {case[0] for case in RESOLUTION_CASES} - {"example"}
+
+
+# --- how deep and how big the YAML itself may be -----------------------------------------------------------------
+# A policy needs 4 levels of nesting (document, rules, a rule, its repositories) and a few hundred YAML nodes. Deeper
+# than MAX_POLICY_NESTING, or more nodes than MAX_POLICY_NODES (values, aliases and merged `<<` keys all count), is
+# refused with the source and line, at once; before, deep nesting was a RecursionError traceback (tens of seconds for
+# flow lists) and merge chains cost time quadratic in their length.
+
+
+def _flow(levels: int, *, before: str = "version: 1\nrules: ") -> str:
+    return before + "[" * levels + "]" * levels + "\n"
+
+
+def _block_mappings(levels: int) -> str:
+    """`x:` holding `k0:` holding `k1:` …, each one level deeper: the mapping at depth d starts on line d + 1."""
+    return "version: 1\nx:\n" + "".join("  " * (level + 1) + f"k{level}:\n" for level in range(levels))
+
+
+def _block_lists(levels: int) -> str:
+    """`rules:` holding a list holding a list …: the list at depth d starts on line d + 1."""
+    return "version: 1\nrules:\n" + "".join("  " * (level + 1) + "-\n" for level in range(levels))
+
+
+def _merge_chain(length: int) -> str:
+    """Each mapping merges the one before and adds a key: PyYAML copies 1 + 2 + … + length pairs."""
+    lines = ["version: 1", "a0: &a0 {k0: 1}"]
+    lines += [f"a{n}: &a{n} {{<<: *a{n - 1}, k{n}: 1}}" for n in range(1, length)]
+    return "\n".join(lines) + "\n"
+
+
+def _merge_fan(keys: int, merges: int) -> str:
+    """One mapping of `keys` keys merged `merges` times into another: keys × merges pairs to look at."""
+    wide = ", ".join(f"k{n}: 1" for n in range(keys))
+    return f"version: 1\na: &a {{{wide}}}\nb: {{<<: [{', '.join(['*a'] * merges)}]}}\n"
+
+
+def _flat_list(size: int) -> str:
+    """A flow list of one-character strings filling `size` bytes."""
+    items = (size - 40) // 2
+    return "version: 1\nrules: [" + ",".join(["a"] * items) + "]\n"
+
+
+TOO_DEEP = MAX_POLICY_NESTING + 1
+NESTING_CASES = {
+    # id: (text, line of the first collection deeper than the limit)
+    "flow-lists-5000-deep": (_flow(5000), 2),
+    "flow-mappings-5000-deep": ("version: 1\nrules: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", 2),
+    "block-mappings-200-deep": (_block_mappings(200), TOO_DEEP + 1),
+    "block-lists-500-deep": (_block_lists(500), TOO_DEEP + 1),
+    "inside-a-rule": ("version: 1\nrules:\n  - repositories: " + "[" * 3000 + "]" * 3000 + "\n", 3),
+    "one-level-over-the-limit": (_flow(TOO_DEEP - 1), 2),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("text", "line"), NESTING_CASES.values(), ids=NESTING_CASES.keys())
+def test_nesting_deeper_than_the_limit_is_refused_with_source_and_line(text: str, line: int) -> None:
+    """Deep nesting is a PolicyError naming the source, the limit and the line where it went too deep: never a
+    RecursionError, and at once."""
+    started = time.perf_counter()
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(text, source="deep.yaml")
+    assert time.perf_counter() - started < 5
+    assert str(refused.value) == (
+        f"deep.yaml: nested more than {MAX_POLICY_NESTING} levels deep; a policy needs 4 (line {line})"
+    )
+
+
+def test_nesting_at_the_limit_is_read() -> None:
+    """MAX_POLICY_NESTING levels are read; the policy then fails on its shape, not its depth."""
+    with pytest.raises(PolicyError, match=r"^deep\.yaml: rules\[0\]: must be a mapping \(got a list\)"):
+        parse_policy(_flow(MAX_POLICY_NESTING - 1), source="deep.yaml")
+
+
+SIZE_CASES = {
+    "merge-chain-of-6000": _merge_chain(6000),
+    "one-mapping-merged-5000-times": _merge_fan(20_000, 5000),
+    "one-mebibyte-flat-list": _flat_list(MAX_POLICY_BYTES),
+    "many-rules": "version: 1\nrules:\n" + "  - {repositories: [a]}\n" * 30_000,
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text", SIZE_CASES.values(), ids=SIZE_CASES.keys())
+def test_more_yaml_nodes_than_the_limit_is_refused_at_once(text: str) -> None:
+    """Values, aliases and merged keys count against one budget of nodes: past it, a PolicyError with the line,
+    in well under a second of work instead of tens of seconds (or quadratic time in a chain of merges)."""
+    assert len(text.encode()) <= MAX_POLICY_BYTES
+    started = time.perf_counter()
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(text, source="big.yaml")
+    assert time.perf_counter() - started < 5
+    assert re.fullmatch(
+        rf"big\.yaml: more than {MAX_POLICY_NODES} YAML nodes \(values, aliases and merged keys\); "
+        r"a policy needs far fewer \(line \d+\)",
+        str(refused.value),
+    ), str(refused.value)
+
+
+def test_a_large_real_policy_fits_the_node_budget() -> None:
+    """1,000 rules of the usual shape (about 13 nodes each) are read."""
+    rule = "  - repositories: [\"team-{n}/**\"]\n    require: [linux/amd64, linux/arm64]\n    on_violation: alert\n"
+    text = "version: 1\nrules:\n" + "".join(rule.format(n=n) for n in range(1000))
+    assert len(parse_policy(text).rules) == 1000
+
+
+def test_a_recursion_error_while_reading_becomes_a_policy_error() -> None:
+    """Whatever the stack has left, reading a policy never lets a RecursionError out: it is a PolicyError."""
+    depth = len(inspect.stack(0))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 60)  # too little for nesting that is within the limit
+    try:
+        with pytest.raises(PolicyError, match=r"^deep\.yaml: too deeply nested to read"):
+            parse_policy(_flow(MAX_POLICY_NESTING - 1), source="deep.yaml")
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_merges_flattened_from_the_far_end_of_a_chain_are_refused_by_depth() -> None:
+    """A mapping that merges the last of a chain of not yet flattened merges (they sit deeper in the document)
+    flattens the whole chain inside itself: past MAX_POLICY_NESTING that is refused, not a RecursionError."""
+    items = ["&a0 {k0: 1}"] + [f"&a{n} {{<<: *a{n - 1}, k{n}: 1}}" for n in range(1, 3000)]
+    text = "version: 1\nchain: [" + ", ".join(items) + "]\nlast: {<<: *a2999}\n"
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(text, source="merges.yaml")
+    assert str(refused.value) == (
+        f"merges.yaml: merge keys (<<) nested more than {MAX_POLICY_NESTING} levels deep (line 2)"
+    )

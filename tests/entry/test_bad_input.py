@@ -92,7 +92,8 @@ def calm_proxy(request: pytest.FixtureRequest) -> Iterator[None]:
 
 ROUTES = {
     "registry-events": ("/api/registry-events", {"Authorization": f"Bearer {TOKEN}"}),
-    "eventgrid": ("/runtime/webhooks/eventgrid?functionName=registry_event", {"aeg-event-type": "Notification"}),
+    "eventgrid": ("/runtime/webhooks/eventgrid?functionName=registry_event",
+                  {"aeg-event-type": "Notification", "Authorization": f"Bearer {TOKEN}"}),
     "cloudevents": ("/api/cloudevents", {"Authorization": f"Bearer {TOKEN}"}),
 }
 CONTENT_TYPES = {

@@ -695,6 +695,28 @@ def test_health_trigger_answers_without_a_registry(
     assert response.headers["Content-Type"] == "application/json"
 
 
+# HTTP trigger: (authLevel, methods). In Azure the host's keys guard these before the webhook token is checked.
+HTTP_TRIGGERS = {
+    "registry_events": ("FUNCTION", {"POST"}),
+    "cloudevents": ("FUNCTION", {"POST", "OPTIONS"}),
+    "health": ("ANONYMOUS", {"GET"}),
+}
+
+
+def test_http_triggers_need_the_function_key_except_the_health_probe() -> None:
+    """Every state-changing HTTP trigger is authLevel FUNCTION (the host wants a function key, then GuardApi the
+    webhook token); only the read-only health probe is anonymous. There is no Event Grid HTTP trigger at all: Event
+    Grid delivers to the Storage queue."""
+    declared = {
+        function.get_function_name(): (
+            function.get_trigger().auth_level.name, {method.value for method in function.get_trigger().methods}
+        )
+        for function in BUILT_FUNCTIONS
+        if function.get_trigger().type == "httpTrigger"
+    }
+    assert declared == HTTP_TRIGGERS
+
+
 # -- the local host over HTTP ------------------------------------------------------------------------------
 
 
@@ -724,19 +746,30 @@ class HttpCase:
 VALIDATION = (DATA / "eventgrid-subscription-validation.json").read_bytes()
 VALIDATION_CODE = json.loads(VALIDATION)[0]["data"]["validationCode"]
 EVENTGRID_PATH = "/runtime/webhooks/eventgrid?functionName=registry_event"
+STACK_AUTHORIZATION = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}  # the Event Grid route takes the webhook token too
 
 HTTP_CASES = {
     "eventgrid-validation-handshake": HttpCase(
-        "POST", EVENTGRID_PATH, 200, {"aeg-event-type": "SubscriptionValidation", "Content-Type": "application/json"},
+        "POST", EVENTGRID_PATH, 200, {"aeg-event-type": "SubscriptionValidation", "Content-Type": "application/json",
+                                      **STACK_AUTHORIZATION},
         VALIDATION, {"validationResponse": VALIDATION_CODE},
     ),
     "eventgrid-validation-without-header": HttpCase(
-        "POST", EVENTGRID_PATH, 200, {"Content-Type": "application/json"}, VALIDATION,
+        "POST", EVENTGRID_PATH, 200, {"Content-Type": "application/json", **STACK_AUTHORIZATION}, VALIDATION,
         {"validationResponse": VALIDATION_CODE},
+    ),
+    "eventgrid-validation-with-the-key-in-the-url": HttpCase(
+        "POST", f"{EVENTGRID_PATH}&code={WEBHOOK_TOKEN}", 200, {"aeg-event-type": "SubscriptionValidation"},
+        VALIDATION, {"validationResponse": VALIDATION_CODE},
+    ),
+    "eventgrid-validation-without-the-token": HttpCase(
+        "POST", EVENTGRID_PATH, 401, {"aeg-event-type": "SubscriptionValidation"}, VALIDATION,
+        answer_headers={"WWW-Authenticate": "Bearer"},
     ),
     "eventgrid-route-is-case-insensitive": HttpCase(
         "POST", "/runtime/webhooks/EventGrid?functionName=registry_event", 200,
-        {"aeg-event-type": "SubscriptionValidation"}, VALIDATION, {"validationResponse": VALIDATION_CODE},
+        {"aeg-event-type": "SubscriptionValidation", **STACK_AUTHORIZATION}, VALIDATION,
+        {"validationResponse": VALIDATION_CODE},
     ),
     "cloudevents-options-handshake": HttpCase(
         "OPTIONS", "/api/cloudevents", 200, {"WebHook-Request-Origin": "eventgrid.azure.net"},

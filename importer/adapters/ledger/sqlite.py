@@ -4,7 +4,8 @@
 
 WAL mode with `synchronous=NORMAL`: a committed record survives a process crash, and writers do not block
 readers. Claims are a primary-key insert, so two workers (threads or processes) racing on one event get
-exactly one True.
+exactly one True. Text with lone surrogates (which has no UTF-8 form, so SQLite cannot take it) is stored and looked
+up with them escaped (`\\ud800`); the outcome's JSON record escapes them itself and reads back as recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from importer.adapters.sqlite_file import open_database
 from importer.core.outcome import Outcome
 from importer.core.quarantine_names import QuarantineOrigin
+from importer.core.safe_text import escape_surrogates
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -78,12 +80,12 @@ class SqliteLedger:
 
     def claim(self, event_id: str) -> bool:
         with self._lock:
-            cursor = self._db.execute("INSERT OR IGNORE INTO claims (event_id) VALUES (?)", (event_id,))
+            cursor = self._db.execute("INSERT OR IGNORE INTO claims (event_id) VALUES (?)", (_storable(event_id),))
             return cursor.rowcount == 1
 
     def release(self, event_id: str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM claims WHERE event_id = ?", (event_id,))
+            self._db.execute("DELETE FROM claims WHERE event_id = ?", (_storable(event_id),))
 
     def record(self, outcome: Outcome) -> None:
         record = outcome.as_dict()
@@ -92,12 +94,12 @@ class SqliteLedger:
                 "INSERT INTO outcomes (event_id, received_at, repository, tag, digest, result, record)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    outcome.event_id,
-                    outcome.received_at,
-                    outcome.repository,
-                    outcome.tag,
-                    outcome.digest,
-                    outcome.result,
+                    _storable(outcome.event_id),
+                    _storable(outcome.received_at),
+                    _storable(outcome.repository),
+                    _storable(outcome.tag),
+                    _storable(outcome.digest),
+                    _storable(outcome.result),
                     json.dumps(record, separators=(",", ":")),
                 ),
             )
@@ -108,10 +110,10 @@ class SqliteLedger:
         params: list[object] = []
         if repository is not None:
             clauses.append("repository = ?")
-            params.append(repository)
+            params.append(_storable(repository))
         if event_id is not None:
             clauses.append("event_id = ?")
-            params.append(event_id)
+            params.append(_storable(event_id))
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
         query += " ORDER BY seq DESC LIMIT ?"
@@ -206,3 +208,8 @@ class SqliteLedger:
                 (registry, quarantine_repository, quarantine_tag),
             ).fetchone()
         return QuarantineOrigin(repository=row[0], tag=row[1], digest=row[2]) if row is not None else None
+
+
+def _storable(text: str | None) -> str | None:
+    """`text` as SQLite can store it: lone surrogates escaped, everything else as it is."""
+    return None if text is None else escape_surrogates(text)

@@ -64,6 +64,7 @@ from importer.adapters.retrying import azure_retry_options
 from importer.core.outcome import Outcome
 from importer.core.quarantine_names import QuarantineOrigin
 from importer.core.retry import LEDGER_RETRY, RetryPolicy
+from importer.core.safe_text import escape_surrogates
 from importer.ports.ledger import LedgerUnavailable
 
 CLAIMS, LEASES, OUTCOMES, REMEDIATIONS, RELEASES = "claims", "leases", "outcomes", "remediations", "releases"
@@ -94,7 +95,10 @@ class TableLedgerError(Exception):
 
 
 def table_key(text: str) -> str:
-    """`text` as a PartitionKey/RowKey: / \\ # ? ' % ! and control characters become "!" + two hex digits."""
+    """`text` as a PartitionKey/RowKey: / \\ # ? ' % ! and control characters become "!" + two hex digits.
+
+    A lone surrogate (no UTF-8 form, so no place in a URL) is first written as its escape, `\\ud800`."""
+    text = escape_surrogates(text)
     escaped = "".join(f"!{ord(char):02X}" if _needs_escape(char) else char for char in text)
     if _utf16_units(escaped) <= MAX_KEY_UNITS:
         return escaped
@@ -334,7 +338,7 @@ class TableLedger:
         entity: dict[str, Any] = {
             "PartitionKey": table_key(key),
             "RowKey": suffix,
-            "key": key[:MAX_TYPED_CHARS],
+            "key": escape_surrogates(key)[:MAX_TYPED_CHARS],
             "owner": owner,
             "claimed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         }
@@ -406,8 +410,8 @@ class TableLedger:
         properties: dict[str, Any] = {}
         for name in TYPED_OUTCOME_FIELDS:
             value = getattr(outcome, name)
-            if value is not None:
-                properties[name] = value[:MAX_TYPED_CHARS]
+            if value is not None:  # the record keeps the value whole (JSON escapes what has no UTF-8 form)
+                properties[name] = escape_surrogates(value)[:MAX_TYPED_CHARS]
         properties.update(_record_properties(record_json(outcome)))
         partitions = [f"day-{day.isoformat()}", f"event-{table_key(outcome.event_id)}"]
         if outcome.repository is not None:

@@ -75,6 +75,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.retry import QUEUE_RETRY, RetryPolicy
 from importer.ports.queue import DeadLetter, Message, QueueDepth, QueueUnavailable
 
@@ -533,7 +534,7 @@ def _encode(envelope: dict[str, Any]) -> str:
 def _decode(content: object) -> dict[str, Any] | None:
     """The envelope in a message's content, or None when it is not one of ours."""
     try:
-        envelope = json.loads(base64.b64decode(str(content), validate=True))
+        envelope = load_bounded_json(base64.b64decode(str(content), validate=True))  # deep: not ours
     except (binascii.Error, ValueError):
         return None
     if not isinstance(envelope, dict) or envelope.get("v") != ENVELOPE_VERSION:
@@ -551,7 +552,7 @@ def _host_gave_up(received: QueueMessage, envelope: dict[str, Any] | None) -> di
     text = str(received.content)
     for candidate in (_base64_text(text), text):  # Event Grid writes base64; a plain one was poisoned undecoded
         try:
-            event = json.loads(candidate) if candidate is not None else None
+            event = load_bounded_json(candidate) if candidate is not None else None
         except ValueError:
             continue
         if isinstance(event, dict) and "eventType" in event:

@@ -13,6 +13,7 @@ from importer.core.events.fields import (
     load_json,
     read_event_id,
     read_required_string,
+    read_string,
     show,
 )
 from importer.core.events.model import SCHEMA_CLOUDEVENTS, EventPayloadError, ParsedEvent, PushEvent
@@ -62,6 +63,7 @@ def _cloudevent(raw: object, path: str) -> PushEvent | None:
             join_path(path, "specversion"), f"unsupported CloudEvents version {show(spec_version)} (expected '1.0')"
         )
     origin = read_required_string(event, "source", path)
+    read_string(event, "subject", path)  # not kept, but it names the image: it must be printable text too
     return read_acr_event(
         event, path, schema=SCHEMA_CLOUDEVENTS, event_id=event_id, origin=origin, type_key="type", time_key="time",
         keep_blobs=False,

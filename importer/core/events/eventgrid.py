@@ -57,6 +57,7 @@ def _eventgrid_event(raw: object, path: str, *, keep_blobs: bool = False) -> Pus
     event = as_object(raw, path)
     event_id = read_event_id(event, path)
     origin = read_string(event, "topic", path) or ""
+    read_string(event, "subject", path)  # not kept, but it names the image: it must be printable text too
     return read_acr_event(
         event, path, schema=SCHEMA_EVENTGRID, event_id=event_id, origin=origin, type_key="eventType",
         time_key="eventTime", keep_blobs=keep_blobs,

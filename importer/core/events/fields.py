@@ -2,20 +2,27 @@
 
 A reader takes the parent object, the key and the parent's path, and raises `EventError` naming the
 place in the body ("events[2].target.digest: ..."); `load_json` raises `EventPayloadError` for the body.
+
+Every string an event carries goes through `read_string`, so none reaches the ledger, a log line or a terminal
+unchecked: it must be printable Unicode text (importer/core/safe_text.py: no lone surrogates, control characters,
+bidi controls or line separators) of at most `MAX_TEXT_LENGTH` characters (event ids 256, repositories 255; tags
+and digests have their own grammar). Bodies nest at most `MAX_JSON_DEPTH` arrays and objects.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 
+from importer.core.bounded_json import MAX_JSON_DEPTH, JsonTooDeep
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.events.model import EventPayloadError, bare_media_type
 from importer.core.reference import MAX_REPOSITORY_LENGTH, is_valid_digest, is_valid_repository, is_valid_tag
+from importer.core.safe_text import describe_unsafe, unsafe_character
 
 MAX_BODY_BYTES = 1024 * 1024
-
-EVENT_ID = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+MAX_EVENT_ID_LENGTH = 256
+MAX_TEXT_LENGTH = 1024  # any other string of an event: origins, media types, user agents, actors, times, URLs
 
 
 class EventError(Exception):
@@ -34,14 +41,14 @@ def load_json(body: bytes | str, what: str) -> object:
     if size > MAX_BODY_BYTES:
         raise EventPayloadError(f"{what}: {size} bytes, larger than the {MAX_BODY_BYTES}-byte limit")
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        return load_bounded_json(body, max_depth=MAX_JSON_DEPTH, parse_constant=_refuse_constant)
+    except JsonTooDeep as error:
+        raise EventPayloadError(f"{what}: {error}") from None
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         raise EventPayloadError(f"{what}: not valid JSON ({error.msg} at {where})") from None
     except UnicodeError as error:
         raise EventPayloadError(f"{what}: not UTF-8 text ({error})") from None
-    except RecursionError:
-        raise EventPayloadError(f"{what}: JSON nested too deeply") from None
     except ValueError as error:
         raise EventPayloadError(f"{what}: not valid JSON ({error})") from None
 
@@ -61,22 +68,26 @@ def content_media_type(content_type: str | None) -> str | None:
 
 
 def read_event_id(event: Mapping[str, object], path: str) -> str:
-    value = read_required_string(event, "id", path)
-    if not EVENT_ID.fullmatch(value):
-        raise EventError(
-            join_path(path, "id"),
-            f"{show(value)} is not a usable event id (1 to 256 characters, no control characters)",
-        )
-    return value
+    return read_required_string(event, "id", path, max_length=MAX_EVENT_ID_LENGTH)
+
+
+def is_usable_event_id(value: object) -> bool:
+    """Whether `value` would pass as an event id: 1 to 256 characters of printable text."""
+    return isinstance(value, str) and text_problem(value, MAX_EVENT_ID_LENGTH) is None and value != ""
+
+
+def text_problem(value: str, max_length: int = MAX_TEXT_LENGTH) -> str | None:
+    """What makes `value` unfit to keep or show (too long, or an unsafe character), or None when it is fit."""
+    if len(value) > max_length:
+        return f"{show(value)} is {len(value)} characters, longer than {max_length}"
+    found = unsafe_character(value)
+    if found is not None:
+        return f"{show(value)} is not printable text: {describe_unsafe(*found)}"
+    return None
 
 
 def read_repository(target: Mapping[str, object], path: str) -> str:
-    value = read_required_string(target, "repository", path)
-    if len(value) > MAX_REPOSITORY_LENGTH:
-        raise EventError(
-            join_path(path, "repository"),
-            f"{show(value)} is {len(value)} characters, longer than {MAX_REPOSITORY_LENGTH}",
-        )
+    value = read_required_string(target, "repository", path, max_length=MAX_REPOSITORY_LENGTH)
     if not is_valid_repository(value):
         raise EventError(join_path(path, "repository"), f"{show(value)} is not a valid repository name")
     return value
@@ -155,18 +166,26 @@ def read_required_object(parent: Mapping[str, object], key: str, path: str) -> M
     return value
 
 
-def read_string(parent: Mapping[str, object], key: str, path: str) -> str | None:
+def read_string(
+    parent: Mapping[str, object], key: str, path: str, *, max_length: int = MAX_TEXT_LENGTH
+) -> str | None:
+    """A string, when present: printable text of at most `max_length` characters (see the module's docstring)."""
     value = parent.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise EventError(join_path(path, key), f"expected a string, got {show(value)}")
+    problem = text_problem(value, max_length)
+    if problem is not None:
+        raise EventError(join_path(path, key), problem)
     return value
 
 
-def read_required_string(parent: Mapping[str, object], key: str, path: str) -> str:
+def read_required_string(
+    parent: Mapping[str, object], key: str, path: str, *, max_length: int = MAX_TEXT_LENGTH
+) -> str:
     """A string that must be present and non-empty."""
-    value = read_string(parent, key, path)
+    value = read_string(parent, key, path, max_length=max_length)
     if value is None:
         raise EventError(join_path(path, key), "missing" if key not in parent else "expected a string, got null")
     if not value:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 
 from importer.core.events.eventgrid import eventgrid_items
-from importer.core.events.fields import join_path, load_json, show
+from importer.core.events.fields import join_path, load_json, show, text_problem
 from importer.core.events.model import EventPayloadError
 
 SUBSCRIPTION_VALIDATION_EVENT_TYPE = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -29,11 +29,14 @@ def eventgrid_validation_response(body: bytes | str, headers: Mapping[str, str])
         if isinstance(raw, dict) and raw.get("eventType") == SUBSCRIPTION_VALIDATION_EVENT_TYPE:
             data = raw.get("data")
             code = data.get("validationCode") if isinstance(data, dict) else None
+            where = join_path(join_path(path, "data"), "validationCode")
             if not isinstance(code, str) or not code:
-                where = join_path(join_path(path, "data"), "validationCode")
                 raise EventPayloadError(
                     f"Event Grid validation: {where}: expected a non-empty string, got {show(code)}"
                 )
+            problem = text_problem(code)  # echoed to the sender, and recorded if the delivery is refused
+            if problem is not None:
+                raise EventPayloadError(f"Event Grid validation: {where}: {problem}")
             return {"validationResponse": code}
     if event_kind is not None:
         raise EventPayloadError(

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 
-from importer.core.events.fields import EVENT_ID, EventError
+from importer.core.events.fields import EventError, is_usable_event_id, text_problem
 from importer.core.events.model import ParsedEvent, PushEvent, RejectedEvent
 
 # Reads one event at its path: a PushEvent, None when the event is dropped silently; raises EventError.
@@ -32,20 +32,21 @@ def parse_one(raw: object, path: str, read: EventReader, lenient_origin: Lenient
 
 
 def lenient_string(raw: object, *keys: str) -> str:
-    """The string at `raw[keys[0]][keys[1]]...`, or "" when any step is missing or of another type."""
+    """The string at `raw[keys[0]][keys[1]]...`, or "" when any step is missing, of another type, or not text
+    fit to keep (an unsafe character, or too long: see fields.text_problem)."""
     value = raw
     for key in keys:
         if not isinstance(value, Mapping):
             return ""
         value = value.get(key)
-    return value if isinstance(value, str) else ""
+    return value if isinstance(value, str) and text_problem(value) is None else ""
 
 
 def _rejected_event_id(raw: object) -> str:
     """The event's own id when usable, else a stable id from the sha256 of its canonical JSON."""
     if isinstance(raw, Mapping):
         candidate = raw.get("id")
-        if isinstance(candidate, str) and EVENT_ID.fullmatch(candidate):
-            return candidate
+        if is_usable_event_id(candidate):
+            return str(candidate)
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256-" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()

@@ -44,6 +44,8 @@ Repository globs (anchored; matched against the whole repository name)
 - ``a/**`` matches ``a/b`` and ``a/b/c`` but **not** ``a`` itself — like ``.gitignore``: the contents of
   ``a``. (It also keeps ``{path}`` below from ever being empty.) Write ``["a", "a/**"]`` for both.
 - Allowed characters are those of repository names (lower-case ``a-z 0-9 . _ - /``) plus ``* ?``.
+- A glob is at most 255 characters (as long as a repository name). Matching never backtracks: its time is
+  linear in the name, whatever the glob (``*a*a*a*a*a*a*a*a*a*a*b`` included; `globs`).
 
 Templates
 ---------
@@ -68,6 +70,8 @@ from importer.core.policy.model import (
     DEFAULT_POLICY,
     MATCH_MODES,
     MAX_POLICY_BYTES,
+    MAX_POLICY_NESTING,
+    MAX_POLICY_NODES,
     QUARANTINE_MODES,
     VIOLATION_ACTIONS,
     Policy,
@@ -81,6 +85,8 @@ __all__ = [
     "DEFAULT_POLICY",
     "MATCH_MODES",
     "MAX_POLICY_BYTES",
+    "MAX_POLICY_NESTING",
+    "MAX_POLICY_NODES",
     "QUARANTINE_MODES",
     "VIOLATION_ACTIONS",
     "Policy",

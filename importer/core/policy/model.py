@@ -15,6 +15,8 @@ from importer.core.policy.globs import RepositoryGlob, compile_glob
 from importer.core.quarantine_names import is_shortened, quarantine_repository
 
 MAX_POLICY_BYTES: Final = 1024 * 1024
+MAX_POLICY_NESTING: Final = 32  # levels of YAML collections; a policy needs 4 (document, rules, a rule, a list)
+MAX_POLICY_NODES: Final = 50_000  # YAML values, aliases and merged keys; 1,000 usual rules take about 13,000
 MATCH_MODES: Final = ("compatible", "strict")
 VIOLATION_ACTIONS: Final = ("reimport", "quarantine", "alert")
 QUARANTINE_MODES: Final = ("move", "lock")
@@ -95,7 +97,7 @@ class Rule:
         return self.upstream.replace("{repository}", repository).replace("{path}", path)
 
     def _matching_glob(self, repository: str) -> RepositoryGlob | None:
-        return next((glob for glob in self._globs if glob.regex.fullmatch(repository)), None)
+        return next((glob for glob in self._globs if glob.matches(repository)), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from importer.core.policy.model import (
     DEFAULT_POLICY,
     MATCH_MODES,
     MAX_POLICY_BYTES,
+    MAX_POLICY_NESTING,
     QUARANTINE_MODES,
     VIOLATION_ACTIONS,
     Policy,
@@ -64,7 +65,16 @@ def parse_policy(text: str, *, source: str = "<inline>") -> Policy:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_POLICY_BYTES:
         raise PolicyError(source, "", f"the policy is {size} bytes; the limit is {MAX_POLICY_BYTES} bytes (1 MiB)")
-    return _PolicyReader(source).read(load_yaml(text, source))
+    # The loader bounds nesting and size (yaml_lines); should a stack or memory still run out, the caller gets a
+    # PolicyError naming the source, never a traceback.
+    try:
+        return _PolicyReader(source).read(load_yaml(text, source))
+    except RecursionError:
+        raise PolicyError(
+            source, "", f"too deeply nested to read (the limit is {MAX_POLICY_NESTING} levels)"
+        ) from None
+    except MemoryError:
+        raise PolicyError(source, "", "too large to read in the memory available") from None
 
 
 @dataclass(slots=True)
