@@ -8,7 +8,10 @@
 
 What is copied
 - `platforms=()` and no `exclude`: everything as it is, nested indexes included (at most MAX_INDEX_DEPTH levels
-  of indexes, the top one counted), so the target gets the same digest.
+  of indexes, the top one counted), so the target gets the same digest. Each distinct manifest is read, parsed and
+  written once however often it is listed (memoised by digest, with the height of its subtree, so a shared index
+  still counts its deepest path), and every descriptor visited (index entries, each image's config and layers)
+  counts against one budget per copy (importer.core.manifests.WalkBudget, MAX_WALK_DESCRIPTORS).
 - `platforms`: for each requested platform, the best top-level image child (`importer.core.platforms.best_candidate`,
   `strict` or compatible ranking). A new index holds only the chosen children, in their original order, with the
   index's media type, annotations and other fields, plus the BuildKit attestations whose
@@ -35,8 +38,9 @@ every digest `put_manifest` returns is compared with the expected one. The strea
 the descriptor's size as it goes.
 
 Errors: CopyError for permanent problems with the request or the source's content (platform not offered,
-unreadable manifest, nesting too deep, bad option); RegistryError from the clients propagates unchanged
-(transient ones are for the caller to retry).
+unreadable manifest, nesting too deep, over the walk's budget, bad option); RegistryError from the clients
+propagates unchanged (transient ones are for the caller to retry). The threads of the copy work under the caller's
+time limit (importer.ports.deadlines).
 """
 
 from __future__ import annotations
@@ -54,12 +58,14 @@ from typing import Any, Literal
 from importer.app.failpoints import failpoint
 from importer.core.manifests import (
     MAX_CONFIG_BYTES,
+    MAX_INDEX_DEPTH,
     ChildKind,
     Descriptor,
     ImageManifest,
     Index,
     Manifest,
     ManifestError,
+    WalkBudget,
     classify_child,
     parse_manifest,
     platform_from_config,
@@ -73,6 +79,7 @@ from importer.core.platforms import (
 from importer.core.reference import is_digest, validate_repository, validate_tag
 from importer.core.retry import CONCURRENT_WRITE_RETRY, RetryPolicy, retry_call
 from importer.core.selection import build_index, check_exclude_patterns, plan_subset
+from importer.ports.deadlines import carrying_time_limit
 from importer.ports.registry import CopyError, DigestMismatch, FetchedManifest, Registry, RegistryError
 
 __all__ = [
@@ -86,7 +93,6 @@ __all__ = [
 ]
 
 DEFAULT_PARALLEL = 4
-MAX_INDEX_DEPTH = 4
 
 # Layers that registries may legitimately not hold (pulled from the descriptor's `urls` instead): when the
 # source lacks one, it is skipped the way containers/image skips it.
@@ -235,14 +241,16 @@ def _plan(
 ) -> _Plan:
     """Read what the copy needs from the source and decide what to write; writes nothing."""
     fetched = reader.manifest(reference)
+    reader.budget = WalkBudget(fetched.digest)
     manifest = reader.parse(fetched)
     selecting = bool(platforms or exclude)
     if isinstance(manifest, ImageManifest):
         platform = reader.image_platform(manifest)
         if selecting:
             _check_single_image(platform, platforms, strict=strict, exclude=exclude, where=reader.where)
-        reader.add_image(manifest)
+        reader.add_image(manifest, fetched.digest)
         return reader.plan(fetched, source_digest=fetched.digest, platforms=(str(platform),) if platform else ())
+    reader.visit(len(manifest.manifests), fetched.digest)
     if not selecting:
         reader.add_children(manifest.manifests, depth=1)
         return reader.plan(fetched, source_digest=fetched.digest)
@@ -256,7 +264,7 @@ def _plan(
         parsed = reader.parse(child_manifest)
         if not isinstance(parsed, ImageManifest):
             raise CopyError(f"{reader.where}: cannot flatten to {chosen.digest}: its content is an index")
-        reader.add_image(parsed)
+        reader.add_image(parsed, child_manifest.digest)
         return reader.plan(child_manifest, source_digest=fetched.digest, platforms=(str(chosen.platform),))
     raw = build_index(manifest, fetched.raw, kept)
     top = fetched
@@ -283,14 +291,19 @@ def _check_single_image(
 
 
 class _SourceReader:
-    """Reads the source's manifests (children fetched in parallel) and gathers blobs and platforms to copy."""
+    """Reads the source's manifests (children fetched in parallel) and gathers blobs and platforms to copy.
+
+    One walk: each distinct manifest is fetched and parsed once, and every descriptor visited counts against
+    `budget` (set by `_plan` once the top manifest is known)."""
 
     def __init__(self, source: Registry, repository: str, pool: ThreadPoolExecutor, where: str) -> None:
         self.source = source
         self.repository = repository
         self.pool = pool
         self.where = where
+        self.budget = WalkBudget(where)
         self.children: dict[str, FetchedManifest] = {}  # insertion order is the push order
+        self.heights: dict[str, int] = {}  # nested index digest → levels of indexes from it down, itself counted
         self.blobs: dict[str, Descriptor] = {}
         self.platforms: list[str] = []
 
@@ -303,6 +316,13 @@ class _SourceReader:
         except ManifestError as error:
             raise CopyError(f"{self.where}: manifest {fetched.digest} cannot be copied: {error}") from None
 
+    def visit(self, count: int, digest: str) -> None:
+        """Count `count` descriptors of manifest `digest` against the copy's budget."""
+        try:
+            self.budget.visit(count, digest)
+        except ManifestError as error:
+            raise CopyError(f"{self.where}: {error}") from None
+
     def image_platform(self, manifest: ImageManifest) -> Platform | None:
         """The platform an image's config declares; None for artifacts and unreadable configs."""
         if not manifest.is_image or manifest.config.size > MAX_CONFIG_BYTES:
@@ -313,26 +333,40 @@ class _SourceReader:
         except ManifestError:
             return None
 
-    def add_image(self, manifest: ImageManifest) -> None:
+    def add_image(self, manifest: ImageManifest, digest: str) -> None:
+        self.visit(1 + len(manifest.layers), digest)
         for blob in (manifest.config, *manifest.layers):
             self.blobs.setdefault(blob.digest, blob)
 
-    def add_children(self, children: Sequence[Descriptor], *, depth: int) -> None:
-        """Fetch `children` (entries of an index at nesting `depth`), recursing into nested indexes."""
+    def add_children(self, children: Sequence[Descriptor], *, depth: int) -> int:
+        """Fetch `children` (entries of an index at nesting `depth`), recursing into nested indexes; each distinct
+        child once in the whole copy. Returns the levels of indexes from that index down, itself counted."""
         self.platforms.extend(str(child.platform) for child in children if classify_child(child) is ChildKind.IMAGE)
         unique = list({child.digest: child for child in children if child.digest not in self.children}.values())
-        fetched = list(self.pool.map(lambda child: self.manifest(child.digest), unique))
+        fetch = carrying_time_limit(lambda child: self.manifest(child.digest))
+        fetched = list(self.pool.map(fetch, unique))
         for child, content in zip(unique, fetched):
+            if content.digest in self.children:  # walked meanwhile, below an earlier sibling
+                continue
             parsed = self.parse(content)
             if isinstance(parsed, Index):
-                if depth >= MAX_INDEX_DEPTH:
-                    raise CopyError(
-                        f"{self.where}: indexes nest deeper than {MAX_INDEX_DEPTH} levels (at {child.digest})"
-                    )
-                self.add_children(parsed.manifests, depth=depth + 1)
+                self._check_depth(depth + 1, child.digest)
+                self.visit(len(parsed.manifests), content.digest)
+                self.heights[content.digest] = self.add_children(parsed.manifests, depth=depth + 1)
             else:
-                self.add_image(parsed)
+                self.add_image(parsed, content.digest)
             self.children[content.digest] = content
+        height = 1
+        for child in children:  # every nested index, walked now or before: its deepest path from here must fit
+            below = self.heights.get(child.digest)
+            if below is not None:
+                self._check_depth(depth + below, child.digest)
+                height = max(height, below + 1)
+        return height
+
+    def _check_depth(self, levels: int, digest: str) -> None:
+        if levels > MAX_INDEX_DEPTH:
+            raise CopyError(f"{self.where}: indexes nest deeper than {MAX_INDEX_DEPTH} levels (at {digest})")
 
     def plan(
         self, top: FetchedManifest, *, source_digest: str, platforms: tuple[str, ...] | None = None
@@ -396,7 +430,8 @@ class _CopyJob:
     def copy_blobs(self, blobs: Sequence[Descriptor], pool: ThreadPoolExecutor) -> None:
         """Copy every blob, `pool`'s size at a time; on the first failure stop the rest and raise it."""
         stop = threading.Event()
-        futures = [pool.submit(self.copy_blob, blob, stop) for blob in blobs]
+        copy_blob = carrying_time_limit(self.copy_blob)
+        futures = [pool.submit(copy_blob, blob, stop) for blob in blobs]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
         finally:

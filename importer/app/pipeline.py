@@ -10,6 +10,9 @@ superseded (a newer push won), or failed. Remediation itself lives in importer/a
 A tagged Helm chart push goes to the chart manager (importer/app/chart_guard.py): its outcome is the chart's summary,
 and each image the chart references gets an outcome of its own (event id `<event id>/image/<n>`).
 Entry points (function_app.py, the local host, the CLI) only parse and call this.
+Each try of an event runs under one time limit, `event_deadline` (PLATFORM_GUARD_EVENT_DEADLINE_SECONDS, 240 s by
+default; importer.ports.deadlines): every registry request and wait ends by then, and a try that runs out of time ends
+as a transient failure, tried again later.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING
 from importer.app.failpoints import failpoint
 from importer.app.inspection import evaluate
 from importer.app.registries import RegistryDirectory
+from importer.app.settings import DEFAULT_EVENT_DEADLINE_SECONDS
 from importer.core.decide import VIOLATION, Facts, Verdict, verdict_fields
 from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
 from importer.core.manifests import ManifestError
@@ -32,6 +36,7 @@ from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
 from importer.core.policy import Policy, repository_matcher
 from importer.core.quarantine_names import quarantine_tag
 from importer.core.reference import reference_of
+from importer.ports.deadlines import time_limit
 from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.ports.registry import CopyError, NotFound, RegistryError, Unauthorized
 from importer.ports.sinks import OutcomeSink
@@ -82,8 +87,12 @@ class Pipeline:
         loop_window: float = 3600.0,
         paused_repositories: Sequence[str] = (),
         server_import: ServerImport | None = None,
+        event_deadline: float = DEFAULT_EVENT_DEADLINE_SECONDS,
     ) -> None:
+        if not 0 < event_deadline < float("inf"):  # also refuses NaN
+            raise ValueError(f"event_deadline must be a finite number of seconds above 0, got {event_deadline!r}")
         self.policy = policy
+        self.event_deadline = event_deadline
         self.ledger = ledger
         self.registries = registries
         self.sinks = tuple(sinks)
@@ -97,7 +106,12 @@ class Pipeline:
 
     def handle_all(self, events: Iterable[ParsedEvent]) -> list[Outcome]:
         """Handle every event of one delivery in place (no queue): each failure that may pass is recorded as a
-        `retrying` attempt, and TransientFailure at the end makes the sender deliver again."""
+        `retrying` attempt, and TransientFailure at the end makes the sender deliver again. The whole delivery gets
+        the time limit of one event, however many events it carries: the sender's request is waiting for it."""
+        with time_limit(self.event_deadline, "this delivery"):
+            return self._handle_all(events)
+
+    def _handle_all(self, events: Iterable[ParsedEvent]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         transient: list[str] = []
         for event in events:
@@ -149,7 +163,13 @@ class Pipeline:
         `retaking`: a worker takes this event again after an earlier try of it ended without a final outcome (the
         worker died, or the try failed transiently): the event's claim from that try does not make it a duplicate.
         `received_at`: when the intake received it (default: now).
+        The whole try runs under the time limit `event_deadline` (importer.ports.deadlines): every registry request
+        and wait in it ends by then, and running out of time is a transient registry error, so a TransientFailure.
         """
+        with time_limit(self.event_deadline, "this event"):
+            return self._handle(event, retaking=retaking, received_at=received_at)
+
+    def _handle(self, event: ParsedEvent, *, retaking: bool, received_at: str | None) -> Outcome | None:
         started = time.perf_counter()
         received_at = received_at or self._clock()
         if isinstance(event, RejectedEvent):

@@ -8,6 +8,7 @@ The rules (docs/design.md, "Copying"): for each requested platform the best top-
 (`importer.core.platforms.best_candidate`, strict or compatible ranking); the BuildKit attestations of kept
 children stay with them; `exclude` patterns drop matching image children and their attestations; nothing
 dropped means the same bytes and digest. A platform nothing satisfies is a CopyError naming what is offered.
+Each is linear in the number of children (an index may hold some 19,000 within the 4 MiB a manifest may have).
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from importer.core.manifests import ChildKind, Descriptor, FetchedManifest, Index, classify_child, parse_manifest
+from importer.core.manifests import (
+    ChildKind,
+    Descriptor,
+    FetchedManifest,
+    Index,
+    ManifestError,
+    WalkBudget,
+    classify_child,
+    parse_manifest,
+)
 from importer.core.media_types import ATTESTATION_SUBJECT_ANNOTATION
 from importer.core.platforms import (
     Platform,
@@ -64,7 +74,7 @@ def plan_subset(
             if position in chosen or (_is_attestation(child) and _subject(child) in subjects)
         )
     if images and not allowed:
-        offered = ", ".join(_describe(children[position]) for position in images)
+        offered = _listed(children, images)
         raise CopyError(f"excluding {', '.join(exclude)} leaves no platform (offered: {offered})")
     dropped = set(images) - set(allowed)
     kept_digests = {children[position].digest for position in allowed}
@@ -86,18 +96,27 @@ def build_index(original: Index, raw_original: bytes, kept: Sequence[Descriptor]
     """
     if not kept:
         raise ValueError("build_index: an index needs at least one child, none were kept")
+    # Compared by value through hashable keys, not `in` on sequences: linear in the children, not quadratic.
+    children = {_identity(child) for child in original.manifests}
     for child in kept:
-        if child not in original.manifests:
+        if _identity(child) not in children:
             raise ValueError(f"build_index: {child.digest} ({child.media_type}) is not a child of the original index")
     document = json.loads(raw_original)
     entries = document.get("manifests") if isinstance(document, dict) else None
     if not isinstance(entries, list) or len(entries) != len(original.manifests):
         raise ValueError("build_index: raw_original is not the index `original` was parsed from")
-    positions = [position for position, child in enumerate(original.manifests) if child in kept]
+    wanted = {_identity(child) for child in kept}
+    positions = [position for position, child in enumerate(original.manifests) if _identity(child) in wanted]
     if len(positions) == len(entries):
         return raw_original
     document["manifests"] = [entries[position] for position in positions]
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _identity(child: Descriptor) -> tuple[object, ...]:
+    """A hashable stand-in for a descriptor: equal exactly when the descriptors are equal."""
+    return (child.media_type, child.digest, child.size, child.platform, tuple(sorted(child.annotations.items())),
+            child.artifact_type, child.platform_error)
 
 
 def check_exclude_patterns(exclude: Sequence[str]) -> None:
@@ -129,17 +148,28 @@ def _describe(child: Descriptor) -> str:
     return format_platform(_platform_of(child), with_os_version=True)
 
 
+LISTED_PLATFORMS = 20  # an error message names at most this many distinct platforms
+
+
+def _listed(children: Sequence[Descriptor], positions: Sequence[int]) -> str:
+    """The distinct platforms of the children at `positions`, in order, at most LISTED_PLATFORMS of them."""
+    names = list(dict.fromkeys(_describe(children[position]) for position in positions))
+    more = f", and {len(names) - LISTED_PLATFORMS} more" if len(names) > LISTED_PLATFORMS else ""
+    return ", ".join(names[:LISTED_PLATFORMS]) + more
+
+
 def _not_offered(
     requested: Platform, index: Index, images: list[int], allowed: list[int], *, strict: bool, exclude: Sequence[str]
 ) -> str:
     children = index.manifests
-    offered = ", ".join(_describe(children[position]) for position in allowed) or "no image"
-    excluded = [position for position in images if position not in allowed]
+    offered = _listed(children, allowed) or "no image"
+    kept = set(allowed)
+    excluded = [position for position in images if position not in kept]
     wanted = format_platform(requested, with_os_version=True)
     match = " (strict match)" if strict else ""
     if best_candidate(requested, [_platform_of(children[position]) for position in excluded], strict=strict) is None:
         return f"platform {wanted} is not offered{match}; offered: {offered}"
-    names = ", ".join(_describe(children[position]) for position in excluded)
+    names = _listed(children, excluded)
     return (
         f"platform {wanted} is offered{match} only by children excluded by {', '.join(exclude)} ({names}); "
         f"the others offer: {offered}"
@@ -181,7 +211,8 @@ def plan_import(
     everything in is imported whole, unless it lists more than `max_manifests` children, which one ACR import
     does not take: then its children are imported one by one and the original bytes are put ("assembled").
     Raises CopyError when the options cannot be met (platform not offered, flatten without exactly one
-    platform, bad pattern) and ManifestError when `upstream` is not a manifest.
+    platform, bad pattern, an index over the walk budget, importer.core.manifests.WalkBudget) and ManifestError
+    when `upstream` is not a manifest.
     """
     if flatten and len(platforms) != 1:
         requested = ", ".join(map(str, platforms)) or "none"
@@ -189,6 +220,10 @@ def plan_import(
     manifest = parse_manifest(upstream.raw, upstream.media_type)
     if not isinstance(manifest, Index):
         return ImportPlan("whole", (upstream.digest,), upstream.digest, upstream.media_type)
+    try:  # the same budget a copy of it would count against (the top index's entries, to begin with)
+        WalkBudget(upstream.digest).visit(len(manifest.manifests), upstream.digest)
+    except ManifestError as error:
+        raise CopyError(str(error)) from None
     if flatten:
         kept = plan_subset(manifest, platforms, strict=strict, exclude=exclude)
         child = next(entry for entry in kept if classify_child(entry) is ChildKind.IMAGE)

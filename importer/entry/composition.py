@@ -161,4 +161,5 @@ def pipeline_for(settings: Settings, *, ledger: Ledger | None = None) -> Pipelin
         loop_window=settings.loop_window,
         paused_repositories=settings.paused_repositories,
         server_import=server_importer_for(settings),
+        event_deadline=settings.event_deadline_seconds,
     )

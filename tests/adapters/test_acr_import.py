@@ -31,6 +31,7 @@ from importer.adapters.registry.acr_import import AcrImporter, AcrImportError, I
 from importer.app.copying import CopyError
 from importer.core.platforms import parse
 from importer.core.selection import ImportPlan, plan_import
+from importer.ports.deadlines import time_limit
 from importer.ports.registry import FetchedManifest, RegistryError
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
@@ -477,6 +478,26 @@ def test_contract_operation_that_never_finishes_times_out_within_the_bound(arm: 
         assert polls >= 3
         time.sleep(0.3)
         assert server.count("GET", STATUS_PATH) == polls, "the SDK's poller thread kept polling after the timeout"
+
+
+@pytest.mark.parametrize("imports", [1, 3], ids=["one-import", "three-imports"])
+def test_the_time_limit_of_the_work_in_hand_ends_imports_before_their_own_timeout(
+    arm: Callable[..., FakeArm], imports: int
+) -> None:
+    """An operation stuck InProgress under the time limit of an event (importer.ports.deadlines) ends when that limit
+    runs out, not after the importer's own 300 s, and the imports after it are not even asked for."""
+    server = arm(post=[ACCEPTED], status=[IN_PROGRESS])
+    digests = [f"sha256:{str(n) * 64}" for n in range(1, imports + 1)]
+    with importer_for(server, timeout=300.0, poll_interval=0.02) as importer:
+        started = time.monotonic()
+        with time_limit(0.6, "event e-import"), pytest.raises(AcrImportError) as raised:
+            importer.import_digests(source_registry="upstream.example.com", source_repository="team/app",
+                                    digests=digests, target_repository="team/app")
+        elapsed = time.monotonic() - started
+    assert raised.value.transient
+    assert "the time limit of event e-import (0.6 s) ran out" in str(raised.value)
+    assert elapsed < 2.0
+    assert server.count("POST", IMPORT_PATH) == 1
 
 
 # --- secrets --------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from importer.entry.audit_report import render_html, render_markdown
 from importer.entry.composition import registry_directory_for
 from importer.entry.runtime import Runtime
 from importer.entry.sweep_timer import record_only
+from testbed.faults import FaultProxy
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import fetch_manifest, list_tags, push, push_raw_manifest
@@ -475,6 +476,34 @@ def test_record_mode_records_violations_as_alerted_and_changes_nothing(small: Se
         assert len(ledger.outcomes(limit=100)) == 10
     finally:
         ledger.close()
+
+
+def test_record_mode_keeps_the_time_limit_of_an_event(small: Seed, tmp_path: Path) -> None:
+    """The record-only pipeline the timer builds obeys PLATFORM_GUARD_EVENT_DEADLINE_SECONDS like the one it copies."""
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        assert record_only(pipeline_for(small, ledger, event_deadline=17.0)).event_deadline == 17.0
+    finally:
+        ledger.close()
+
+
+def test_reading_a_tag_that_the_registry_holds_up_ends_at_the_time_limit_of_an_event(
+    small: Seed, tmp_path: Path
+) -> None:
+    """A registry answering every read after 3 s: each tag's reading is cut at the pipeline's 0.5 s limit and the tag
+    is reported failed, instead of holding a sweep thread as long as the registry likes."""
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    with FaultProxy(small.host, rate=1.0, faults=("slow",), slow_seconds=3.0) as proxy:
+        slow = Seed(proxy.host, small.upstream, small.policy_text, small.expected)
+        try:
+            pipeline = pipeline_for(slow, ledger, event_deadline=0.5)
+            report = Sweep(proxy.host, policy=slow.policy, registries=pipeline.registries, pipeline=pipeline,
+                           options=SweepOptions(mode="record", repositories="team/**")).run()
+        finally:
+            ledger.close()
+    failed = [item for item in report.items if item.status == "failed"]
+    assert failed and len(failed) == len(report.items), statuses(report)
+    assert all("0.5" in (item.error or "") or "time" in (item.error or "") for item in failed), failed[0].error
 
 
 # -- the command line and its reports -------------------------------------------------------------------------

@@ -49,8 +49,9 @@ from importer.adapters.registry.auth import (
     read_challenge,
     repository_scope,
 )
-from importer.adapters.registry.http import HttpTransport, Response
+from importer.adapters.registry.http import MIN_TRANSFER_RATE, REQUEST_DEADLINE_SECONDS, HttpTransport, Response
 from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail, _next_link
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.reference import validate_digest, validate_repository, validate_tag
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.abilities import ManifestProperties, TagProperties
@@ -316,6 +317,8 @@ class AcrRegistry(OciRegistry):
         config_cache: int = 512,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         clock: Callable[[], float] = time.time,
+        request_deadline: float = REQUEST_DEADLINE_SECONDS,
+        min_transfer_rate: float = MIN_TRANSFER_RATE,
     ) -> None:
         super().__init__(
             host,
@@ -328,6 +331,8 @@ class AcrRegistry(OciRegistry):
             pool_size=pool_size,
             config_cache=config_cache,
             cache_bytes=cache_bytes,
+            request_deadline=request_deadline,
+            min_transfer_rate=min_transfer_rate,
         )
         if endpoint is not None:
             self.base_url = _endpoint_base_url(endpoint, host)
@@ -508,7 +513,7 @@ def _jwt_expiry(token: str) -> float | None:
     if len(parts) != 3:
         return None
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        claims = load_bounded_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except ValueError:  # binascii.Error and JSONDecodeError are ValueErrors
         return None
     expiry = claims.get("exp") if isinstance(claims, dict) else None
@@ -519,7 +524,7 @@ def _jwt_expiry(token: str) -> float | None:
 
 def _json_object(body: bytes, context: str) -> dict[str, object]:
     try:
-        document = json.loads(body)
+        document = load_bounded_json(body)
     except ValueError:
         raise ProtocolError(f"{context}: the answer is not JSON") from None
     if not isinstance(document, dict):

@@ -7,7 +7,8 @@
                             digests=plan.imports, target_repository="dockerhub/library/nginx")
 
 The call is `POST …/registries/{name}/importImage` made by azure-mgmt-containerregistry (imported on first use);
-the SDK's poller follows the long-running operation, bounded by `timeout` (past it: a transient AcrImportError).
+the SDK's poller follows the long-running operation, bounded by `timeout` and by the time limit of the work in hand
+(importer.ports.deadlines: an event's), whichever ends first (past it: a transient AcrImportError).
 408/429/5xx are retried by the SDK's retry policy, configured from the `retry` RetryPolicy
 (importer.core.retry.ACR_IMPORT_RETRY by default), before they become transient errors. What to import is planned
 by `importer.core.selection.plan_import`; how remediation uses it is in docs/design.md, "Remediation". Source
@@ -17,7 +18,6 @@ registry secrets are scrubbed from every message this module raises or logs.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from importer.adapters.retrying import azure_retry_options
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.reference import (
     DOCKER_HUB,
     DOCKER_HUB_ALIASES,
@@ -40,6 +41,7 @@ from importer.core.reference import (
     validate_tag,
 )
 from importer.core.retry import ACR_IMPORT_RETRY, RetryPolicy
+from importer.ports.deadlines import current_time_limit
 from importer.ports.registry import Registry, RegistryError
 
 __all__ = [
@@ -200,7 +202,13 @@ class AcrImporter:
         from azure.core.exceptions import AzureError
 
         started = time.monotonic()
-        deadline = started + self.timeout
+        # The importer's own bound, or the time limit of the work in hand (an event) when that ends sooner.
+        limit = current_time_limit()
+        bound = self.timeout if limit is None else min(self.timeout, limit.remaining())
+        if limit is not None and bound <= 0:
+            raise AcrImportError(f"{where}: {limit.describe()} ran out before the import was asked for",
+                                 transient=True)
+        deadline = started + bound
         polling = _bounded_polling_class()(
             self.poll_interval,
             deadline=deadline,
@@ -209,7 +217,8 @@ class AcrImporter:
         )
         try:
             poller = self._management_client().registries.begin_import_image(
-                self.resource_group, self.registry_name, parameters, polling=polling, **self._call_options()
+                self.resource_group, self.registry_name, parameters, polling=polling, timeout=bound,
+                **self._call_options(),
             )
             poller.wait(timeout=max(0.0, deadline - time.monotonic()))
             if not poller.done():
@@ -217,10 +226,12 @@ class AcrImporter:
             poller.result()
             status = poller.status()
         except _DeadlinePassed:
-            raise AcrImportError(
-                f"{where}: not finished after {self.timeout:g} s (operation {polling.operation_url or 'unknown'})",
-                transient=True,
-            ) from None
+            operation = f"operation {polling.operation_url or 'unknown'}"
+            if limit is not None and bound < self.timeout:
+                raise AcrImportError(f"{where}: {limit.describe()} ran out before it finished ({operation})",
+                                     transient=True) from None
+            raise AcrImportError(f"{where}: not finished after {self.timeout:g} s ({operation})",
+                                 transient=True) from None
         except _NothingToFollow:
             raise AcrImportError(
                 f"{where}: ARM accepted it (202) but named no operation to follow "
@@ -478,7 +489,7 @@ def _arm_error(error: Any) -> tuple[str | None, str]:
     """ARM's `error.code` and `error.message` from a response body, falling back to the SDK's own message."""
     body: Any = None
     try:
-        body = json.loads(error.response.text() or "null")
+        body = load_bounded_json(error.response.text() or "null")
     except (ValueError, TypeError, AttributeError):
         body = None
     details = body.get("error") if isinstance(body, dict) else None

@@ -18,7 +18,6 @@ Secrets (password, tokens) never appear in messages, logs or reprs.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from importer.adapters.registry.http import HttpTransport, redact_url
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -238,7 +238,7 @@ def _key(scopes: Scopes) -> Scopes:
 
 def _read_token(body: bytes, context: str) -> tuple[str, float]:
     try:
-        document = json.loads(body)
+        document = load_bounded_json(body)
     except ValueError:
         raise ProtocolError(f"{context}: the token response is not JSON") from None
     if not isinstance(document, dict):

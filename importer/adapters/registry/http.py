@@ -20,14 +20,30 @@ attempts, base_delay and max_retry_after. Any other status is returned to the ca
 Plain http is refused (InsecureTransportRefused) for every URL whose host is not loopback, unless
 `allow_http`: registry endpoints, token realms, redirects and upload locations alike.
 Messages and logs name URLs without their query string (storage redirects carry signatures there).
+
+Deadlines: `timeout` bounds each socket operation (connect, one read), which a registry that drips its answer one
+byte at a time never trips. So every attempt of a request also has a total deadline, connect, TLS, request, headers
+and body together: `request_deadline` seconds (default 30: a manifest, config or token answer is at most a few MiB)
+plus 1 s per `min_transfer_rate` bytes moved either way (default 256 KiB/s, a 2 Mbit/s link), so a blob of any size
+may stream for as long as it keeps that average rate, and a drip gets nowhere. The deadline also never passes the
+time limit of the work in hand (importer.ports.deadlines: the app sets one per event), and no retry waits past
+that limit. One watchdog thread cuts the connection of an attempt whose deadline passes (it shuts the socket down,
+which ends a blocked read or write at once); the request then raises OutOfTime, a TransientRegistryError naming the
+host and what was slow, and is not tried again here (a drip would only start over; the event is retried later).
+A streamed body's deadline counts while the caller uses its chunks: when a copy streams one registry into another,
+the two together must keep the minimum rate.
 """
 
 from __future__ import annotations
 
 import email.utils
+import heapq
 import http.client
+import itertools
 import logging
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,10 +54,12 @@ from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 from importer.core.reference import is_loopback_host
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy, retry_call
+from importer.ports.deadlines import OutOfTime, TimeLimit, current_time_limit
 from importer.ports.registry import (
     InsecureTransportRefused,
     ProtocolError,
@@ -58,6 +76,8 @@ MAX_REDIRECTS = 5
 STREAM_CHUNK_BYTES = 256 * 1024
 ERROR_BODY_BYTES = 64 * 1024
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+REQUEST_DEADLINE_SECONDS = 30.0  # one attempt of a request, before the allowance for the bytes it moves
+MIN_TRANSFER_RATE = 256 * 1024  # bytes per second: each this many bytes moved adds 1 s to the deadline
 USER_AGENT = f"platform-guard (urllib3/{urllib3.__version__})"
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -68,6 +88,230 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 T = TypeVar("T")
+
+
+class _RequestClock:
+    """The deadline of one attempt of a request, and the connection the watchdog cuts when it passes.
+
+    The deadline is `seconds` after the start plus 1 s per `rate` bytes moved, and never later than `limit` (the time
+    limit of the work in hand). Only the thread making the request changes `phase` and `moved`; `fire` comes from the
+    watchdog's thread, `finish` from the request's: the lock keeps a connection from being cut once it is finished
+    (and so perhaps back in the pool, serving another request).
+    """
+
+    def __init__(self, *, seconds: float, rate: float, limit: TimeLimit | None, host: str, context: str) -> None:
+        self.started = time.monotonic()
+        self.seconds = seconds
+        self.rate = rate
+        self.limit = limit
+        self.host = host
+        self.context = context
+        self.phase = "before sending the request to {host}"
+        self.moved = 0
+        self.done = False
+        self._fired = False
+        self._sockets: list[socket.socket] = []  # our duplicates of the connection's socket descriptor
+        self._lock = threading.Lock()
+
+    @property
+    def fired(self) -> bool:
+        return self._fired
+
+    def own_deadline(self) -> float:
+        return self.started + self.seconds + self.moved / self.rate
+
+    def deadline(self) -> float:
+        own = self.own_deadline()
+        return own if self.limit is None else min(own, self.limit.ends_at)
+
+    def remaining(self) -> float:
+        return self.deadline() - time.monotonic()
+
+    def add(self, count: int) -> None:
+        """`count` more bytes moved: the deadline moves 1 s later per `rate` of them."""
+        self.moved += count
+
+    def watch_socket(self, sock: socket.socket) -> None:
+        """Cut `sock`'s connection when the deadline passes. A duplicate descriptor is kept (and closed by `finish`),
+        so the cut can never reach a descriptor number that a closed connection gave back and another one reused;
+        shutting a duplicate down ends the connection for every descriptor of it, TLS included."""
+        try:
+            duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:  # already closed: nothing to cut
+            return
+        with self._lock:
+            if not self.done:
+                self._sockets.append(duplicate)
+                if self._fired:
+                    _shut_down(duplicate)
+                return
+        duplicate.close()
+
+    def fire(self) -> None:
+        """The deadline passed: cut the connection (a blocked read or write returns at once)."""
+        with self._lock:
+            if self.done:
+                return
+            self._fired = True
+            for duplicate in self._sockets:
+                _shut_down(duplicate)
+
+    def finish(self) -> bool:
+        """Stop watching; True when the deadline cut the connection (which then must not be reused)."""
+        with self._lock:
+            self.done = True
+            sockets, self._sockets = self._sockets, []
+        for duplicate in sockets:
+            duplicate.close()
+        return self._fired
+
+    def expired(self) -> OutOfTime:
+        """The error for a deadline that passed: whose it was, what was slow, and where."""
+        where = self.phase.format(host=self.host)
+        if self.limit is not None and self.limit.ends_at <= self.own_deadline():
+            return OutOfTime(f"{self.context}: {self.limit.describe()} ran out {where}")
+        elapsed = time.monotonic() - self.started
+        return OutOfTime(
+            f"{self.context}: {self.host} is too slow: the {self.seconds:g} s deadline of a request passed {where} "
+            f"({elapsed:.1f} s, {self.moved} bytes moved; a request may take {self.seconds:g} s plus 1 s per "
+            f"{_amount(self.rate)} moved)"
+        )
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed or not connected: nothing left to cut
+        pass
+
+
+def _amount(rate: float) -> str:
+    if rate >= 1024 * 1024 and rate % (1024 * 1024) == 0:
+        return f"{rate / (1024 * 1024):g} MiB"
+    if rate >= 1024 and rate % 1024 == 0:
+        return f"{rate / 1024:g} KiB"
+    return f"{rate:g} bytes"
+
+
+class _Watchdog:
+    """One daemon thread per process that fires the clocks of requests whose deadline has passed.
+
+    Clocks wait in a heap by deadline; a clock whose deadline moved later (bytes arrived) goes back in, a finished
+    one is dropped when it comes up. Started on first use, and again in a forked child (threads do not survive a
+    fork)."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _RequestClock]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, clock: _RequestClock) -> None:
+        with self._condition:
+            heapq.heappush(self._heap, (clock.deadline(), next(self._order), clock))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="registry-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            clock = self._next_due()
+            clock.fire()
+
+    def _next_due(self) -> _RequestClock:
+        with self._condition:
+            while True:
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                due, _, clock = self._heap[0]
+                if clock.done:
+                    heapq.heappop(self._heap)
+                    continue
+                now = time.monotonic()
+                if due > now:
+                    self._condition.wait(due - now)
+                    continue
+                heapq.heappop(self._heap)
+                later = clock.deadline()
+                if later > now:
+                    heapq.heappush(self._heap, (later, next(self._order), clock))
+                    continue
+                return clock
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
+
+# The clock of the request this thread is sending, for the connection hooks below (urllib3 calls them deep inside
+# urlopen, where no argument of ours reaches).
+_SENDING = threading.local()
+
+
+def _sending_clock() -> _RequestClock | None:
+    return getattr(_SENDING, "clock", None)
+
+
+class _WatchedConnectionMixin:
+    """Hands each connection's socket to the clock of the request using it, and tells the clock what is going on."""
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        clock = _sending_clock()
+        if clock is not None:
+            clock.watch_socket(sock)
+        return sock
+
+    def connect(self) -> None:
+        clock = _sending_clock()
+        if clock is not None:
+            clock.phase = "while connecting to {host}"
+        super().connect()  # type: ignore[misc]  # TCP, and the TLS handshake for https
+        if clock is not None:
+            clock.phase = "while sending the request to {host}"
+
+    def request(self, *args: object, **kwargs: object) -> None:
+        clock = _sending_clock()
+        sock = getattr(self, "sock", None)
+        if clock is not None and sock is not None:  # a kept-alive connection (a new one is watched from _new_conn)
+            clock.watch_socket(sock)
+            clock.phase = "while sending the request to {host}"
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self) -> urllib3.BaseHTTPResponse:
+        clock = _sending_clock()
+        if clock is not None:
+            clock.phase = "while waiting for the response headers from {host}"
+        return super().getresponse()  # type: ignore[misc, no-any-return]
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _counted(chunks: Iterable[bytes], clock: _RequestClock) -> Iterator[bytes]:
+    """A streamed request body, each chunk counted as moved on its way to the socket."""
+    for chunk in chunks:
+        clock.phase = "while sending the body to {host}"
+        clock.add(len(chunk))
+        yield chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +376,29 @@ def _problem(error: BaseException) -> str:
     return error.description if isinstance(error, _RetryableStatus) else _describe(error)
 
 
-def _read_up_to(raw: urllib3.BaseHTTPResponse, limit: int) -> tuple[bytes, bool]:
+def _read_some(raw: urllib3.BaseHTTPResponse, most: int, clock: _RequestClock) -> bytes:
+    """What the body has ready, up to `most` bytes (b"" at its end), counted on the clock; OutOfTime once the clock
+    has cut the connection, whatever the read made of that. `read1` returns what one socket read brings, so every
+    byte that arrives moves the deadline, even while a larger chunk is still being gathered."""
+    try:
+        piece = raw.read1(most, decode_content=False)
+    except _CONNECTION_ERRORS:
+        if clock.fired:
+            raise clock.expired() from None
+        raise
+    if clock.fired:
+        raise clock.expired()
+    clock.add(len(piece))
+    return piece
+
+
+def _read_up_to(raw: urllib3.BaseHTTPResponse, limit: int, clock: _RequestClock) -> tuple[bytes, bool]:
     """Read at most limit + 1 bytes; return them and whether the body ended (so the connection is reusable)."""
+    clock.phase = "while reading the body from {host}"
     parts: list[bytes] = []
     total = 0
     while total <= limit:
-        chunk = raw.read(min(STREAM_CHUNK_BYTES, limit + 1 - total), decode_content=False)
+        chunk = _read_some(raw, min(STREAM_CHUNK_BYTES, limit + 1 - total), clock)
         if not chunk:
             return b"".join(parts), True
         parts.append(chunk)
@@ -145,9 +406,10 @@ def _read_up_to(raw: urllib3.BaseHTTPResponse, limit: int) -> tuple[bytes, bool]
     return b"".join(parts), False
 
 
-def _finish(raw: urllib3.BaseHTTPResponse, complete: bool) -> None:
-    """Give the connection back to the pool; one with unread body left is closed first, never reused."""
-    if not complete:
+def _finish(raw: urllib3.BaseHTTPResponse, complete: bool, clock: _RequestClock) -> None:
+    """Stop the clock, then give the connection back to the pool; one with unread body left, or cut by the
+    deadline, is closed first, never reused."""
+    if clock.finish() or not complete:
         raw.close()
     raw.release_conn()
 
@@ -162,9 +424,10 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
 class StreamedResponse:
     """A response whose body is read by the caller in fixed-size chunks; use it as a context manager."""
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, context: str) -> None:
+    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, context: str, clock: _RequestClock) -> None:
         self._raw = raw
         self._context = context
+        self._clock = clock
         self._complete = False
         self._closed = False
         self.status: int = raw.status
@@ -172,14 +435,22 @@ class StreamedResponse:
         self.url = url
 
     def chunks(self) -> Iterator[bytes]:
-        """The body, STREAM_CHUNK_BYTES at a time; a broken connection raises TransientRegistryError."""
+        """The body, STREAM_CHUNK_BYTES at a time (the last chunk shorter); a broken connection raises
+        TransientRegistryError, a passed deadline OutOfTime."""
+        self._clock.phase = "while reading the body from {host}"
+        buffer = bytearray()
         try:
             while True:
-                chunk = self._raw.read(STREAM_CHUNK_BYTES, decode_content=False)
-                if not chunk:
+                piece = _read_some(self._raw, STREAM_CHUNK_BYTES - len(buffer), self._clock)
+                if not piece:
                     self._complete = True
+                    if buffer:
+                        yield bytes(buffer)
                     return
-                yield chunk
+                buffer += piece
+                if len(buffer) >= STREAM_CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
         except _CONNECTION_ERRORS as error:
             raise TransientRegistryError(
                 f"{self._context}: connection broke while reading the body: {_describe(error)}"
@@ -188,15 +459,15 @@ class StreamedResponse:
     def error_body(self) -> bytes:
         """Up to ERROR_BODY_BYTES of the body, for an error message."""
         try:
-            data, self._complete = _read_up_to(self._raw, ERROR_BODY_BYTES)
-        except _CONNECTION_ERRORS:
+            data, self._complete = _read_up_to(self._raw, ERROR_BODY_BYTES, self._clock)
+        except (OutOfTime, *_CONNECTION_ERRORS):
             return b""
         return data[:ERROR_BODY_BYTES]
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            _finish(self._raw, self._complete)
+            _finish(self._raw, self._complete, self._clock)
 
     def __enter__(self) -> StreamedResponse:
         return self
@@ -221,17 +492,28 @@ class HttpTransport:
         max_retry_after: float | None = None,
         pool_size: int = 16,
         user_agent: str = USER_AGENT,
+        request_deadline: float = REQUEST_DEADLINE_SECONDS,
+        min_transfer_rate: float = MIN_TRANSFER_RATE,
     ) -> None:
-        if timeout <= 0 or pool_size < 1:
+        if not timeout > 0 or pool_size < 1:
             raise ValueError(f"timeout ({timeout}) and pool_size ({pool_size}) must be positive")
+        for name, value in (("request_deadline", request_deadline), ("min_transfer_rate", min_transfer_rate)):
+            if not 0 < value < float("inf"):  # also refuses NaN
+                raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
         self.allow_http = allow_http
         # The policy checks the overrides (attempts at least 1, delays not negative) and says which is wrong.
         self.retry = retry.replace(attempts=max_attempts, base_delay=backoff, max_retry_after=max_retry_after)
         self.user_agent = user_agent
-        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self.request_deadline = request_deadline
+        self.min_transfer_rate = min_transfer_rate
+        self._timeout = timeout
         # block=False: a thread holding a streamed body may issue more requests to the same host (same-registry
         # copies); blocking on a full pool could deadlock, so extra connections are made and not kept.
         self._pool = urllib3.PoolManager(num_pools=8, maxsize=pool_size, block=False, retries=False)
+        self._pool.pool_classes_by_scheme = {  # type: ignore[assignment]
+            "http": _WatchedHTTPConnectionPool,
+            "https": _WatchedHTTPSConnectionPool,
+        }
         self._count_lock = threading.Lock()
         self._requests_made = 0
 
@@ -273,14 +555,16 @@ class HttpTransport:
         """
 
         def attempt() -> Response:
-            raw, final_url = self._send_once(method, url, headers, body, context, follow_redirects)
+            clock = self._start_clock(context, url)
+            clock.add(len(body or b""))
+            raw, final_url = self._send_once(method, url, headers, body, context, follow_redirects, clock)
             complete = False
             try:
                 if raw.status in RETRYABLE_STATUSES:
-                    data, complete = _read_up_to(raw, 512)
+                    data, complete = _read_up_to(raw, 512, clock)
                     raise _retryable(raw, data)
                 if raw.status >= 400:
-                    data, complete = _read_up_to(raw, ERROR_BODY_BYTES)
+                    data, complete = _read_up_to(raw, ERROR_BODY_BYTES, clock)
                     return Response(raw.status, raw.headers, data[:ERROR_BODY_BYTES], final_url)
                 # A HEAD announces the size of what a GET would send, and sends nothing: no cap applies.
                 declared = None if method == "HEAD" else _declared_length(raw.headers)
@@ -288,12 +572,12 @@ class HttpTransport:
                     raise TooLarge(
                         f"{context}: the registry announces {declared} bytes, more than the {max_body} allowed"
                     )
-                data, complete = _read_up_to(raw, max_body)
+                data, complete = _read_up_to(raw, max_body, clock)
                 if len(data) > max_body:
                     raise TooLarge(f"{context}: the body is larger than the {max_body} bytes allowed")
                 return Response(raw.status, raw.headers, data, final_url)
             finally:
-                _finish(raw, complete)
+                _finish(raw, complete, clock)
 
         return self._retrying(method, url, context, attempt)
 
@@ -303,15 +587,16 @@ class HttpTransport:
         """Send with retries until a non-retryable status arrives; the caller reads and closes the body."""
 
         def attempt() -> StreamedResponse:
-            raw, final_url = self._send_once(method, url, headers, None, context, True)
+            clock = self._start_clock(context, url)
+            raw, final_url = self._send_once(method, url, headers, None, context, True, clock)
             if raw.status in RETRYABLE_STATUSES:
                 data, complete = b"", False
                 try:
-                    data, complete = _read_up_to(raw, 512)
+                    data, complete = _read_up_to(raw, 512, clock)
                 finally:
-                    _finish(raw, complete)
+                    _finish(raw, complete, clock)
                 raise _retryable(raw, data)
-            return StreamedResponse(raw, final_url, context)
+            return StreamedResponse(raw, final_url, context, clock)
 
         return self._retrying(method, url, context, attempt)
 
@@ -325,13 +610,18 @@ class HttpTransport:
         chunks: Iterable[bytes],
     ) -> Response:
         """Send a streamed body once (it cannot be replayed): a retryable failure raises TransientRegistryError."""
+        clock = self._start_clock(context, url)
         try:
-            raw, final_url = self._send_once(method, url, headers, chunks, context, False)
+            raw, final_url = self._send_once(method, url, headers, _counted(chunks, clock), context, False, clock)
         except _CONNECTION_ERRORS as error:
+            clock.finish()
             raise TransientRegistryError(f"{context}: sending the body failed: {_describe(error)}") from None
+        except BaseException:
+            clock.finish()
+            raise
         complete = False
         try:
-            data, complete = _read_up_to(raw, ERROR_BODY_BYTES)
+            data, complete = _read_up_to(raw, ERROR_BODY_BYTES, clock)
             if raw.status in RETRYABLE_STATUSES:
                 problem = _retryable(raw, data).description
                 raise TransientRegistryError(f"{context}: {problem} (a streamed body is not re-sent)")
@@ -339,36 +629,65 @@ class HttpTransport:
         except _CONNECTION_ERRORS as error:
             raise TransientRegistryError(f"{context}: reading the answer failed: {_describe(error)}") from None
         finally:
-            _finish(raw, complete)
+            _finish(raw, complete, clock)
 
     def get(
         self, url: str, headers: Mapping[str, str] | None = None, *, max_body: int = DEFAULT_MAX_BODY
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One plain GET through the same pool (no retries, no auth): (status, headers, body)."""
         context = f"GET {redact_url(url)}"
+        clock = self._start_clock(context, url)
         try:
-            raw, _ = self._send_once("GET", url, headers, None, context, True)
+            raw, _ = self._send_once("GET", url, headers, None, context, True, clock)
         except _CONNECTION_ERRORS as error:
+            clock.finish()
             raise TransientRegistryError(f"{context}: {_describe(error)}") from None
+        except BaseException:
+            clock.finish()
+            raise
         complete = False
         try:
-            data, complete = _read_up_to(raw, max_body)
+            data, complete = _read_up_to(raw, max_body, clock)
         except _CONNECTION_ERRORS as error:
             raise TransientRegistryError(f"{context}: {_describe(error)}") from None
         finally:
-            _finish(raw, complete)
+            _finish(raw, complete, clock)
         if len(data) > max_body:
             raise TooLarge(f"{context}: the body is larger than the {max_body} bytes allowed")
         return raw.status, raw.headers, data
 
+    def _start_clock(self, context: str, url: str) -> _RequestClock:
+        """The clock of one attempt, watched from now on: the request deadline, capped by the time limit."""
+        clock = _RequestClock(
+            seconds=self.request_deadline,
+            rate=self.min_transfer_rate,
+            limit=current_time_limit(),
+            host=urlsplit(url).netloc.rpartition("@")[2],
+            context=context,
+        )
+        _WATCHDOG.watch(clock)
+        return clock
+
     def _retrying(self, method: str, url: str, context: str, attempt: Callable[[], T]) -> T:
         attempts = self.retry.attempts
+        last_problem = ""
 
         def log_retry(error: Exception, number: int, delay: float) -> None:
+            nonlocal last_problem
+            last_problem = _problem(error)
             LOG.info(
                 "retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
-                method, redact_url(url), delay, number, attempts, _problem(error),
+                method, redact_url(url), delay, number, attempts, last_problem,
             )
+
+        def sleep_within_limit(delay: float) -> None:
+            limit = current_time_limit()
+            if limit is not None and limit.remaining() < delay:
+                raise OutOfTime(
+                    f"{context}: {limit.describe()} leaves {max(0.0, limit.remaining()):.1f} s, less than the "
+                    f"{delay:.1f} s to wait before trying {urlsplit(url).netloc} again (last: {last_problem})"
+                )
+            time.sleep(delay)
 
         try:
             return retry_call(
@@ -377,7 +696,7 @@ class HttpTransport:
                 is_retryable=_is_transient,
                 retry_after=_retry_after,
                 on_retry=log_retry,
-                sleep=time.sleep,
+                sleep=sleep_within_limit,
                 random_fraction=random.random,
             )
         except (_RetryableStatus, *_CONNECTION_ERRORS) as error:
@@ -392,38 +711,78 @@ class HttpTransport:
         body: bytes | Iterable[bytes] | None,
         context: str,
         follow_redirects: bool,
+        clock: _RequestClock,
     ) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One attempt, redirects followed, up to the response headers; `clock` runs over all of it (and the body
+        after it). Any failure here finishes the clock; on success the caller finishes it with the body."""
         request_headers = {"User-Agent": self.user_agent, **(headers or {})}
-        for _ in range(MAX_REDIRECTS + 1):
-            self.check_url(url, context)
-            with self._count_lock:
-                self._requests_made += 1
-            try:
-                raw = self._pool.urlopen(
-                    method,
-                    url,
-                    body=body,
-                    headers=request_headers,
-                    redirect=False,
-                    retries=False,
-                    preload_content=False,
-                    decode_content=False,
-                    timeout=self._timeout,
-                )
-            except urllib3.exceptions.SSLError as error:
-                raise RegistryError(f"{context}: TLS failure talking to {redact_url(url)}: {error}") from None
-            except urllib3.exceptions.LocationValueError as error:
-                raise ProtocolError(f"{context}: unusable URL {redact_url(url)!r}: {error}") from None
-            location = raw.headers.get("Location")
-            if not (follow_redirects and raw.status in REDIRECT_STATUSES and method in ("GET", "HEAD") and location):
-                return raw, url
-            _, complete = _read_up_to(raw, ERROR_BODY_BYTES)
-            _finish(raw, complete)
-            next_url = urljoin(url, location)
-            if _origin(next_url) != _origin(url):
-                request_headers = {k: v for k, v in request_headers.items() if k.lower() != "authorization"}
-            url = next_url
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                self.check_url(url, context)
+                raw = self._send_hop(method, url, request_headers, body, context, clock)
+                location = raw.headers.get("Location")
+                if not (follow_redirects and raw.status in REDIRECT_STATUSES and method in ("GET", "HEAD")
+                        and location):
+                    return raw, url
+                _read_up_to(raw, ERROR_BODY_BYTES, clock)
+                # Closed, never pooled: the clock runs on over the next hop and may still cut this connection.
+                raw.close()
+                raw.release_conn()
+                next_url = urljoin(url, location)
+                if _origin(next_url) != _origin(url):
+                    request_headers = {k: v for k, v in request_headers.items() if k.lower() != "authorization"}
+                url = next_url
+        except BaseException:
+            clock.finish()
+            raise
+        clock.finish()
         raise ProtocolError(f"{context}: more than {MAX_REDIRECTS} redirects, the last to {redact_url(url)}")
+
+    def _send_hop(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | Iterable[bytes] | None,
+        context: str,
+        clock: _RequestClock,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send to `url` and read the response headers, within what is left of the clock's deadline."""
+        clock.host = urlsplit(url).netloc.rpartition("@")[2]
+        clock.phase = "before sending the request to {host}"
+        remaining = clock.remaining()
+        if remaining <= 0:
+            raise clock.expired()
+        # Each socket operation may take `timeout`, and none may outlast the deadline: connecting is not watched
+        # (there is no socket to cut yet), so its own timeout is what bounds it.
+        wait = min(self._timeout, remaining)
+        with self._count_lock:
+            self._requests_made += 1
+        _SENDING.clock = clock
+        try:
+            return self._pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
+                timeout=urllib3.Timeout(connect=wait, read=wait),
+            )
+        except urllib3.exceptions.SSLError as error:
+            if clock.fired:
+                raise clock.expired() from None
+            raise RegistryError(f"{context}: TLS failure talking to {redact_url(url)}: {error}") from None
+        except urllib3.exceptions.LocationValueError as error:
+            raise ProtocolError(f"{context}: unusable URL {redact_url(url)!r}: {error}") from None
+        except _CONNECTION_ERRORS:
+            if clock.fired or clock.remaining() <= 0:
+                raise clock.expired() from None
+            raise
+        finally:
+            _SENDING.clock = None
 
 
 def _origin(url: str) -> tuple[str, str]:

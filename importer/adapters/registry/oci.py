@@ -11,7 +11,10 @@
   InsecureTransportRefused unless `allow_http=True`. `docker.io` talks to `registry-1.docker.io`.
 - Auth: see `auth.py` (Docker token auth, basic). Credentials are only ever sent to the registry's own origin
   and to the token realm it names; redirects to other hosts (blob storage) go without them.
-- Retries and timeouts: see `http.py`; `retry` is the policy (importer.core.retry.REGISTRY_RETRY by default).
+- Retries, timeouts and deadlines: see `http.py`; `retry` is the policy (importer.core.retry.REGISTRY_RETRY by
+  default); `request_deadline` and `min_transfer_rate` bound each request in all (a registry that drips its answer
+  raises OutOfTime, a TransientRegistryError), and no request outlasts the time limit of the work in hand
+  (importer.ports.deadlines).
   Permanent statuses map to NotFound (404), Unauthorized (401, 403), TooLarge (413), DigestMismatch
   (400 DIGEST_INVALID), RegistryError (other 4xx with an OCI error body) and ProtocolError (answers that make no
   sense). Every message names host, repository and reference.
@@ -25,7 +28,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -36,7 +38,15 @@ from types import TracebackType
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from importer.adapters.registry.auth import CATALOG_SCOPE, RegistryAuth, Scopes, repository_scope
-from importer.adapters.registry.http import HttpTransport, Response, StreamedResponse, redact_url
+from importer.adapters.registry.http import (
+    MIN_TRANSFER_RATE,
+    REQUEST_DEADLINE_SECONDS,
+    HttpTransport,
+    Response,
+    StreamedResponse,
+    redact_url,
+)
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.media_types import ACCEPTED_MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST
 from importer.core.reference import (
     DOCKER_HUB_ALIASES,
@@ -74,7 +84,9 @@ DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024
 MAX_LIST_BYTES = 32 * 1024 * 1024
 _GENERIC_CONTENT_TYPES = frozenset({"", "application/json", "text/plain", "application/octet-stream"})
-_NEXT_LINK = re.compile(r"<([^>]*)>([^<]*)")
+# `[^<>]`, not `[^>]`: a target never holds "<", and a header of many "<" then cannot make the regex rescan the
+# rest of the header from each one (quadratic: 64 KiB of "<" took 15 s).
+_NEXT_LINK = re.compile(r"<([^<>]*)>([^<]*)")
 _REL_NEXT = re.compile(r'rel\s*=\s*"?next"?', re.IGNORECASE)
 
 
@@ -96,6 +108,8 @@ class OciRegistry:
         pool_size: int = 16,
         config_cache: int = 512,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        request_deadline: float = REQUEST_DEADLINE_SECONDS,
+        min_transfer_rate: float = MIN_TRANSFER_RATE,
     ) -> None:
         try:
             validate_host(host)
@@ -115,6 +129,8 @@ class OciRegistry:
             backoff=backoff,
             max_retry_after=max_retry_after,
             pool_size=pool_size,
+            request_deadline=request_deadline,
+            min_transfer_rate=min_transfer_rate,
         )
         self.http.check_url(self.base_url, f"registry {host}")
         self._username = credentials.username if credentials else None
@@ -662,9 +678,9 @@ def _manifest_media_type(content_type: str | None, raw: bytes, context: str) -> 
     if declared not in _GENERIC_CONTENT_TYPES:
         return declared
     try:
-        document = json.loads(raw)
-    except ValueError:
-        raise ProtocolError(f"{context}: no manifest Content-Type and the body is not JSON") from None
+        document = load_bounded_json(raw)
+    except ValueError as error:
+        raise ProtocolError(f"{context}: no manifest Content-Type and the body is not JSON ({error})") from None
     if isinstance(document, dict):
         media_type = document.get("mediaType")
         if isinstance(media_type, str) and media_type:
@@ -748,7 +764,7 @@ def _next_link(header: str | None, base_url: str, context: str) -> str | None:
 
 def _string_list(body: bytes, key: str, context: str) -> list[str]:
     try:
-        document = json.loads(body)
+        document = load_bounded_json(body)
     except ValueError:
         raise ProtocolError(f"{context}: the answer is not JSON") from None
     items = document.get(key) if isinstance(document, dict) else None
@@ -764,7 +780,7 @@ def _error_detail(body: bytes) -> tuple[frozenset[str], str, bool]:
     if not body.strip():
         return frozenset(), "", True
     try:
-        document = json.loads(body)
+        document = load_bounded_json(body)
         errors = document["errors"]
         codes = [str(error.get("code", "")) for error in errors]
         texts = [f"{error.get('code', '?')}: {error.get('message', '')}".strip() for error in errors]

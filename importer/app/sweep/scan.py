@@ -31,6 +31,7 @@ from typing import Protocol
 from importer.app.inspection import evaluate
 from importer.app.pipeline import Pipeline, utc_now
 from importer.app.registries import RegistryDirectory
+from importer.app.settings import DEFAULT_EVENT_DEADLINE_SECONDS
 from importer.app.sweep.budget import OutOfTime, before, earliest, passed
 from importer.app.sweep.handoff import PipelineHandoff
 from importer.app.sweep.listing import list_tags, repository_names, resume_order
@@ -40,6 +41,7 @@ from importer.app.sweep.suggestions import with_suggestion
 from importer.core.decide import VIOLATION, Facts, Verdict
 from importer.core.manifests import ManifestError
 from importer.core.policy import Policy, repository_matcher
+from importer.ports.deadlines import time_limit
 from importer.ports.ledger import Ledger
 from importer.ports.registry import NotFound, Registry, RegistryError
 
@@ -90,6 +92,8 @@ class Sweep:
             self._handoff = PipelineHandoff(self.host, self.sweep_id, pipeline=pipeline,
                                             ledger=ledger if ledger is not None else pipeline.ledger, clock=clock)
         self._paused = repository_matcher(tuple(paused_repositories))
+        # Reading one tag gets the time limit an event gets: no registry can hold a sweep thread longer.
+        self._tag_time_limit = pipeline.event_deadline if pipeline is not None else DEFAULT_EVENT_DEADLINE_SECONDS
         self._clock = clock
         self._first_reads = KeyedLocks()  # one evaluation at a time per repository@digest: the others hit the cache
         self._wanted = repository_matcher((options.repositories,)) if options.repositories else None
@@ -241,7 +245,8 @@ class Sweep:
                 digest = self.registry.get_manifest(entry.repository, entry.tag).digest  # cached by digest
             # Tags sharing a digest wait for the first to read its children and configs, then read them from the
             # client's cache instead of racing it to the registry.
-            with self._first_reads(f"{entry.repository}@{digest}"):
+            with self._first_reads(f"{entry.repository}@{digest}"), \
+                    time_limit(self._tag_time_limit, f"reading {entry.repository}:{entry.tag}"):
                 facts, verdict = evaluate(self.policy, self.registry, entry.repository, digest)
         except NotFound:
             return SweepItem(self.host, entry.repository, entry.tag, "gone", digest=digest,
