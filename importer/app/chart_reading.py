@@ -10,9 +10,9 @@ memory by `importer.core.charts.read_chart_archive` (docs/design.md, Charts).
 
 from __future__ import annotations
 
-import json
-
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.charts import MAX_CHART_ARCHIVE_BYTES, ChartError, ChartInfo, read_chart_archive
+from importer.core.excerpts import excerpt
 from importer.core.manifests import MAX_CONFIG_BYTES, ImageManifest, ManifestError, parse_manifest
 from importer.core.media_types import HELM_CHART_LAYER, HELM_CONFIG
 from importer.core.reference import is_digest
@@ -34,7 +34,8 @@ def read_chart_from_registry(registry: Registry, repository: str, reference: str
     except ManifestError as error:
         raise ChartError(f"{name}: {error}") from None
     if not isinstance(manifest, ImageManifest) or manifest.config.media_type != HELM_CONFIG:
-        what = "an index" if not isinstance(manifest, ImageManifest) else f"config {manifest.config.media_type!r}"
+        what = ("an index" if not isinstance(manifest, ImageManifest)
+                else f"config {excerpt(manifest.config.media_type)}")
         raise ChartError(f"{name}: not a Helm chart ({what}; a chart has config {HELM_CONFIG!r})")
     layers = [layer for layer in manifest.layers if layer.media_type == HELM_CHART_LAYER]
     if len(layers) != 1:
@@ -50,8 +51,8 @@ def read_chart_from_registry(registry: Registry, repository: str, reference: str
     except TooLarge as error:  # the descriptor understated the size: our limit, so bad input rather than a fault
         raise ChartError(f"{name}: {error}") from None
     try:
-        config = json.loads(config_raw)
-    except (ValueError, RecursionError):
+        config = load_bounded_json(config_raw)
+    except ValueError:  # not JSON, or nested past the depth limit
         raise ChartError(f"{name}: the chart config {manifest.config.digest} is not valid JSON") from None
     if not isinstance(config, dict):
         raise ChartError(f"{name}: the chart config {manifest.config.digest} is not a JSON object")

@@ -8,8 +8,9 @@
 From a registry: `importer.app.chart_reading.read_chart_from_registry`; from a local file:
 `importer.entry.chart_file.read_chart_file`; as a table for a terminal: `importer.entry.terminal.format_chart_table`.
 
-Hostile archives (links, `..` paths, archive bombs, oversized files, YAML alias bombs) are refused with a
-`ChartError` naming the archive and the entry (docs/design.md, Charts). Templates are not rendered: an image
+Hostile archives (links, `..` paths, archive bombs, oversized files, YAML alias bombs, sub-charts nested or
+aliased without end) are refused with a `ChartError` naming the archive and the entry (docs/design.md, Charts),
+quoting what the chart holds only as a short escaped excerpt. Templates are not rendered: an image
 built in a template from other values is not seen.
 
 Where it lives: `model` (ChartInfo, ChartImage, ChartError), `limits` (the MAX_* limits and the budget),
@@ -24,8 +25,13 @@ from importer.core.charts.limits import (
     MAX_CHART_ENTRIES,
     MAX_CHART_FILE_BYTES,
     MAX_CHART_UNPACKED_BYTES,
+    MAX_IMAGE_REFERENCE_LENGTH,
     MAX_NESTED_ARCHIVE_DEPTH,
+    MAX_SOURCE_KEY_CHARACTERS,
+    MAX_SOURCE_PATH_CHARACTERS,
     MAX_SOURCES_PER_IMAGE,
+    MAX_SUBCHART_DEPTH,
+    MAX_SUBCHART_INSTANCES,
     MAX_TAR_HEADER_BYTES,
     MAX_UNRESOLVED,
     MAX_VALUES_DEPTH,
@@ -46,8 +52,13 @@ __all__ = [
     "MAX_CHART_ENTRIES",
     "MAX_CHART_FILE_BYTES",
     "MAX_CHART_UNPACKED_BYTES",
+    "MAX_IMAGE_REFERENCE_LENGTH",
     "MAX_NESTED_ARCHIVE_DEPTH",
+    "MAX_SOURCE_KEY_CHARACTERS",
+    "MAX_SOURCE_PATH_CHARACTERS",
     "MAX_SOURCES_PER_IMAGE",
+    "MAX_SUBCHART_DEPTH",
+    "MAX_SUBCHART_INSTANCES",
     "MAX_TAR_HEADER_BYTES",
     "MAX_UNRESOLVED",
     "MAX_VALUES_DEPTH",

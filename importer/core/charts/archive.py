@@ -6,12 +6,12 @@
 The archive is never extracted: the gzip stream is decompressed in small reads and handed to `tarfile` in
 stream mode, and only `Chart.yaml`, `values.yaml` and sub-charts (`charts/<sub>/…` directories and
 `charts/*.tgz` archives) are kept. Every entry is checked before its data is read, and any of these refuses the
-whole chart with a `ChartError` naming the archive and the entry: an absolute path, a `..` component or a
-backslash; an entry outside the chart's top-level directory; a symbolic or hard link, a device, fifo or sparse
-file; a name that appears twice; more than `MAX_CHART_FILE_BYTES` in one entry; more than `MAX_CHART_ENTRIES`
-entries or `MAX_CHART_UNPACKED_BYTES` decompressed bytes over all archives of the chart together (headers
-included, charged to the `Budget`); tar extension headers (pax, GNU long names) over `MAX_TAR_HEADER_BYTES`
-for one entry.
+whole chart with a `ChartError` naming the archive and the entry (cut short, escaped): an absolute path, a `..`
+component or a backslash; a character that is not printable in the path of a file that is kept; an entry outside
+the chart's top-level directory; a symbolic or hard link, a device, fifo or sparse file; a name that appears twice;
+more than `MAX_CHART_FILE_BYTES` in one entry; more than `MAX_CHART_ENTRIES` entries or `MAX_CHART_UNPACKED_BYTES`
+decompressed bytes over all archives of the chart together (headers included, charged to the `Budget`); tar
+extension headers (pax, GNU long names) over `MAX_TAR_HEADER_BYTES` for one entry.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from importer.core.charts.limits import (
     Budget,
 )
 from importer.core.charts.model import ChartError
+from importer.core.excerpts import excerpt, excerpt_text
 
 __all__ = ["read_archive_files"]
 
@@ -69,7 +70,7 @@ class _GuardedStream(io.RawIOBase):
         try:
             data = self._source.read(len(buffer))
         except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError; EOFError: truncated
-            raise ChartError(f"{self._label}: broken gzip data ({error})") from None
+            raise ChartError(f"{self._label}: broken gzip data ({excerpt_text(str(error))})") from None
         size = len(data)
         self._window_used += size
         self._budget.bytes_left -= size
@@ -103,29 +104,33 @@ def read_archive_files(data: bytes, label: str, budget: Budget) -> dict[str, byt
                 relative, top = _checked_path(member, label, top)
                 if member.size > MAX_CHART_FILE_BYTES:
                     raise ChartError(
-                        f"{label}: entry {member.name!r}: {member.size} bytes is over the {MAX_CHART_FILE_BYTES} "
+                        f"{label}: entry {_shown(member.name)}: {member.size} bytes is over the {MAX_CHART_FILE_BYTES} "
                         "byte limit for one file"
                     )
                 if member.size > budget.bytes_left:
                     raise ChartError(
-                        f"{label}: entry {member.name!r}: the chart unpacks to more than "
+                        f"{label}: entry {_shown(member.name)}: the chart unpacks to more than "
                         f"{MAX_CHART_UNPACKED_BYTES} bytes"
                     )
                 if member.isfile() and relative is not None:
                     if relative in seen:
-                        raise ChartError(f"{label}: entry {member.name!r} appears twice")
+                        raise ChartError(f"{label}: entry {_shown(member.name)} appears twice")
                     seen.add(relative)
                     if _WANTED_FILE.fullmatch(relative):
-                        stream.allow(member.size, f"entry {member.name!r}: more data than its header says")
+                        if not relative.isprintable():  # it would name the chart in sources and messages
+                            raise ChartError(f"{label}: entry {_shown(member.name)}: a character that is not "
+                                             "printable in the path of a chart file")
+                        stream.allow(member.size, f"entry {_shown(member.name)}: more data than its header says")
                         content = archive.extractfile(member)
                         assert content is not None  # a regular file always has content
                         wanted[relative] = content.read()
                 stream.allow(
-                    _padded(member.size) + MAX_TAR_HEADER_BYTES, f"{too_long_headers} after entry {member.name!r}"
+                    _padded(member.size) + MAX_TAR_HEADER_BYTES,
+                    f"{too_long_headers} after entry {_shown(member.name)}",
                 )
                 member = archive.next()
     except tarfile.TarError as error:
-        raise ChartError(f"{label}: not a readable tar archive ({error})") from None
+        raise ChartError(f"{label}: not a readable tar archive ({excerpt_text(str(error))})") from None
     except RecursionError:  # tarfile follows chained extension headers recursively
         raise ChartError(f"{label}: tar extension headers chained too deeply") from None
     if top is None:
@@ -141,7 +146,7 @@ def _checked_path(member: tarfile.TarInfo, label: str, top: str | None) -> tuple
     name = member.name
 
     def refuse(problem: str) -> ChartError:
-        return ChartError(f"{label}: entry {name!r}: {problem}")
+        return ChartError(f"{label}: entry {_shown(name)}: {problem}")
 
     if not name:
         raise refuse("empty name")
@@ -153,9 +158,9 @@ def _checked_path(member: tarfile.TarInfo, label: str, top: str | None) -> tuple
     if ".." in parts:
         raise refuse("'..' in the path")
     if member.issym():
-        raise refuse(f"symbolic link (to {member.linkname!r})")
+        raise refuse(f"symbolic link (to {_shown(member.linkname)})")
     if member.islnk():
-        raise refuse(f"hard link (to {member.linkname!r})")
+        raise refuse(f"hard link (to {_shown(member.linkname)})")
     if member.ischr() or member.isblk():
         raise refuse("device file")
     if member.isfifo():
@@ -163,7 +168,7 @@ def _checked_path(member: tarfile.TarInfo, label: str, top: str | None) -> tuple
     if member.issparse():
         raise refuse("sparse file")
     if not (member.isfile() or member.isdir()):
-        raise refuse(f"unsupported entry type {member.type!r}")
+        raise refuse(f"unsupported entry type {_shown(member.type)}")
     if not parts:
         if member.isdir():  # "./", as `tar -C dir .` writes it
             return None, top
@@ -173,10 +178,15 @@ def _checked_path(member: tarfile.TarInfo, label: str, top: str | None) -> tuple
             raise refuse("a file outside any chart directory (a chart archive holds one top-level directory)")
         top = parts[0]
     elif parts[0] != top:
-        raise refuse(f"outside the chart directory {top!r}")
+        raise refuse(f"outside the chart directory {_shown(top)}")
     if len(parts) == 1:
         if member.isfile():
-            raise refuse(f"a file where the chart directory {top!r} should be")
+            raise refuse(f"a file where the chart directory {_shown(top)} should be")
         return None, top
     return "/".join(parts[1:]), top
 
+
+
+def _shown(text: str | bytes) -> str:
+    """An entry name or link target as messages quote it: `repr`, cut short (names may be 64 KiB long)."""
+    return excerpt(text, 200)

@@ -21,20 +21,37 @@ Templates are not rendered (there is no Helm here): an image built in a template
 seen, and image-like values that are templates or not references end up in `unresolved`.
 
 Limits: values that nest deeper than `MAX_VALUES_DEPTH` or take more than `MAX_VALUES_NODES` steps to walk
-(YAML aliases repeated on purpose) refuse the chart with a `ChartError`; an image lists at most
-`MAX_SOURCES_PER_IMAGE` places, and at most `MAX_UNRESOLVED` values are listed as unresolved.
+(YAML aliases repeated on purpose), or that instantiate more than `MAX_SUBCHART_INSTANCES` sub-charts (once per
+name or alias, at every level) refuse the chart with a `ChartError`; an image lists at most `MAX_SOURCES_PER_IMAGE`
+places, each a path of at most `MAX_SOURCE_PATH_CHARACTERS` (keys cut to `MAX_SOURCE_KEY_CHARACTERS`, unprintable
+characters escaped), and at most `MAX_UNRESOLVED` values are listed as unresolved, each quoted as a short excerpt.
+An image-like value of more than `MAX_IMAGE_REFERENCE_LENGTH` characters (with the global registry) is unresolved
+without being built or parsed.
+
+The work is linear in the values walked: whether a key of a sub-chart's effective values came from its own
+values.yaml is looked up in an index of each mapping's keys built once (not by scanning the mapping per image), a
+chart's annotation is read once however many times the chart is instantiated, and an image's platforms are an
+ordered set.
 """
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from importer.core.charts.limits import MAX_SOURCES_PER_IMAGE, MAX_UNRESOLVED, MAX_VALUES_DEPTH, Budget
+from importer.core.charts.limits import (
+    MAX_IMAGE_REFERENCE_LENGTH,
+    MAX_SOURCE_KEY_CHARACTERS,
+    MAX_SOURCE_PATH_CHARACTERS,
+    MAX_SOURCES_PER_IMAGE,
+    MAX_UNRESOLVED,
+    MAX_VALUES_DEPTH,
+    Budget,
+)
 from importer.core.charts.model import ARTIFACTHUB_IMAGES_ANNOTATION, ChartError, ChartImage
 from importer.core.charts.tree import Chart, annotation_text, kind_of, load_yaml, scalar_text
+from importer.core.excerpts import excerpt, excerpt_text
 from importer.core.platforms import PlatformError
 from importer.core.platforms import parse as parse_platform
 from importer.core.reference import DEFAULT_TAG, Reference, ReferenceError, names_registry, parse_reference
@@ -42,8 +59,7 @@ from importer.core.reference import DEFAULT_TAG, Reference, ReferenceError, name
 __all__ = ["discover_images"]
 
 _MAX_SHOWN_VALUE = 80
-_SHORT_REPR = reprlib.Repr()
-_SHORT_REPR.maxstring = _SHORT_REPR.maxother = _MAX_SHOWN_VALUE
+_CUT = "..."
 
 
 def discover_images(chart: Chart, budget: Budget) -> tuple[tuple[ChartImage, ...], tuple[str, ...], tuple[str, ...]]:
@@ -58,7 +74,7 @@ def discover_images(chart: Chart, budget: Budget) -> tuple[tuple[ChartImage, ...
 @dataclass(slots=True)
 class _Found:
     sources: dict[str, None]  # an ordered set
-    platforms: list[str]
+    platforms: dict[str, None]  # an ordered set
     declared: bool
 
 
@@ -81,13 +97,15 @@ class _Collector:
         self._budget = budget
         self._found: dict[Reference, _Found] = {}
         self._parsed: dict[str, Reference | None] = {}  # values repeat images (YAML aliases, sub-chart copies)
+        self._keys_of: dict[int, dict[str, Any]] = {}  # id(mapping) -> its keys by their text, the first of each
+        self._annotated: set[int] = set()  # id(chart) of the charts whose annotation was read
         self.unresolved: list[str] = []
 
     def add(self, reference: Reference, source: str, *, platforms: Sequence[str] = (), declared: bool) -> None:
-        found = self._found.setdefault(reference, _Found({}, [], declared))
+        found = self._found.setdefault(reference, _Found({}, {}, declared))
         if len(found.sources) < MAX_SOURCES_PER_IMAGE:
             found.sources[source] = None
-        found.platforms.extend(platform for platform in platforms if platform not in found.platforms)
+        found.platforms.update(dict.fromkeys(platforms))
         found.declared = found.declared or declared
 
     def has_all_sources(self, reference: Reference) -> bool:
@@ -113,6 +131,9 @@ class _Collector:
     # -- the artifacthub.io/images annotation --
 
     def annotation_images(self, chart: Chart) -> None:
+        if id(chart) in self._annotated:  # a sub-chart used under several names: the same annotation, same sources
+            return
+        self._annotated.add(id(chart))
         text = annotation_text(chart, ARTIFACTHUB_IMAGES_ANNOTATION)
         if text is None:
             return
@@ -127,17 +148,21 @@ class _Collector:
             source = f"{where}[{number}]"
             if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
                 raise ChartError(f"{source}: expected a mapping with an `image` string")
+            image = entry["image"].strip()
+            if len(image) > MAX_IMAGE_REFERENCE_LENGTH:
+                raise ChartError(f"{source}: {excerpt(image)} is not an image reference: longer than "
+                                 f"{MAX_IMAGE_REFERENCE_LENGTH} characters")
             try:
-                reference = parse_reference(entry["image"].strip())
+                reference = parse_reference(image)
             except ReferenceError as error:
-                raise ChartError(f"{source}: {error}") from None
+                raise ChartError(f"{source}: {excerpt_text(str(error))}") from None
             raw_platforms = entry.get("platforms") or []
             if not isinstance(raw_platforms, list) or not all(isinstance(item, str) for item in raw_platforms):
                 raise ChartError(f"{source}.platforms: expected a list of strings such as 'linux/amd64'")
             try:
                 platforms = [str(parse_platform(item)) for item in raw_platforms]
             except PlatformError as error:
-                raise ChartError(f"{source}.platforms: {error}") from None
+                raise ChartError(f"{source}.platforms: {excerpt_text(str(error))}") from None
             self.add(reference, source, platforms=platforms, declared=True)
 
     # -- values conventions --
@@ -188,7 +213,11 @@ class _Collector:
         if isinstance(value, str):
             text = value.strip()
             if text and (not in_map or any(mark in text for mark in "/:@")):
-                self._resolve(_string_image(text, scope.global_registry), value, path, scope)
+                image = _string_image(text, scope.global_registry)
+                if image is None:
+                    self._unresolved(value, path, scope)
+                else:
+                    self._resolve(image, value, path, scope)
         elif isinstance(value, dict) and _image_map_repository(value) is not None:
             try:
                 text = _map_image(value, scope)
@@ -205,6 +234,7 @@ class _Collector:
             self._walk(value, path, scope, depth)
 
     def _resolve(self, text: str, value: object, path: tuple[str | int, ...], scope: _ValuesScope) -> None:
+        """`text` (at most MAX_IMAGE_REFERENCE_LENGTH characters) as an image found at `path`, or as unresolved."""
         if text not in self._parsed:
             try:
                 self._parsed[text] = None if "{{" in text else parse_reference(text)  # "{{": a template
@@ -214,15 +244,39 @@ class _Collector:
         if reference is None:
             self._unresolved(value, path, scope)
         elif not self.has_all_sources(reference):
-            self.add(reference, _source_path(path, scope), declared=False)
+            self.add(reference, self._source_path(path, scope), declared=False)
 
     def _unresolved(self, value: object, path: tuple[str | int, ...], scope: _ValuesScope) -> None:
         if len(self.unresolved) >= MAX_UNRESOLVED:
             return
-        shown = _SHORT_REPR.repr(value)  # bounded: a value may be an alias bomb
-        if len(shown) > _MAX_SHOWN_VALUE:
-            shown = shown[: _MAX_SHOWN_VALUE - 3] + "..."
-        self.unresolved.append(f"{_source_path(path, scope)}: {shown}")
+        self.unresolved.append(f"{self._source_path(path, scope)}: {excerpt(value, _MAX_SHOWN_VALUE)}")
+
+    def _source_path(self, path: Sequence[str | int], scope: _ValuesScope) -> str:
+        """Where a value of the effective values was written: the chart's own values.yaml, or its parent's."""
+        if scope.parent_file is not None and not self._has_path(scope.own_values, path):
+            return f"{scope.parent_file}:{_render((scope.key_in_parent, *path))}"
+        return f"{scope.file}:{_render(path)}"
+
+    def _has_path(self, values: object, path: Sequence[str | int]) -> bool:
+        """True when `path` (keys as text, list indexes) leads somewhere in `values`; each step is a lookup."""
+        node = values
+        for part in path:
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    return False
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    return False
+                keys = self._keys_of.get(id(node))
+                if keys is None:  # once per mapping: a key's text to the first key with that text, as YAML ordered
+                    keys = self._keys_of[id(node)] = {}
+                    for key in node:
+                        keys.setdefault(str(key), key)
+                if part not in keys:
+                    return False
+                node = node[keys[part]]
+        return True
 
 
 class _NotAReference(Exception):
@@ -246,10 +300,14 @@ def _image_map_repository(value: Mapping[Any, Any]) -> object | None:
     return None
 
 
-def _string_image(text: str, global_registry: str | None) -> str:
+def _string_image(text: str, global_registry: str | None) -> str | None:
+    """The reference `text` names, with the global registry when it names none; None when that would be too long."""
     if global_registry and not names_registry(text):
-        return f"{global_registry.rstrip('/')}/{text}"
-    return text
+        registry = global_registry.rstrip("/")
+        if len(registry) + 1 + len(text) > MAX_IMAGE_REFERENCE_LENGTH:
+            return None
+        return f"{registry}/{text}"
+    return text if len(text) <= MAX_IMAGE_REFERENCE_LENGTH else None
 
 
 def _map_image(value: Mapping[Any, Any], scope: _ValuesScope) -> str | None:
@@ -267,6 +325,8 @@ def _map_image(value: Mapping[Any, Any], scope: _ValuesScope) -> str | None:
         raise _NotAReference(tag)
     if tag_text is None and not digest:
         tag_text = scope.app_version or DEFAULT_TAG
+    if len(registry) + len(repository) + len(tag_text or "") + len(digest) + 3 > MAX_IMAGE_REFERENCE_LENGTH:
+        raise _NotAReference(repository)  # checked before the text is built: `registry` may be long, and shared
     text = f"{registry.strip().strip('/')}/{repository.strip()}" if registry.strip() else repository.strip()
     if tag_text:
         text += f":{tag_text.strip()}"
@@ -276,33 +336,18 @@ def _map_image(value: Mapping[Any, Any], scope: _ValuesScope) -> str | None:
 
 
 def _render(path: Sequence[str | int]) -> str:
+    """`a.b[0].image`: keys cut to MAX_SOURCE_KEY_CHARACTERS and escaped, the whole to MAX_SOURCE_PATH_CHARACTERS
+    (keeping its end, which names the image); the cost is bounded by those limits, not by the keys."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
-def _has_path(values: object, path: Sequence[str | int]) -> bool:
-    node = values
-    for part in path:
         if isinstance(part, int):
-            if not isinstance(node, list) or part >= len(node):
-                return False
-            node = node[part]
-        else:
-            if not isinstance(node, dict):
-                return False
-            matching = [key for key in node if str(key) == part]
-            if not matching:
-                return False
-            node = node[matching[0]]
-    return True
-
-
-def _source_path(path: Sequence[str | int], scope: _ValuesScope) -> str:
-    if scope.parent_file is not None and not _has_path(scope.own_values, path):
-        return f"{scope.parent_file}:{_render((scope.key_in_parent, *path))}"
-    return f"{scope.file}:{_render(path)}"
+            text += f"[{part}]"
+            continue
+        key = excerpt_text(part, MAX_SOURCE_KEY_CHARACTERS)
+        text += f".{key}" if text else key
+    if len(text) > MAX_SOURCE_PATH_CHARACTERS:
+        text = _CUT + text[len(text) - MAX_SOURCE_PATH_CHARACTERS + len(_CUT):]
+    return text
 
 
 def _global_registry(values: Mapping[Any, Any]) -> str | None:
@@ -349,6 +394,8 @@ def _discover(
     name_prefix: str = "",
 ) -> None:
     """Collect the images of `chart` (whose effective values are `values`) and of its sub-charts, depth first."""
+    if parent is not None:
+        budget.take_instance(f"{parent.location}Chart.yaml")  # aliases at every level multiply instances
     collector.annotation_images(chart)
     keyed = [(child, key) for child in chart.subcharts for key in chart.dependency_keys.get(child.name, (child.name,))]
     scope = _ValuesScope(

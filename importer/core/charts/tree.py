@@ -6,10 +6,13 @@
     platforms_annotation(chart)        # ("linux/amd64", "linux/arm64")
 
 Sub-charts are `charts/<sub>/` directories and `charts/*.tgz` archives, read the same way, at most
-`MAX_NESTED_ARCHIVE_DEPTH` archives deep. YAML is read with `yaml.safe_load` only; a Chart.yaml or values file
-that is not a mapping is refused with a `ChartError` naming it. Our own annotation
-`platform-guard.io/platforms: "linux/amd64, linux/arm64"` on the top chart says which platforms the chart needs;
-an unreadable one is a ChartError naming it.
+`MAX_SUBCHART_DEPTH` levels below the top chart and at most `MAX_NESTED_ARCHIVE_DEPTH` archives deep; each level
+looks only at the files below it, so reading the tree costs the size of the paths times the depth at most. YAML is
+read with `importer.core.yaml_input.load_outside_yaml` only (safe_load within bounds: aliases counted as copies, no
+recursive aliases, numbers of at most 1000 characters); a Chart.yaml or values file that is not a mapping is
+refused with a `ChartError` naming it. Our own annotation `platform-guard.io/platforms: "linux/amd64, linux/arm64"`
+on the top chart says which platforms the chart needs; an unreadable one is a ChartError naming it. Messages quote
+what the chart holds only as a short escaped excerpt (`importer.core.excerpts`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any
 import yaml
 
 from importer.core.charts.archive import read_archive_files
-from importer.core.charts.limits import MAX_NESTED_ARCHIVE_DEPTH, Budget
+from importer.core.charts.limits import MAX_NESTED_ARCHIVE_DEPTH, MAX_SUBCHART_DEPTH, Budget
 from importer.core.charts.model import PLATFORMS_ANNOTATION, ChartError
+from importer.core.excerpts import excerpt, excerpt_text
 from importer.core.platforms import PlatformError
 from importer.core.platforms import parse as parse_platform
+from importer.core.yaml_input import YamlBoundError, describe_yaml_error, load_outside_yaml
 
 __all__ = [
     "Chart",
@@ -52,15 +57,24 @@ class Chart:
     subcharts: tuple[Chart, ...] = field(default=())
 
 
-def load_chart(data: bytes, *, label: str, location: str, depth: int, budget: Budget) -> Chart:
-    """Read one archive (the top chart, or a sub-chart archive `depth` archives down) into its chart tree."""
+def load_chart(data: bytes, *, label: str, location: str, depth: int, budget: Budget, level: int = 0) -> Chart:
+    """Read one archive (the top chart, or a sub-chart archive `depth` archives and `level` charts down) into its
+    chart tree."""
     files = read_archive_files(data, label, budget)
-    return _chart_from_files(files, base="", location=location, label=label, depth=depth, budget=budget)
+    return _chart_from_files(
+        files, list(files), base="", location=location, label=label, depth=depth, level=level, budget=budget
+    )
 
 
 def _chart_from_files(
-    files: Mapping[str, bytes], *, base: str, location: str, label: str, depth: int, budget: Budget
+    files: Mapping[str, bytes], paths: list[str], *, base: str, location: str, label: str, depth: int, level: int,
+    budget: Budget,
 ) -> Chart:
+    """The chart in the directory `base` of an archive whose files are `files`; `paths` are those under `base`.
+
+    Each level sorts out only the paths under it, without copying them, so the whole tree costs the paths' length
+    times the depth at most.
+    """
     chart_file = f"{location}{base}Chart.yaml"
     if f"{base}Chart.yaml" not in files:
         where = f"{location}{base}".rstrip("/") if location or base else label
@@ -75,21 +89,33 @@ def _chart_from_files(
     if not isinstance(values, dict):
         raise ChartError(f"{values_file}: expected a mapping, got {kind_of(values)}")
 
-    subcharts: list[Chart] = []
     prefix = f"{base}charts/"
-    directories = sorted({path[len(prefix):].split("/", 1)[0] for path in files
-                          if path.startswith(prefix) and "/" in path[len(prefix):]})
-    archives = sorted(path for path in files if path.startswith(prefix) and "/" not in path[len(prefix):])
-    for directory in directories:
+    directories: dict[str, list[str]] = {}
+    archives: list[str] = []
+    for path in paths:
+        if not path.startswith(prefix):
+            continue
+        slash = path.find("/", len(prefix))
+        if slash < 0:
+            archives.append(path)
+        else:
+            directories.setdefault(path[len(prefix):slash], []).append(path)
+    if (directories or archives) and level + 1 > MAX_SUBCHART_DEPTH:
+        raise ChartError(f"{excerpt_text(location + prefix, 200)}: sub-charts nest deeper than {MAX_SUBCHART_DEPTH} "
+                         "levels")
+    subcharts: list[Chart] = []
+    for directory in sorted(directories):
         subcharts.append(_chart_from_files(
-            files, base=f"{prefix}{directory}/", location=location, label=label, depth=depth, budget=budget
+            files, directories[directory], base=f"{prefix}{directory}/", location=location, label=label, depth=depth,
+            level=level + 1, budget=budget,
         ))
-    for path in archives:
+    for path in sorted(archives):
         nested_label = f"{location}{path}"
         if depth + 1 > MAX_NESTED_ARCHIVE_DEPTH:
             raise ChartError(f"{nested_label}: sub-chart archives nest deeper than {MAX_NESTED_ARCHIVE_DEPTH} levels")
         subcharts.append(load_chart(
-            files[path], label=nested_label, location=f"{nested_label}!/", depth=depth + 1, budget=budget
+            files[path], label=nested_label, location=f"{nested_label}!/", depth=depth + 1, budget=budget,
+            level=level + 1,
         ))
     return Chart(
         location=f"{location}{base}",
@@ -104,11 +130,16 @@ def _chart_from_files(
 
 
 def load_yaml(raw: bytes, where: str) -> object:
-    """`yaml.safe_load`, with a ChartError naming `where` for text that is not YAML."""
+    """The YAML document in `raw`, read within the bounds of `importer.core.yaml_input`; a ChartError naming `where`
+    for text that is not YAML or is refused."""
     try:
-        return yaml.safe_load(raw)
+        return load_outside_yaml(raw)
+    except YamlBoundError as error:
+        raise ChartError(f"{where}: {describe_yaml_error(error)}") from None
+    except yaml.MarkedYAMLError as error:
+        raise ChartError(f"{where}: not valid YAML: {describe_yaml_error(error)}") from None
     except yaml.YAMLError as error:
-        raise ChartError(f"{where}: not valid YAML ({' '.join(str(error).split())})") from None
+        raise ChartError(f"{where}: not valid YAML ({describe_yaml_error(error)})") from None
     except RecursionError:
         raise ChartError(f"{where}: YAML nests too deeply") from None
 
@@ -130,7 +161,7 @@ def scalar_text(value: object) -> str | None:
 def _required_text(metadata: Mapping[str, object], key: str, where: str) -> str:
     text = scalar_text(metadata.get(key))
     if not text:
-        raise ChartError(f"{where}: `{key}` must be a non-empty string, got {metadata.get(key)!r}")
+        raise ChartError(f"{where}: `{key}` must be a non-empty string, got {excerpt(metadata.get(key))}")
     return text
 
 
@@ -173,7 +204,8 @@ def check_config(config: Mapping[str, Any], chart: Chart) -> None:
         declared = scalar_text(config.get(key))
         if declared != archived:
             raise ChartError(
-                f"chart config: {key} {declared!r} disagrees with {key} {archived!r} in the archive's Chart.yaml"
+                f"chart config: {key} {excerpt(declared)} disagrees with {key} {excerpt(archived)} in the archive's "
+                "Chart.yaml"
             )
 
 
@@ -199,10 +231,10 @@ def platforms_annotation(chart: Chart) -> tuple[str, ...]:
     platforms: list[str] = []
     for item in text.split(","):
         if not item.strip():
-            raise ChartError(f"{where}: {text!r} has an empty entry (expected e.g. 'linux/amd64, linux/arm64')")
+            raise ChartError(f"{where}: {excerpt(text)} has an empty entry (expected e.g. 'linux/amd64, linux/arm64')")
         try:
             platforms.append(str(parse_platform(item.strip())))
         except PlatformError as error:
-            raise ChartError(f"{where}: {error}") from None
+            raise ChartError(f"{where}: {excerpt_text(str(error))}") from None
     return tuple(dict.fromkeys(platforms))
 

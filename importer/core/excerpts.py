@@ -1,0 +1,67 @@
+"""Short, escaped quotes of what others wrote, for error messages: never the whole value, never raw control characters.
+
+    excerpt(value)          # "['x', 'x', 'x', 'x', 'x', 'x', ...]", "'yyyyyyyy...": at most 80 characters
+    excerpt(value, 200)     # a longer limit
+    excerpt_text(text)      # free text (a parser's own message): unsafe characters escaped, cut to 200 characters
+
+A value from outside the process may be huge (a megabyte string, a list of a million items, a YAML alias bomb whose
+`repr` is gigabytes long) or hold terminal controls. Messages quote it through these functions: the work is bounded
+by the limit, not by the value (at most `_MAX_ITEMS` items per container, `_MAX_LEVELS` levels deep), and every
+character that is not printable is shown escaped as in a Python literal (`\\x1b`, `\\u202e`, `\\ud800`), as `repr`
+shows it — which covers every character `importer.core.safe_text` calls unsafe.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Mapping
+
+__all__ = ["MAX_EXCERPT_CHARACTERS", "MAX_EXCERPT_TEXT_CHARACTERS", "excerpt", "excerpt_text"]
+
+MAX_EXCERPT_CHARACTERS = 80
+MAX_EXCERPT_TEXT_CHARACTERS = 200
+_MAX_ITEMS = {"list": 6, "mapping": 4}  # as many as reprlib shows
+_MAX_LEVELS = 3
+_MAX_INTEGER_BITS = 256  # a longer integer is described, not written out
+_CUT = "..."
+
+
+def excerpt(value: object, limit: int = MAX_EXCERPT_CHARACTERS) -> str:
+    """`value` as `repr` would write it, but at most `limit` characters (ending "..." when cut), whatever its size."""
+    shown = _render(value, _MAX_LEVELS, limit)
+    return shown if len(shown) <= limit else shown[: max(limit - len(_CUT), 0)] + _CUT
+
+
+def excerpt_text(text: str, limit: int = MAX_EXCERPT_TEXT_CHARACTERS) -> str:
+    """Free text with every character that is not printable escaped, cut to about `limit` characters."""
+    cut = text[:limit]
+    escaped = "".join(character if character.isprintable() else repr(character)[1:-1] for character in cut)
+    return escaped + _CUT if len(text) > limit else escaped
+
+
+def _render(value: object, levels: int, limit: int) -> str:
+    if isinstance(value, str):
+        return repr(value[: limit + 1])
+    if isinstance(value, bytes | bytearray):
+        return repr(bytes(value[: limit + 1]))
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return repr(value) if bits <= _MAX_INTEGER_BITS else f"<an integer of {bits} bits>"
+    if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
+        return repr(value)
+    if isinstance(value, Mapping):
+        if levels == 0:
+            return "{...}"
+        pairs = [f"{_render(key, levels - 1, limit)}: {_render(item, levels - 1, limit)}"
+                 for key, item in itertools.islice(value.items(), _MAX_ITEMS["mapping"])]
+        return "{" + ", ".join([*pairs, *([_CUT] if len(value) > len(pairs) else [])]) + "}"
+    if isinstance(value, list | tuple | set | frozenset):
+        opening, closing = "[]" if isinstance(value, list) else "()" if isinstance(value, tuple) else "{}"
+        if levels == 0:
+            return f"{opening}{_CUT}{closing}"
+        items = [_render(item, levels - 1, limit) for item in itertools.islice(value, _MAX_ITEMS["list"])]
+        return opening + ", ".join([*items, *([_CUT] if len(value) > len(items) else [])]) + closing
+    return f"<{type(value).__name__}>"
