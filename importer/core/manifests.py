@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from importer.core.bounded_json import loads as load_bounded_json
+from importer.core.excerpts import excerpt
 from importer.core.media_types import (
     ATTESTATION_ANNOTATION,
     ATTESTATION_VALUE,
@@ -158,7 +159,7 @@ def _string(obj: Mapping[str, object], key: str, where: str, *, required: bool =
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value:
-        raise ManifestError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+        raise ManifestError(f"{where}.{key}: expected a non-empty string, got {excerpt(value)}")
     return value
 
 
@@ -177,10 +178,10 @@ def parse_descriptor(obj: object, where: str) -> Descriptor:
     digest = _string(obj, "digest", where)
     assert media_type is not None and digest is not None
     if not is_valid_digest(digest):
-        raise ManifestError(f"{where}.digest: {digest!r} is not a valid sha256/sha512 digest")
+        raise ManifestError(f"{where}.digest: {excerpt(digest)} is not a valid sha256/sha512 digest")
     size = obj.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ManifestError(f"{where}.size: expected a non-negative integer, got {size!r}")
+        raise ManifestError(f"{where}.size: expected a non-negative integer, got {excerpt(size)}")
     platform: Platform | None = None
     platform_error: str | None = None
     raw_platform = obj.get("platform")
@@ -206,7 +207,7 @@ def parse_descriptor(obj: object, where: str) -> Descriptor:
 def _media_type_of(body: Mapping[str, object], header_media_type: str | None) -> str:
     declared = body.get("mediaType")
     if declared is not None and not isinstance(declared, str):
-        raise ManifestError(f"mediaType: expected a string, got {declared!r}")
+        raise ManifestError(f"mediaType: expected a string, got {excerpt(declared)}")
     header = (header_media_type or "").split(";")[0].strip() or None
     if declared:
         return declared
@@ -227,9 +228,9 @@ def parse_manifest(raw: bytes, header_media_type: str | None = None) -> Manifest
         raise ManifestError(f"manifest: expected a JSON object, got {type(body).__name__}")
     media_type = _media_type_of(body, header_media_type)
     if media_type not in MANIFEST_MEDIA_TYPES:
-        raise ManifestError(f"manifest: unknown manifest media type {media_type!r}")
+        raise ManifestError(f"manifest: unknown manifest media type {excerpt(media_type)}")
     if body.get("schemaVersion") != 2:
-        raise ManifestError(f"manifest: schemaVersion must be 2, got {body.get('schemaVersion')!r}")
+        raise ManifestError(f"manifest: schemaVersion must be 2, got {excerpt(body.get('schemaVersion'))}")
     annotations = _annotations(body, "manifest")
     artifact_type = _string(body, "artifactType", "manifest", required=False)
     if media_type in INDEX_MEDIA_TYPES:

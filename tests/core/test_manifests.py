@@ -138,3 +138,22 @@ def test_platform_from_config_rejects(raw: bytes, message: str) -> None:
     """A config that is not an image config JSON object gives a ManifestError."""
     with pytest.raises(ManifestError, match=message):
         platform_from_config(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"schemaVersion": 2, "mediaType": ["x" * 1000] * 10_000},
+        {"schemaVersion": 2, "mediaType": "application/vnd.\x1b[2J" + "y" * 1_000_000},
+        {"schemaVersion": "\x1b[2J" * 100_000, "mediaType": "application/vnd.oci.image.manifest.v1+json"},
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "z" * 500_000,
+                        "size": 1}]},
+    ],
+    ids=["huge-media-type-list", "huge-media-type-with-escape", "huge-schema-version", "huge-child-digest"],
+)
+def test_errors_quote_outside_values_short_and_escaped(body: dict[str, object]) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(json.dumps(body).encode())
+    message = str(caught.value)
+    assert len(message) < 400 and "\x1b" not in message, message[:400]
