@@ -102,6 +102,14 @@ class Pipeline:
         self._paused = repository_matcher(tuple(paused_repositories))
         self._clock = clock
 
+    def with_remediation_paused(self) -> Pipeline:
+        """A pipeline like this one (policy, ledger, clients, sinks, clock, limits) whose remediation is paused
+        everywhere: violations are recorded as `alerted` and nothing is changed."""
+        loop_limit, loop_window, server_import = self._remediation
+        return Pipeline(policy=self.policy, ledger=self.ledger, registries=self.registries, sinks=self.sinks,
+                        clock=self._clock, loop_limit=loop_limit, loop_window=loop_window, paused_repositories=("**",),
+                        server_import=server_import, event_deadline=self.event_deadline)
+
     # -- events -----------------------------------------------------------------------------------------
 
     def handle_all(self, events: Iterable[ParsedEvent]) -> list[Outcome]:

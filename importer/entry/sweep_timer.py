@@ -41,8 +41,7 @@ TIMER_MARGIN_SECONDS = 60.0
 def record_only(pipeline: Pipeline) -> Pipeline:
     """A pipeline sharing `pipeline`'s policy, ledger, clients and sinks whose remediation is paused everywhere:
     violations are recorded as `alerted` and nothing is changed (the timer without remediation)."""
-    return Pipeline(policy=pipeline.policy, ledger=pipeline.ledger, registries=pipeline.registries,
-                    sinks=pipeline.sinks, paused_repositories=("**",), event_deadline=pipeline.event_deadline)
+    return pipeline.with_remediation_paused()
 
 
 def run_scheduled_sweep(runtime: Runtime, *, past_due: bool = False,
