@@ -165,8 +165,9 @@ def resolved(
     *,
     flatten: bool = False,
     ignore: bool = False,
+    signatures: str = "allow-loss",
 ) -> dict[str, Any]:
-    """The expected view of a resolved rule, as `_view` gives it."""
+    """The expected view of a resolved rule, as `_view` gives it (``signatures: allow-loss`` unless told)."""
     return {
         "rule": rule,
         "require": require,
@@ -177,6 +178,8 @@ def resolved(
         "upstream": upstream,
         "flatten": flatten,
         "ignore": ignore,
+        "signatures": signatures,
+        "keeps_signatures": signatures == "keep",
     }
 
 
@@ -192,6 +195,8 @@ def _view(rule: Rule, repository: str) -> dict[str, Any]:
         "upstream": rule.upstream_for(repository),
         "flatten": rule.flatten,
         "ignore": rule.ignore,
+        "signatures": rule.signatures,
+        "keeps_signatures": rule.keeps_signatures,
     }
 
 
@@ -290,7 +295,13 @@ RESOLUTION_CASES = [
         "example",
         "mcr/dotnet/runtime",
         resolved(
-            "rules[2]", [AMD64, ARM64], ["windows/*"], "compatible", "reimport", "mcr.microsoft.com/dotnet/runtime"
+            "rules[2]",
+            [AMD64, ARM64],
+            ["windows/*"],
+            "compatible",
+            "reimport",
+            "mcr.microsoft.com/dotnet/runtime",
+            signatures="keep",
         ),
     ),
     (

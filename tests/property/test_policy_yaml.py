@@ -40,7 +40,8 @@ PATTERNS = ("windows/*", "linux/arm", "*/386", "linux/arm/v[5-6]", "[!l]*")
 GLOBS = ("team/**", "dockerhub/**", "**", "a/*/b", "dh-*", "x?y", "**/app")
 UPSTREAMS = ("docker.io/{path}", "ghcr.io/acme/{repository}", "127.0.0.1:5000/mirror/{path}", None)
 _SECTION_KEYS = frozenset({"require", "forbid", "repositories", "upstream", "match", "on_violation", "version",
-                           "rules", "defaults", "quarantine", "repository", "mode", "flatten", "ignore"})
+                           "rules", "defaults", "quarantine", "repository", "mode", "flatten", "ignore",
+                           "signatures"})
 
 
 def _rule_fields(shapes: Shapes) -> dict[str, st.SearchStrategy[Any]]:
@@ -52,6 +53,7 @@ def _rule_fields(shapes: Shapes) -> dict[str, st.SearchStrategy[Any]]:
         "on_violation": field(st.sampled_from(("alert", "quarantine", "reimport"))),
         "upstream": field(st.sampled_from(UPSTREAMS)),
         "flatten": field(st.booleans()),
+        "signatures": field(st.sampled_from(("keep", "allow-loss"))),
     }
 
 

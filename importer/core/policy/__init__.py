@@ -20,10 +20,11 @@ YAML alias tricks; aliases are shared, never expanded).
 
 The file (YAML, version 1; docs/design.md, Policy contract; `schemas/policy.schema.json` the editor schema)
 ----------------------------------------------------------------------------------------------------------
-``version: 1`` (required), ``defaults`` (require, forbid, match, on_violation, upstream, flatten),
+``version: 1`` (required), ``defaults`` (require, forbid, match, on_violation, upstream, flatten, signatures),
 ``rules`` (a list; each has ``repositories`` plus any defaults key and ``ignore``), ``quarantine``
 (mode, repository). Keys left out of ``defaults`` take the built-in values of `DEFAULT_POLICY`:
 require [linux/amd64], forbid [], match compatible, on_violation quarantine, upstream null, flatten false,
+signatures allow-loss,
 quarantine move to ``quarantine/{repository}`` (its `source` is ``<default>``).
 
 Resolution
@@ -73,6 +74,7 @@ from importer.core.policy.model import (
     MAX_POLICY_NESTING,
     MAX_POLICY_NODES,
     QUARANTINE_MODES,
+    SIGNATURE_MODES,
     VIOLATION_ACTIONS,
     Policy,
     PolicyError,
@@ -88,6 +90,7 @@ __all__ = [
     "MAX_POLICY_NESTING",
     "MAX_POLICY_NODES",
     "QUARANTINE_MODES",
+    "SIGNATURE_MODES",
     "VIOLATION_ACTIONS",
     "Policy",
     "PolicyError",

@@ -20,6 +20,7 @@ MAX_POLICY_NODES: Final = 50_000  # YAML values, aliases and merged keys; 1,000 
 MATCH_MODES: Final = ("compatible", "strict")
 VIOLATION_ACTIONS: Final = ("reimport", "quarantine", "alert")
 QUARANTINE_MODES: Final = ("move", "lock")
+SIGNATURE_MODES: Final = ("keep", "allow-loss")
 
 
 class PolicyError(ValueError):
@@ -43,6 +44,14 @@ class Rule:
 
     `repositories` are globs (() for `defaults`, which matches every repository). `index` is the
     position in `rules` (None for `defaults`), used in messages as ``rules[2]``.
+
+    `signatures` says what a re-import may do to the upstream's signatures. A filtered index (the upstream index
+    rebuilt without the forbidden platforms) has a new digest that none of the upstream's signatures cover.
+    ``allow-loss`` (the default, the behaviour from before the key existed) re-imports it anyway and the outcome
+    records ``signatures: lost``. ``keep`` (`keeps_signatures`) prefers a remedy that keeps a signed digest: the
+    whole upstream index when it is compliant, or its signed child flattened when exactly one platform is required;
+    where only an unsigned filtered index would do, the image is quarantined instead. An upstream without
+    signatures has none to lose. The remediation acts on it; the policy only reads and checks the value.
     """
 
     repositories: tuple[str, ...] = ()
@@ -52,6 +61,7 @@ class Rule:
     on_violation: str = "quarantine"
     upstream: str | None = None
     flatten: bool = False
+    signatures: str = "allow-loss"
     ignore: bool = False
     index: int | None = None
     _globs: tuple[RepositoryGlob, ...] = field(init=False, repr=False, compare=False)
@@ -64,12 +74,22 @@ class Rule:
                 f"{self.key_path}: on_violation must be one of {', '.join(VIOLATION_ACTIONS)} "
                 f"(got {self.on_violation!r})"
             )
+        if self.signatures not in SIGNATURE_MODES:
+            raise ValueError(
+                f"{self.key_path}: signatures must be one of {', '.join(SIGNATURE_MODES)} (got {self.signatures!r})"
+            )
         object.__setattr__(self, "_globs", tuple(compile_glob(pattern) for pattern in self.repositories))
 
     @property
     def strict(self) -> bool:
         """True for ``match: strict`` (normalised os/arch/variant equal), False for ``compatible``."""
         return self.match == "strict"
+
+    @property
+    def keeps_signatures(self) -> bool:
+        """True for ``signatures: keep`` (re-import a digest the upstream signed, else quarantine: never a filtered
+        index that loses the upstream's signatures), False for ``allow-loss``."""
+        return self.signatures == "keep"
 
     @property
     def key_path(self) -> str:

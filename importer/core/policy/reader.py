@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
+from importer.core.excerpts import excerpt
 from importer.core.platforms import (
     KNOWN_ARCHITECTURES,
     KNOWN_OPERATING_SYSTEMS,
@@ -29,6 +30,7 @@ from importer.core.policy.model import (
     MAX_POLICY_BYTES,
     MAX_POLICY_NESTING,
     QUARANTINE_MODES,
+    SIGNATURE_MODES,
     VIOLATION_ACTIONS,
     Policy,
     PolicyError,
@@ -40,7 +42,7 @@ from importer.core.quarantine_names import MIN_STAND_IN, stand_in_room
 from importer.core.reference import is_valid_host, is_valid_repository_component
 
 _TOP_LEVEL_KEYS: Final = ("version", "defaults", "rules", "quarantine")
-_DEFAULTS_KEYS: Final = ("require", "forbid", "match", "on_violation", "upstream", "flatten")
+_DEFAULTS_KEYS: Final = ("require", "forbid", "match", "on_violation", "upstream", "flatten", "signatures")
 _RULE_KEYS: Final = ("repositories", "ignore", *_DEFAULTS_KEYS)
 _QUARANTINE_KEYS: Final = ("mode", "repository")
 _UPSTREAM_PLACEHOLDERS: Final = ("repository", "path")
@@ -106,13 +108,13 @@ class _Section:
 
 
 def _describe(value: object) -> str:
-    """A value as a YAML user would name it in ``(got …)``."""
+    """A value as a YAML user would name it in ``(got …)``; a string as a short escaped excerpt (`excerpts`)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return repr(value)
+        return excerpt(value)
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):
@@ -290,6 +292,7 @@ class _PolicyReader:
             "match": functools.partial(self._read_choice, choices=MATCH_MODES),
             "on_violation": functools.partial(self._read_choice, choices=VIOLATION_ACTIONS),
             "upstream": self._read_upstream,
+            "signatures": functools.partial(self._read_choice, choices=SIGNATURE_MODES),
         }
         for key, value in raw.items():
             line = line_of_key(raw, key)
