@@ -9,8 +9,9 @@ import pytest
 
 from testbed.azurite import Azurite, node_binary
 from testbed.images import ImageBuilder
-from testbed.registry import LocalRegistry
+from testbed.registry import REFERRERS_API_TOOL, V3_TOOL, LocalRegistry, ReferrersApiRegistry
 from testbed.stack import GuardedRegistry
+from testbed.tools import require_tool
 
 
 @pytest.fixture
@@ -23,6 +24,36 @@ def builder(tmp_path: Path) -> ImageBuilder:
 def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     """A plain distribution registry (no notifications), stopped after the test."""
     with LocalRegistry(tmp_path / "plain-registry") as running:
+        yield running
+
+
+@pytest.fixture
+def registry_v3(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A plain distribution v3 registry (built by scripts/setup; skipped where it is not, failed with
+    PLATFORM_GUARD_REQUIRE_TOOLS=1), stopped after the test."""
+    require_tool(V3_TOOL)
+    with LocalRegistry(tmp_path / "plain-registry-v3", flavour="v3") as running:
+        yield running
+
+
+@pytest.fixture(
+    params=[pytest.param("2.8", id="distribution-2.8"), pytest.param("v3", id="distribution-v3")],
+)
+def any_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalRegistry]:
+    """Each plain registry flavour in turn: the test runs once on distribution 2.8 and once on v3 (skipped, or failed
+    with PLATFORM_GUARD_REQUIRE_TOOLS=1, where v3 is not built)."""
+    if request.param == "v3":
+        require_tool(V3_TOOL)
+    with LocalRegistry(tmp_path / f"plain-registry-{request.param}", flavour=request.param) as running:
+        yield running
+
+
+@pytest.fixture
+def referrers_registry(tmp_path: Path) -> Iterator[ReferrersApiRegistry]:
+    """A registry that serves the OCI referrers API (olareg, built by scripts/setup; skipped where it is not, failed
+    with PLATFORM_GUARD_REQUIRE_TOOLS=1), stopped after the test."""
+    require_tool(REFERRERS_API_TOOL)
+    with ReferrersApiRegistry(tmp_path / "referrers-registry") as running:
         yield running
 
 
