@@ -15,6 +15,14 @@ string, the seed and the layer number, so different platforms or seeds never sha
 Platform strings are used exactly as written ("linux/aarch64" stays "aarch64"): the point is to feed
 un-normalised and inconsistent inputs to the code under test; `raw_manifest` and `add_blob` store any bytes
 for bad-input cases. `single` and `multi` at the bottom build the common shapes in one line.
+
+Signatures and other referrers, shaped as the tools push them (docs/design.md, "Artifacts and referrers"):
+
+    sig = builder.cosign_artifact(image)                                 # cosign sign: tag cosign_tag(image, "sig")
+    att = builder.cosign_artifact(image, layer_media_type=DSSE_ENVELOPE) # cosign attest: tag cosign_tag(image, "att")
+    notation = builder.notation_signature(image)                         # notation sign: pushed by digest
+    listing = builder.referrers_index([notation])                        # the referrers tag schema's index:
+                                                                         #   push it under referrers_tag(image)
 """
 
 from __future__ import annotations
@@ -35,24 +43,38 @@ from importer.core.media_types import (  # noqa: F401  (re-exported for the test
     ATTESTATION_ANNOTATION,
     ATTESTATION_SUBJECT_ANNOTATION,
     ATTESTATION_VALUE,
+    COSE_ENVELOPE,
+    COSIGN_SIMPLESIGNING,
+    CYCLONEDX_JSON,
+    CYCLONEDX_XML,
     DOCKER_CONFIG,
     DOCKER_LAYER,
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
+    DSSE_ENVELOPE,
     HELM_CHART_LAYER,
     HELM_CONFIG,
     IMAGE_MANIFEST_MEDIA_TYPES,
     IN_TOTO_LAYER,
     INDEX_MEDIA_TYPES,
+    JWS_ENVELOPE,
+    NOTARY_SIGNATURE,
     OCI_CONFIG,
     OCI_EMPTY,
     OCI_INDEX,
     OCI_LAYER,
     OCI_MANIFEST,
     REF_NAME_ANNOTATION,
+    SIGSTORE_BUNDLE_V03,
+    SPDX_JSON,
+    SPDX_TEXT,
 )
 
 EMPTY_JSON = b"{}"
+# What cosign writes into every signature, attestation and SBOM image's config: no platform at all, on purpose.
+COSIGN_CREATED = "0001-01-01T00:00:00Z"
+COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+NOTATION_THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +299,11 @@ class ImageBuilder:
         subject: Descriptor | None = None,
         seed: str = "",
         layer_media_type: str = "application/json",
+        annotations: Mapping[str, str] | None = None,
     ) -> Descriptor:
-        """An OCI 1.1 artifact: `artifactType`, the empty config, one small layer, and `subject` when given."""
+        """An OCI 1.1 artifact: `artifactType`, the empty config, one small layer, and `subject` and manifest
+        `annotations` when given. The descriptor returned carries the artifactType and those annotations, as a
+        referrers listing shows them."""
         layer = self.add_blob(canonical_json({"artifactType": artifact_type, "seed": seed}), layer_media_type)
         config = self.add_blob(EMPTY_JSON, OCI_EMPTY)
         document: dict[str, Any] = {
@@ -290,8 +315,93 @@ class ImageBuilder:
         }
         if subject is not None:
             document["subject"] = Descriptor(subject.media_type, subject.digest, subject.size).to_json()
+        if annotations:
+            document["annotations"] = dict(annotations)
         manifest = self.add_blob(canonical_json(document), OCI_MANIFEST)
-        return dataclasses.replace(manifest, artifact_type=artifact_type)
+        return dataclasses.replace(manifest, artifact_type=artifact_type,
+                                   annotations=dict(annotations) if annotations else None)
+
+    def cosign_artifact(
+        self,
+        subject: Descriptor,
+        *,
+        layer_media_type: str = COSIGN_SIMPLESIGNING,
+        payload: bytes | None = None,
+        docker: bool = False,
+        seed: str = "",
+    ) -> Descriptor:
+        """What cosign pushes under `cosign_tag(subject, …)`: an image manifest whose config is an image config
+        with `"os": ""` and `"architecture": ""`, and one layer that is not a filesystem.
+
+        The layer type says what it is: `COSIGN_SIMPLESIGNING` (`cosign sign`, tag suffix `sig`; the default),
+        `DSSE_ENVELOPE` (`cosign attest`, `att`), an SBOM type such as `SPDX_JSON` (`cosign attach sbom`, `sbom`).
+        `payload` replaces the layer's default content (a simple-signing document, a DSSE envelope or a small SBOM
+        naming the subject); `docker=True` writes Docker v2 media types for the manifest and config, as older
+        cosign releases did. No key signs anything here: these are shapes, for telling them apart.
+        """
+        if payload is None:
+            payload = self._cosign_payload(subject, layer_media_type, seed)
+        layer = self.add_blob(payload, layer_media_type)
+        if layer_media_type == COSIGN_SIMPLESIGNING:
+            signature = base64.b64encode(hashlib.sha256(payload + seed.encode()).digest()).decode()
+            layer = dataclasses.replace(layer, annotations={COSIGN_SIGNATURE_ANNOTATION: signature})
+        elif layer_media_type == DSSE_ENVELOPE:
+            layer = dataclasses.replace(layer, annotations={COSIGN_SIGNATURE_ANNOTATION: "",
+                                                            "predicateType": "https://slsa.dev/provenance/v0.2"})
+        config_document = {
+            "architecture": "",
+            "created": COSIGN_CREATED,
+            "history": [{"created": COSIGN_CREATED}],
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            "config": {},
+        }
+        config = self.add_blob(canonical_json(config_document), DOCKER_CONFIG if docker else OCI_CONFIG)
+        return self._manifest(DOCKER_MANIFEST if docker else OCI_MANIFEST, config, [layer])
+
+    @staticmethod
+    def _cosign_payload(subject: Descriptor, layer_media_type: str, seed: str) -> bytes:
+        if layer_media_type == COSIGN_SIMPLESIGNING:
+            return canonical_json({
+                "critical": {"identity": {"docker-reference": "registry.example/team/app"},
+                             "image": {"docker-manifest-digest": subject.digest},
+                             "type": "cosign container image signature"},
+                "optional": {"seed": seed} if seed else None,
+            })
+        if layer_media_type == DSSE_ENVELOPE:
+            statement = canonical_json({
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://slsa.dev/provenance/v0.2",
+                "subject": [{"name": "registry.example/team/app", "digest": {"sha256": subject.hex}}],
+                "predicate": {"builder": {"id": f"platform-guard-tests{seed}"}},
+            })
+            return canonical_json({"payloadType": "application/vnd.in-toto+json",
+                                   "payload": base64.b64encode(statement).decode(),
+                                   "signatures": [{"keyid": "", "sig": ""}]})
+        if layer_media_type.endswith("xml"):
+            return f'<bom xmlns="http://cyclonedx.org/schema/bom/1.5" serialNumber="{subject.digest}{seed}"/>'.encode()
+        if layer_media_type == SPDX_TEXT:
+            return f"SPDXVersion: SPDX-2.3\nDocumentName: {subject.digest}{seed}\n".encode()
+        return canonical_json({"spdxVersion": "SPDX-2.3", "name": subject.digest, "seed": seed})
+
+    def notation_signature(
+        self, subject: Descriptor, *, envelope: str = JWS_ENVELOPE, seed: str = ""
+    ) -> Descriptor:
+        """What `notation sign` pushes by digest: an OCI manifest with `artifactType`
+        `application/vnd.cncf.notary.signature`, the empty config, one envelope layer (`JWS_ENVELOPE` or
+        `COSE_ENVELOPE`) and `subject` the signed manifest. Unsigned: a shape, not a signature."""
+        thumbprint = hashlib.sha256(f"test certificate {seed}".encode()).hexdigest()
+        return self.artifact(NOTARY_SIGNATURE, subject=subject, seed=seed, layer_media_type=envelope,
+                             annotations={NOTATION_THUMBPRINT_ANNOTATION: json.dumps([thumbprint])})
+
+    def referrers_index(self, referrers: Sequence[Descriptor]) -> Descriptor:
+        """The OCI referrers tag schema's index (push it under `referrers_tag(subject)`): one entry per referrer,
+        each with its `artifactType` (and annotations), as registries without the referrers API are given them.
+        An empty list gives the empty index a registry is left with when the last referrer goes."""
+        for referrer in referrers:
+            if referrer.artifact_type is None:
+                raise ValueError(f"{referrer.digest} has no artifactType: a referrers index lists artifacts only")
+        return self.index(referrers)
 
     def index(
         self,
@@ -398,6 +508,21 @@ class ImageBuilder:
     def _write_layout_index(self, entries: Sequence[Descriptor]) -> None:
         document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry.to_json() for entry in entries]}
         self.index_path.write_bytes(canonical_json(document))
+
+
+def cosign_tag(subject: Descriptor | str, suffix: str) -> str:
+    """The tag cosign stores a signature (`sig`), attestation (`att`) or SBOM (`sbom`) of `subject` under:
+    `sha256-<hex>.<suffix>`."""
+    digest = subject if isinstance(subject, str) else subject.digest
+    algorithm, _, hex_digest = digest.partition(":")
+    return f"{algorithm}-{hex_digest}.{suffix}"
+
+
+def referrers_tag(subject: Descriptor | str) -> str:
+    """The OCI referrers tag schema's tag for `subject`: `<algorithm>-<hex>` (the hex cut to 64 digits)."""
+    digest = subject if isinstance(subject, str) else subject.digest
+    algorithm, _, hex_digest = digest.partition(":")
+    return f"{algorithm}-{hex_digest[:64]}"
 
 
 def chart_tag(version: str) -> str:

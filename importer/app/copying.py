@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from importer.app.failpoints import failpoint
+from importer.app.referrers import CarriedReferrers, copy_referrers
 from importer.core.manifests import (
     MAX_CONFIG_BYTES,
     MAX_INDEX_DEPTH,
@@ -77,6 +78,7 @@ from importer.core.platforms import (
     satisfies,
 )
 from importer.core.reference import is_digest, validate_repository, validate_tag
+from importer.core.referrers import Referrer, signature_status
 from importer.core.retry import CONCURRENT_WRITE_RETRY, RetryPolicy, retry_call
 from importer.core.selection import build_index, check_exclude_patterns, plan_subset
 from importer.ports.deadlines import carrying_time_limit
@@ -126,6 +128,20 @@ class CopyResult:
     platforms: tuple[str, ...]
     stats: CopyStats
     source_digest: str
+    unchanged: tuple[str, ...] = ()  # the source's manifests written as they are (their digests stay)
+    referrers: CarriedReferrers | None = None  # None: referrers were not asked for
+
+    @property
+    def referrers_copied(self) -> int:
+        """How many referrer manifests (signatures, attestations, SBOMs) came along."""
+        return self.referrers.copied if self.referrers is not None else 0
+
+    @property
+    def signatures(self) -> str | None:
+        """kept | lost | none (importer.core.referrers.signature_status); None when referrers were not asked for."""
+        if self.referrers is None:
+            return None
+        return signature_status(self.digest, self.source_digest, self.referrers.signed)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the fields, `stats` as a nested object."""
@@ -135,6 +151,8 @@ class CopyResult:
             "platforms": list(self.platforms),
             "stats": asdict(self.stats),
             "source_digest": self.source_digest,
+            "referrers_copied": self.referrers_copied,
+            "signatures": self.signatures,
         }
 
 
@@ -179,13 +197,15 @@ def copy_image(
     parallel: int = DEFAULT_PARALLEL,
     progress: Callable[[CopyEvent], None] | None = None,
     retry: RetryPolicy = CONCURRENT_WRITE_RETRY,
+    referrers: bool = False,
 ) -> CopyResult:
     """Copy `source_repository:source_reference` to `target_repository:target_tag` (see the module docstring).
 
     `target_tag` None pushes the result by digest only. Returns what was written; raises CopyError before
     writing anything when the request cannot be met, and lets the clients' RegistryError through. `retry` paces
     the retries of a manifest PUT refused because a concurrent writer into the same repository is still linking a
-    blob (transient errors are retried by the clients, under their own policies).
+    blob (transient errors are retried by the clients, under their own policies). `referrers`: carry the referrers
+    of every manifest copied unchanged (importer.app.referrers), after the manifests and before the tag.
     """
     if parallel < 1:
         raise ValueError(f"parallel={parallel}: at least one blob must be copied at a time")
@@ -209,6 +229,21 @@ def copy_image(
     for child in plan.children:
         job.write_manifest(child, child.digest)
     failpoint("after-children")
+    unchanged = tuple(child.digest for child in plan.children) + ((plan.top.digest,) if plan.top_unchanged else ())
+    carried = None
+    if referrers:
+        top_written = False
+
+        def bring(referrer: Referrer) -> None:
+            nonlocal top_written
+            if not top_written:  # a referrer's subject is there before the referrer
+                job.write_manifest(plan.top, plan.top.digest)
+                top_written = True
+            _copy_referrer(source, source_repository, target, target_repository, referrer, parallel=parallel,
+                           retry=retry)
+
+        carried = copy_referrers(source, source_repository, target, target_repository, unchanged,
+                                 examine=(plan.source_digest,), parallel=parallel, bring=bring)
     written = job.write_manifest(plan.top, target_tag or plan.top.digest)
     return CopyResult(
         digest=written,
@@ -216,7 +251,19 @@ def copy_image(
         platforms=plan.platforms,
         stats=job.stats(),
         source_digest=plan.source_digest,
+        unchanged=unchanged,
+        referrers=carried,
     )
+
+
+def _copy_referrer(source: Registry, source_repository: str, target: Registry, target_repository: str,
+                   referrer: Referrer, *, parallel: int, retry: RetryPolicy) -> None:
+    """One referrer manifest, as it is, by digest (and under its cosign tag when it has one)."""
+    copy_image(source, source_repository, referrer.digest, target, target_repository, None, parallel=parallel,
+               retry=retry)
+    if referrer.tag is not None:
+        written = target.get_manifest(target_repository, referrer.digest)
+        target.put_manifest(target_repository, referrer.tag, written.raw, written.media_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +275,7 @@ class _Plan:
     blobs: tuple[Descriptor, ...]
     platforms: tuple[str, ...]
     source_digest: str
+    top_unchanged: bool = True  # False: `top` is a new, smaller index built here
 
 
 def _plan(
@@ -271,7 +319,7 @@ def _plan(
     if raw != fetched.raw:
         top = FetchedManifest(raw=raw, media_type=manifest.media_type, digest=_sha256(raw))
     reader.add_children(kept, depth=1)
-    return reader.plan(top, source_digest=fetched.digest)
+    return reader.plan(top, source_digest=fetched.digest, top_unchanged=top is fetched)
 
 
 def _check_single_image(
@@ -369,7 +417,8 @@ class _SourceReader:
             raise CopyError(f"{self.where}: indexes nest deeper than {MAX_INDEX_DEPTH} levels (at {digest})")
 
     def plan(
-        self, top: FetchedManifest, *, source_digest: str, platforms: tuple[str, ...] | None = None
+        self, top: FetchedManifest, *, source_digest: str, platforms: tuple[str, ...] | None = None,
+        top_unchanged: bool = True,
     ) -> _Plan:
         return _Plan(
             top=top,
@@ -377,6 +426,7 @@ class _SourceReader:
             blobs=tuple(self.blobs.values()),
             platforms=platforms if platforms is not None else tuple(dict.fromkeys(self.platforms)),
             source_digest=source_digest,
+            top_unchanged=top_unchanged,
         )
 
 

@@ -1,8 +1,12 @@
 """Inspection: read a pushed manifest from a registry and gather the facts the decision needs.
 
-    facts = inspect_manifest(registry, "team/app", "sha256:…", rule)
+    facts = inspect_manifest(registry, "team/app", "sha256:…", rule, tag="1.0")
+    artifact = inspect_untagged(registry, "team/app", "sha256:…")   # an untagged push: a referrer? (one GET)
 
-Reads the manifest (by digest when the event gave one), walks nested indexes up to MAX_INDEX_DEPTH,
+Reads the manifest (by digest when the event gave one) and tells first whether it is an image to judge at all:
+signatures, attestations, SBOMs, referrers indexes and other artifacts (importer.core.artifacts) are facts of their
+own kind, never offers; an image manifest's config is read once, for that and for its platform. Then it
+walks nested indexes up to MAX_INDEX_DEPTH,
 classifies every child, and checks the children that decide compliance against their config blobs
 (`importer.core.decide.children_to_verify`): an entry that disagrees with its config is recorded as
 inconsistent and offers nothing. Every manifest and blob read is verified against its digest by the
@@ -19,7 +23,9 @@ An index listing another N times, four levels deep, is N^4 paths but 6 reads.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
+from importer.core.artifacts import Artifact, classify, referrer_of
 from importer.core.decide import Facts, Inconsistency, Offer, Verdict, children_to_verify, decide, ignored
 from importer.core.manifests import (
     MAX_CONFIG_BYTES,
@@ -30,14 +36,17 @@ from importer.core.manifests import (
     ManifestError,
     WalkBudget,
     classify_child,
+    config_document,
     parse_manifest,
-    platform_from_config,
+    platform_of_config,
 )
+from importer.core.media_types import IMAGE_CONFIG_MEDIA_TYPES
 from importer.core.platforms import Platform
 from importer.core.policy import Policy, Rule
+from importer.core.reference import is_valid_digest
 from importer.ports.registry import Registry
 
-__all__ = ["MAX_INDEX_DEPTH", "evaluate", "inspect_manifest"]
+__all__ = ["MAX_INDEX_DEPTH", "evaluate", "inspect_manifest", "inspect_untagged"]
 
 
 def _same_platform(entry: Platform, config: Platform) -> bool:
@@ -46,16 +55,34 @@ def _same_platform(entry: Platform, config: Platform) -> bool:
     return not (entry.os_version and config.os_version and entry.os_version != config.os_version)
 
 
-def _config_platform(registry: Registry, repository: str, manifest: ImageManifest) -> Platform:
+def _read_config(registry: Registry, repository: str, manifest: ImageManifest) -> Mapping[str, object] | None:
+    """The image config of `manifest` as a JSON object, read once (capped at 1 MiB); None when its config is not an
+    image config (a chart, an OCI artifact's empty config), which is never read. ManifestError names the config."""
+    if manifest.config.media_type not in IMAGE_CONFIG_MEDIA_TYPES:
+        return None
     if manifest.config.size > MAX_CONFIG_BYTES:
         raise ManifestError(
             f"config {manifest.config.digest}: {manifest.config.size} bytes is over the {MAX_CONFIG_BYTES} byte limit"
         )
     raw = registry.get_blob(repository, manifest.config.digest, max_bytes=MAX_CONFIG_BYTES)
-    try:
-        return platform_from_config(raw)
-    except ManifestError as error:
-        raise ManifestError(f"{manifest.config.digest}: {error}") from None
+    return config_document(raw, where=_where(manifest))
+
+
+def _where(manifest: ImageManifest) -> str:
+    """How a message names an image's config: `sha256:…: config` (`…: config is not valid JSON`, `…: config: 'os'
+    missing`)."""
+    return f"{manifest.config.digest}: config"
+
+
+def _image_platform(
+    manifest: ImageManifest, config: Mapping[str, object] | None, tag: str | None
+) -> Platform | Artifact:
+    """The platform of an image, or what the manifest is instead (a signature, an SBOM, a chart…)."""
+    artifact = classify(manifest, tag=tag, config=config)
+    if artifact is not None:
+        return artifact
+    assert config is not None  # classify() says a manifest without an image config is an artifact
+    return platform_of_config(config, where=_where(manifest))
 
 
 class _IndexWalk:
@@ -116,9 +143,8 @@ class _IndexWalk:
                     raise ManifestError(
                         f"{offer.digest}: index entry says {offer.media_type} but the content is an index"
                     )
-                configs[offer.digest] = (
-                    _config_platform(self.registry, self.repository, child) if child.is_image else None
-                )
+                found = _image_platform(child, _read_config(self.registry, self.repository, child), None)
+                configs[offer.digest] = None if isinstance(found, Artifact) else found
                 if configs[offer.digest] is None:
                     artifacts += 1
             config = configs[offer.digest]
@@ -130,36 +156,31 @@ class _IndexWalk:
         return [offer for offer in self.offers if offer.digest not in rejected], inconsistent, artifacts
 
 
-def inspect_manifest(registry: Registry, repository: str, reference: str, rule: Rule) -> Facts:
-    """Read `repository@reference` (a digest or a tag) and return what it offers."""
+def inspect_manifest(
+    registry: Registry, repository: str, reference: str, rule: Rule, *, tag: str | None = None
+) -> Facts:
+    """Read `repository@reference` (a digest or a tag) and return what it offers, or what it is when it is not an
+    image to judge. `tag`: the tag it was pushed under (default: `reference` when that is a tag), which tells a
+    referrers index and names a cosign signature's subject (importer.core.artifacts)."""
+    if tag is None and not is_valid_digest(reference):
+        tag = reference
     fetched = registry.get_manifest(repository, reference)
     manifest = parse_manifest(fetched.raw, fetched.media_type)
     if isinstance(manifest, ImageManifest):
-        if not manifest.is_image:
-            return Facts(
-                repository=repository,
-                digest=fetched.digest,
-                media_type=fetched.media_type,
-                kind="artifact",
-                artifact_type=manifest.artifact_type or manifest.config.media_type,
-            )
-        platform = _config_platform(registry, repository, manifest)
+        found = _image_platform(manifest, _read_config(registry, repository, manifest), tag)
+        if isinstance(found, Artifact):
+            return _artifact_facts(repository, fetched.digest, fetched.media_type, found)
         return Facts(
             repository=repository,
             digest=fetched.digest,
             media_type=fetched.media_type,
             kind="image",
-            offers=(Offer(platform, fetched.digest, fetched.media_type),),
+            offers=(Offer(found, fetched.digest, fetched.media_type),),
         )
 
-    if manifest.artifact_type is not None:
-        return Facts(
-            repository=repository,
-            digest=fetched.digest,
-            media_type=fetched.media_type,
-            kind="artifact",
-            artifact_type=manifest.artifact_type,
-        )
+    artifact = classify(manifest, tag=tag)
+    if artifact is not None:
+        return _artifact_facts(repository, fetched.digest, fetched.media_type, artifact)
     walk = _IndexWalk(registry, repository, fetched.digest)
     walk.walk(manifest, fetched.digest, 1)
     kept, inconsistent, artifacts = walk.verify(rule)
@@ -177,15 +198,32 @@ def inspect_manifest(registry: Registry, repository: str, reference: str, rule: 
     )
 
 
-def evaluate(policy: Policy, registry: Registry, repository: str, reference: str) -> tuple[Facts | None, Verdict]:
-    """Inspect `repository@reference` (digest or tag) and decide; ignored repositories are not read at all.
+def _artifact_facts(repository: str, digest: str, media_type: str, artifact: Artifact) -> Facts:
+    return Facts(repository=repository, digest=digest, media_type=media_type, kind=artifact.kind,
+                 artifact_type=artifact.media_type, artifact=artifact)
 
-    Shared by the event path and `check`, so both give the same verdict for the same manifest.
+
+def inspect_untagged(registry: Registry, repository: str, digest: str) -> Artifact | None:
+    """What an untagged push is when its manifest alone says it is a referrer or another artifact (a Notation
+    signature pushed by digest, say); None for anything else (a child of a multi-arch push). One manifest GET,
+    capped and verified by the client, under the event's time limit; no config is read. Registry and content errors
+    are the caller's: importer.app.pipeline falls back to the untagged push's usual reason."""
+    fetched = registry.get_manifest(repository, digest)
+    return referrer_of(parse_manifest(fetched.raw, fetched.media_type))
+
+
+def evaluate(
+    policy: Policy, registry: Registry, repository: str, reference: str, *, tag: str | None = None
+) -> tuple[Facts | None, Verdict]:
+    """Inspect `repository@reference` (digest or tag; `tag`: the tag it was pushed under) and decide; ignored
+    repositories are not read at all.
+
+    Shared by the event path, the sweep and `check`, so all give the same verdict for the same manifest and tag.
     """
     rule = policy.rule_for(repository)
     if rule.ignore:
         return None, ignored(rule, "repository is ignored by the policy")
     if policy.quarantine.holds(repository):
         return None, ignored(rule, "quarantine repository: images here are held on purpose")
-    facts = inspect_manifest(registry, repository, reference, rule)
+    facts = inspect_manifest(registry, repository, reference, rule, tag=tag)
     return facts, decide(facts, rule)

@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from importer.app.failpoints import failpoint
-from importer.app.inspection import evaluate
+from importer.app.inspection import evaluate, inspect_untagged
 from importer.app.registries import RegistryDirectory
 from importer.app.settings import DEFAULT_EVENT_DEADLINE_SECONDS
 from importer.core.decide import VIOLATION, Facts, Verdict, verdict_fields
-from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, triage
+from importer.core.events import CHART, ParsedEvent, PushEvent, RejectedEvent, may_be_referrer, triage
 from importer.core.manifests import ManifestError
 from importer.core.media_types import HELM_CONFIG
 from importer.core.outcome import TRIGGER_EVENT, TRIGGER_SWEEP, Outcome
@@ -198,8 +198,35 @@ class Pipeline:
         if not claimed:
             return self._finish(base.replace(result="duplicate", reason="event already handled"), started)
         if sorting.disposition == "ignore":
-            return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason), started)
+            outcome = base.replace(result="ignored", verdict="ignored", action="none", reason=sorting.reason)
+            if may_be_referrer(event) and self._judged(event.repository):
+                outcome = self._name_untagged_referrer(event, host, outcome)
+            return self._finish(outcome, started)
         return self._decide(event, host, base, started, retaking=retaking)
+
+    def _judged(self, repository: str) -> bool:
+        """Whether the policy judges images in `repository`: what it ignores, and the quarantine, are never read."""
+        return not self.policy.rule_for(repository).ignore and not self.policy.quarantine.holds(repository)
+
+    def _name_untagged_referrer(self, event: PushEvent, host: str, outcome: Outcome) -> Outcome:
+        """An untagged OCI push may be a referrer (a Notation signature, an SBOM pushed by digest) rather than a child
+        of a multi-arch push: one manifest read tells, and the `ignored` outcome then says what it is.
+
+        The result is `ignored` either way: nothing is decided or remediated on an untagged push. So a failed read
+        (registry down, denied, the manifest already gone, unreadable content) leaves the usual reason, and is logged:
+        turning it into `failed` would alert on-call about a push that needs nothing, and retrying it would re-read,
+        for a label, every child of every multi-arch push while the registry is struggling.
+        """
+        assert event.digest is not None
+        try:
+            artifact = inspect_untagged(self.registries.client(host), event.repository, event.digest)
+        except (RegistryError, ValueError) as error:  # ManifestError, a ReferenceError: content no retry can read
+            log.warning("untagged push %s of %s: not read to tell whether it is a referrer: %s", event.digest,
+                        event.repository, error)
+            return outcome
+        if artifact is None:
+            return outcome
+        return outcome.replace(kind=artifact.kind, reason=f"untagged push of {event.digest}: {artifact.reason}")
 
     def outcome_base(self, event: PushEvent, received_at: str) -> Outcome:
         """The fields of an event's outcome known before anything is read (result still to be set)."""
@@ -226,7 +253,8 @@ class Pipeline:
         known = base  # what an attempt record or a final failure can say: the verdict fields once judged
         try:
             restored = self._restore_newer_push(event, host)
-            facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest)
+            facts, verdict = evaluate(self.policy, self.registries.client(host), event.repository, event.digest,
+                                      tag=event.tag)
             failpoint("after-verdict")
             result = "alerted" if verdict.verdict == VIOLATION else verdict.verdict
             outcome = known = base.replace(result=result, **verdict_fields(facts, verdict))
@@ -371,6 +399,8 @@ class Pipeline:
             error=remedy.error,
             alert=remedy.alert,
             affected_tags=remedy.affected_tags,
+            referrers_copied=remedy.referrers_copied,
+            signatures=remedy.signatures,
         )
 
     def record_outcome(self, outcome: Outcome) -> Outcome:

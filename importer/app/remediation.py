@@ -35,27 +35,20 @@ from dataclasses import dataclass
 from importer.app.copying import CopyError, copy_image
 from importer.app.failpoints import failpoint
 from importer.app.inspection import inspect_manifest
+from importer.app.referrers import add_referrers, copy_referrers, find_referrers
 from importer.app.registries import RegistryDirectory
 from importer.core.decide import COMPLIANT, Facts, Verdict, decide
 from importer.core.manifests import Descriptor, Index, ManifestError, parse_manifest
-from importer.core.media_types import INDEX_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, QUARANTINE_ORIGIN_ARTIFACT
+from importer.core.media_types import INDEX_MEDIA_TYPES, OCI_MANIFEST, QUARANTINE_ORIGIN_ARTIFACT
 from importer.core.policy import Policy, Rule
 from importer.core.quarantine_names import QuarantineOrigin, parse_quarantine_tag, quarantine_tag
-from importer.core.quarantine_origin import (
-    EMPTY_BLOB,
-    EMPTY_DIGEST,
-    digest_of,
-    origin_artifact,
-    origin_referrers,
-    read_origin_artifact,
-    referrers_tag,
-    with_referrer,
-)
+from importer.core.quarantine_origin import EMPTY_BLOB, EMPTY_DIGEST, digest_of, origin_artifact, read_origin_artifact
 from importer.core.reference import ReferenceError, is_digest, parse_reference
-from importer.core.selection import plan_import
+from importer.core.referrers import Referrer, index_entry, referrers_in_index, referrers_tag, signature_status
+from importer.core.selection import ImportPlan, plan_import
 from importer.ports.abilities import DeletesTags, ListsReferrers, LocksManifests, ServerImport
 from importer.ports.ledger import Ledger, LedgerUnavailable
-from importer.ports.registry import NotFound, Registry, RegistryError
+from importer.ports.registry import FetchedManifest, NotFound, Registry, RegistryError
 
 CLAIM_LEASE_SECONDS = 600.0
 
@@ -92,6 +85,17 @@ class Remedy:
     error: str | None = None
     alert: str | None = None  # "loopguard" when the loop guard stopped it
     affected_tags: tuple[str, ...] = ()
+    referrers_copied: int | None = None  # signatures, attestations and SBOMs that came along (re-import, quarantine)
+    signatures: str | None = None  # re-imports: kept | lost | none (importer.core.referrers.signature_status)
+
+
+@dataclass(frozen=True, slots=True)
+class _Brought:
+    """What `_bring_in` put into the target repository: the digest the tag is to point at, and the referrers."""
+
+    digest: str
+    referrers_copied: int
+    signatures: str
 
 
 class NoCompliantSource(Exception):
@@ -228,10 +232,13 @@ class Remediator:
                                         f"({pinned.reason})")
         flatten = digest is None and rule.flatten and len(rule.require) == 1
         try:
-            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry, repository,
-                                        rule, flatten)
+            fetched = upstream.get_manifest(upstream_repository, upstream_facts.digest)
+            plan, flatten = self._import_plan(upstream, upstream_repository, fetched, rule, flatten)
+            brought = self._bring_in(upstream, upstream_repository, fetched, plan, registry, repository, rule,
+                                     flatten)
         except CopyError as error:
             raise NoCompliantSource(str(error)) from None
+        new_digest = brought.digest
         source = f"{upstream.host}/{upstream_repository}{'@' if is_digest(reference) else ':'}{reference}"
         if digest is None:
             source += f"@{upstream_facts.digest}"
@@ -250,17 +257,20 @@ class Remediator:
             return Remedy("failed", f"imported {source} but the result is still a violation: {check.reason}",
                           new_digest=new_digest, source=source, error="imported image is not compliant")
         how = _how_imported(rule, flatten=flatten, changed=new_digest != upstream_facts.digest)
-        return Remedy("reimported", f"imported {source} ({how}); now offers {', '.join(check.platforms)}",
-                      new_digest=new_digest, source=source)
+        return Remedy("reimported",
+                      f"imported {source} ({how}{_signatures_note(brought)}); now offers {', '.join(check.platforms)}",
+                      new_digest=new_digest, source=source, referrers_copied=brought.referrers_copied,
+                      signatures=brought.signatures)
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _preserve(self, registry: Registry, target: Target) -> str:
-        """Copy the offending image into the quarantine repository, verify it and put its origin on record (the
-        ledger, and an artifact next to it where the registry takes one); returns its reference."""
+    def _preserve(self, registry: Registry, target: Target) -> tuple[str, int]:
+        """Copy the offending image with its referrers into the quarantine repository, verify it and put its origin
+        on record (the ledger, and an artifact next to it where the registry takes one); returns its reference and
+        how many referrers came along."""
         repository = self.policy.quarantine.repository_for(target.repository)
         tag = quarantine_tag(target.tag, target.digest)
-        copy_image(registry, target.repository, target.digest, registry, repository, tag)
+        copied = copy_image(registry, target.repository, target.digest, registry, repository, tag, referrers=True)
         kept = registry.head_manifest(repository, tag)
         if kept is None or kept.digest != target.digest:
             raise RegistryError(f"{target.host}/{repository}:{tag}: preserved copy does not match {target.digest}")
@@ -270,7 +280,7 @@ class Remediator:
                                       now=self._now())
         attach_origin(registry, repository, Descriptor(kept.media_type, kept.digest, kept.size), origin, kept_tag=tag)
         failpoint("after-preserve")
-        return f"{target.host}/{repository}:{tag}"
+        return f"{target.host}/{repository}:{tag}", copied.referrers_copied
 
     @staticmethod
     def _still_points_at_offender(registry: Registry, target: Target) -> bool:
@@ -308,14 +318,20 @@ class Remediator:
 
     def _reimport(self, registry: Registry, target: Target, facts: Facts, rule: Rule) -> Remedy:
         upstream, upstream_repository, upstream_facts, _ = self._upstream(target.repository, target.tag, rule)
-        preserved = self._preserve(registry, target)
         flatten = rule.flatten and len(rule.require) == 1
         try:
-            # Everything lands by digest first; the tag is re-pointed below, after the compare-and-swap.
-            new_digest = self._bring_in(upstream, upstream_repository, upstream_facts.digest, registry,
-                                        target.repository, rule, flatten)
+            fetched = upstream.get_manifest(upstream_repository, upstream_facts.digest)
+            plan, flatten = self._import_plan(upstream, upstream_repository, fetched, rule, flatten)
         except CopyError as error:
             raise NoCompliantSource(str(error)) from None
+        preserved, _ = self._preserve(registry, target)
+        try:
+            # Everything lands by digest first; the tag is re-pointed below, after the compare-and-swap.
+            brought = self._bring_in(upstream, upstream_repository, fetched, plan, registry, target.repository, rule,
+                                     flatten)
+        except CopyError as error:
+            raise NoCompliantSource(str(error)) from None
+        new_digest = brought.digest
         source = f"{upstream.host}/{upstream_repository}:{target.tag}@{upstream_facts.digest}"
         current = registry.head_manifest(target.repository, target.tag)
         if current is None or current.digest not in (target.digest, new_digest):
@@ -338,31 +354,78 @@ class Remediator:
         how = _how_imported(rule, flatten=flatten, changed=new_digest != upstream_facts.digest)
         return Remedy(
             "reimported",
-            f"re-imported {source} ({how}); now offers {', '.join(check.platforms)}",
+            f"re-imported {source} ({how}{_signatures_note(brought)}); now offers {', '.join(check.platforms)}",
             new_digest=new_digest,
             preserved_as=preserved,
             source=source,
+            referrers_copied=brought.referrers_copied,
+            signatures=brought.signatures,
         )
 
-    def _bring_in(self, upstream: Registry, upstream_repository: str, upstream_digest: str, registry: Registry,
-                  target_repository: str, rule: Rule, flatten: bool) -> str:
-        """Put what the rule needs from the upstream into the target repository by digest; returns the new digest."""
-        platforms = rule.require if flatten else ()
+    def _import_plan(self, upstream: Registry, upstream_repository: str, fetched: FetchedManifest, rule: Rule,
+                     flatten: bool) -> tuple[ImportPlan, bool]:
+        """What to bring in from the upstream manifest `fetched`, and whether flattened; with `signatures: keep`,
+        a remedy whose digest no upstream signature covers is replaced by a signed flattened child when one platform
+        is required, else refused (NoCompliantSource: the caller quarantines). Writes nothing."""
+        plan = plan_import(fetched, platforms=rule.require if flatten else (), strict=rule.strict, exclude=rule.forbid,
+                           flatten=flatten)
+        if not rule.keeps_signatures or plan.digest == fetched.digest:
+            return plan, flatten
+        signed = self._signed(upstream, upstream_repository, (fetched.digest, plan.digest))
+        if signature_status(plan.digest, fetched.digest, signed) != "lost":
+            return plan, flatten
+        if not flatten and len(rule.require) == 1:
+            single = plan_import(fetched, platforms=rule.require, strict=rule.strict, exclude=rule.forbid,
+                                 flatten=True)
+            if single.digest in self._signed(upstream, upstream_repository, (single.digest,)):
+                return single, True
+        shape = "a flattened child" if flatten else "an index without " + ", ".join(rule.forbid)
+        raise NoCompliantSource(
+            f"signatures: keep: the upstream's signatures cover {fetched.digest}, but the compliant remedy ({shape}, "
+            f"{plan.digest}) is signed by none of them"
+        )
+
+    @staticmethod
+    def _signed(upstream: Registry, repository: str, digests: tuple[str, ...]) -> set[str]:
+        """The digests among `digests` that have at least one signature in the upstream repository."""
+        return {digest for digest in dict.fromkeys(digests)
+                if any(referrer.is_signature for referrer in find_referrers(upstream, repository, digest))}
+
+    def _bring_in(self, upstream: Registry, upstream_repository: str, fetched: FetchedManifest, plan: ImportPlan,
+                  registry: Registry, target_repository: str, rule: Rule, flatten: bool) -> _Brought:
+        """Put what `plan` needs from the upstream into the target repository by digest, with the referrers of every
+        manifest brought in unchanged; returns the new digest and what became of the signatures."""
         if self.server_import is not None and self.server_import.serves(registry):
-            fetched = upstream.get_manifest(upstream_repository, upstream_digest)
-            plan = plan_import(fetched, platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
             login = self.registries.credentials_for(upstream.host)
-            self.server_import.import_digests(
-                source_registry=upstream.host, source_repository=upstream_repository, digests=plan.imports,
-                target_repository=target_repository, username=login.username if login else None,
-                password=login.password if login else None,
-            )
+
+            def server_import(digests: tuple[str, ...]) -> None:
+                self.server_import.import_digests(  # type: ignore[union-attr]
+                    source_registry=upstream.host, source_repository=upstream_repository, digests=digests,
+                    target_repository=target_repository, username=login.username if login else None,
+                    password=login.password if login else None,
+                )
+
+            server_import(plan.imports)
             if plan.manifest is not None:  # a filtered index is written by us, after its children
                 registry.put_manifest(target_repository, plan.digest, plan.manifest, plan.media_type)
-            return plan.digest
-        copied = copy_image(upstream, upstream_repository, upstream_digest, registry, target_repository, None,
-                            platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten)
-        return copied.digest
+
+            def bring(referrer: Referrer) -> None:
+                server_import((referrer.digest,))
+                if referrer.tag is not None:
+                    written = registry.get_manifest(target_repository, referrer.digest)
+                    registry.put_manifest(target_repository, referrer.tag, written.raw, written.media_type)
+
+            carried = copy_referrers(upstream, upstream_repository, registry, target_repository,
+                                     _unchanged(fetched, plan), examine=(fetched.digest,), bring=bring)
+            return _Brought(plan.digest, carried.copied, signature_status(plan.digest, fetched.digest, carried.signed))
+        platforms = rule.require if flatten else ()
+        copied = copy_image(upstream, upstream_repository, fetched.digest, registry, target_repository, None,
+                            platforms=platforms, strict=rule.strict, exclude=rule.forbid, flatten=flatten,
+                            referrers=True)
+        if copied.digest != plan.digest:
+            raise CopyError(f"{upstream.host}/{upstream_repository}@{fetched.digest}: the copy wrote {copied.digest}, "
+                            f"the plan was {plan.digest}")
+        return _Brought(copied.digest, copied.referrers_copied, copied.signatures or "none")
 
     def _quarantine(self, registry: Registry, target: Target, *, prefix: str) -> Remedy:
         if self.policy.quarantine.mode == "lock":
@@ -373,7 +436,7 @@ class Remediator:
                     error="unsupported quarantine mode for this registry",
                 )
             return self._lock(registry, target, prefix=prefix)
-        preserved = self._preserve(registry, target)
+        preserved, carried = self._preserve(registry, target)
         if not self._still_points_at_offender(registry, target):
             return self._superseded(target, preserved)
         if isinstance(registry, DeletesTags):  # only the tag goes, the manifest stays where it was
@@ -383,9 +446,11 @@ class Remediator:
             failpoint("after-quarantine-delete")
             return Remedy(
                 "quarantined",
-                prefix + f"moved to {preserved}; removed tag {target.tag} from {target.repository}",
+                prefix + f"moved to {preserved}{_with_referrers(carried)}; removed tag {target.tag} from "
+                f"{target.repository}",
                 preserved_as=preserved,
                 affected_tags=(target.tag,),
+                referrers_copied=carried,
             )
         tags, users = self._tags_using(registry, target)
         if users:
@@ -393,15 +458,18 @@ class Remediator:
                 "alerted",
                 prefix + f"kept in {preserved}, but not removed: {', '.join(users)} still use {target.digest}",
                 preserved_as=preserved,
+                referrers_copied=carried,
             )
         failpoint("before-quarantine-delete")
         registry.delete_manifest(target.repository, target.digest)
         failpoint("after-quarantine-delete")
         return Remedy(
             "quarantined",
-            prefix + f"moved to {preserved}; removed tag(s) {', '.join(tags)} from {target.repository}",
+            prefix + f"moved to {preserved}{_with_referrers(carried)}; removed tag(s) {', '.join(tags)} from "
+            f"{target.repository}",
             preserved_as=preserved,
             affected_tags=tuple(tags),
+            referrers_copied=carried,
         )
 
     def _lock(self, registry: LocksManifests, target: Target, *, prefix: str) -> Remedy:
@@ -436,6 +504,31 @@ class Remediator:
         return pointing, users
 
 
+def _unchanged(fetched: FetchedManifest, plan: ImportPlan) -> tuple[str, ...]:
+    """The upstream manifests an import brings in as they are: the whole index and its children, the one flattened
+    child, or the kept children of a filtered index (whose own digest is new)."""
+    if plan.shape == "single":
+        return (plan.digest,)
+    children = tuple(dict.fromkeys(plan.imports)) if plan.shape == "assembled" else ()
+    if plan.shape == "whole":
+        manifest = parse_manifest(fetched.raw, fetched.media_type)
+        if isinstance(manifest, Index):
+            children = tuple(dict.fromkeys(child.digest for child in manifest.manifests))
+    return ((fetched.digest,) if plan.digest == fetched.digest else ()) + children
+
+
+def _signatures_note(brought: _Brought) -> str:
+    """The reason's words on signatures: what came along, and a signed digest replaced by an unsigned one."""
+    note = _with_referrers(brought.referrers_copied)
+    if brought.signatures == "lost":
+        note += "; the upstream's signatures do not cover the new digest (signatures: lost)"
+    return note
+
+
+def _with_referrers(count: int) -> str:
+    return f" with {count} referrer{'' if count == 1 else 's'}" if count else ""
+
+
 def _how_imported(rule: Rule, *, flatten: bool, changed: bool) -> str:
     """How a re-import shaped what it brought in, for the outcome's reason."""
     if flatten:
@@ -456,6 +549,7 @@ class Released:
     source: str
     destination: str
     digest: str
+    referrers_copied: int = 0  # signatures, attestations and SBOMs brought back with it
 
 
 def release(
@@ -498,7 +592,7 @@ def release(
         raise ReleaseError(
             f"{host}/{repository}:{tag} now points at {current.digest} (a newer push); use --force to overwrite it"
         )
-    copy_image(registry, quarantine_repository, fetched.digest, registry, repository, None)
+    copied = copy_image(registry, quarantine_repository, fetched.digest, registry, repository, None, referrers=True)
     # Remember the release before the tag lands: the push event it causes must find it.
     ledger.mark_released(f"{host}/{repository}", fetched.digest, now=now())
     registry.put_manifest(repository, tag, fetched.raw, fetched.media_type)
@@ -509,6 +603,7 @@ def release(
         source=f"{host}/{quarantine_repository}:{quarantine_reference}",
         destination=f"{host}/{repository}:{tag}",
         digest=fetched.digest,
+        referrers_copied=copied.referrers_copied,
     )
 
 
@@ -558,11 +653,8 @@ def attach_origin(registry: Registry, repository: str, subject: Descriptor, orig
         if registry.head_blob(repository, EMPTY_DIGEST) is None:
             registry.upload_blob(repository, EMPTY_DIGEST, [EMPTY_BLOB], len(EMPTY_BLOB))
         registry.put_manifest(repository, digest_of(raw), raw, OCI_MANIFEST)
-        if _referrers_api(registry, repository, subject.digest) is None:
-            tag = referrers_tag(subject.digest)
-            index = with_referrer(_manifest_or_none(registry, repository, tag), raw)
-            if index is not None:
-                registry.put_manifest(repository, tag, index, OCI_INDEX)
+        if _origin_listing(registry, repository, subject.digest) is None:
+            add_referrers(registry, repository, subject.digest, [index_entry(raw, OCI_MANIFEST, digest_of(raw))])
     except RegistryError as error:
         log.warning("%s/%s: the origin of %s is not kept next to it (%s); the ledger has it",
                     registry.host, repository, subject.digest, error)
@@ -579,11 +671,12 @@ def registry_origin(
     artifacts found must agree on one origin. Registry errors that will not pass count as nothing found.
     """
     try:
-        listing = _referrers_api(registry, repository, digest)
+        listing = _origin_listing(registry, repository, digest)
         if listing is None:
-            listing = _manifest_or_none(registry, repository, referrers_tag(digest))
+            kept_index = _manifest_or_none(registry, repository, referrers_tag(digest))
+            listing = referrers_in_index(kept_index) if kept_index is not None else ()
         found: set[QuarantineOrigin] = set()
-        for artifact in origin_referrers(listing or b""):
+        for artifact in (referrer.digest for referrer in listing if referrer.artifact_type == QUARANTINE_ORIGIN_ARTIFACT):
             read = read_origin_artifact(registry.get_manifest(repository, artifact).raw, digest)
             if read is not None and (kept_tag is None or read[1] == kept_tag):
                 found.add(read[0])
@@ -594,8 +687,8 @@ def registry_origin(
     return found.pop() if len(found) == 1 else None
 
 
-def _referrers_api(registry: Registry, repository: str, digest: str) -> bytes | None:
-    """The referrers API's index of our origin artifacts about `digest`, or None without the API."""
+def _origin_listing(registry: Registry, repository: str, digest: str) -> tuple[Referrer, ...] | None:
+    """Our origin artifacts about `digest` as the referrers API lists them, or None without the API."""
     if isinstance(registry, ListsReferrers):
         return registry.referrers(repository, digest, artifact_type=QUARANTINE_ORIGIN_ARTIFACT)
     return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from importer.core.artifacts import Artifact
 from importer.core.platforms import Platform, best_candidate, matches_pattern, satisfies
 from importer.core.policy import Rule
 
@@ -52,12 +53,15 @@ class Facts:
     repository: str
     digest: str
     media_type: str
-    kind: str  # "index" | "image" | "artifact"
+    # "index" | "image" (judged) | "signature" | "attestation" | "sbom" | "referrers" | "artifact" (never judged:
+    # importer.core.artifacts.ARTIFACT_KINDS)
+    kind: str
     offers: tuple[Offer, ...] = ()
     inconsistent: tuple[Inconsistency, ...] = ()
     no_platform: tuple[str, ...] = ()  # digests of index children with no platform at all
     not_platforms: Mapping[str, int] = field(default_factory=dict)  # e.g. {"attestation": 2}
-    artifact_type: str | None = None  # for kind "artifact": the artifact or config media type
+    artifact_type: str | None = None  # for the kinds never judged: the artifact, layer or config media type
+    artifact: Artifact | None = None  # for the kinds never judged: what it is and what it refers to
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ def decide(facts: Facts, rule: Rule) -> Verdict:
     """Compare what the manifest offers with what the rule requires and forbids."""
     if rule.ignore:
         return ignored(rule, "repository is ignored by the policy")
+    if facts.artifact is not None:
+        return ignored(rule, facts.artifact.reason)
     if facts.kind == "artifact":
         return ignored(rule, f"not a runnable image: artifact of type {facts.artifact_type or 'unknown'}")
 

@@ -3,6 +3,7 @@
     excerpt(value)          # "['x', 'x', 'x', 'x', 'x', 'x', ...]", "'yyyyyyyy...": at most 80 characters
     excerpt(value, 200)     # a longer limit
     excerpt_text(text)      # free text (a parser's own message): unsafe characters escaped, cut to 200 characters
+    json_excerpt(value)     # a value read from JSON, in JSON's terms: '""', '64', 'null', "an object with 2 keys"
 
 A value from outside the process may be huge (a megabyte string, a list of a million items, a YAML alias bomb whose
 `repr` is gigabytes long) or hold terminal controls. Messages quote it through these functions: the work is bounded
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 from collections.abc import Mapping
 
-__all__ = ["MAX_EXCERPT_CHARACTERS", "MAX_EXCERPT_TEXT_CHARACTERS", "excerpt", "excerpt_text"]
+__all__ = ["MAX_EXCERPT_CHARACTERS", "MAX_EXCERPT_TEXT_CHARACTERS", "excerpt", "excerpt_text", "json_excerpt"]
 
 MAX_EXCERPT_CHARACTERS = 80
 MAX_EXCERPT_TEXT_CHARACTERS = 200
@@ -38,6 +40,28 @@ def excerpt_text(text: str, limit: int = MAX_EXCERPT_TEXT_CHARACTERS) -> str:
     cut = text[:limit]
     escaped = "".join(character if character.isprintable() else repr(character)[1:-1] for character in cut)
     return escaped + _CUT if len(text) > limit else escaped
+
+
+def json_excerpt(value: object, limit: int = MAX_EXCERPT_CHARACTERS) -> str:
+    """A value read from JSON, as a message should show it to someone who wrote JSON: a string as a JSON string (cut
+    to `limit`, every character outside printable ASCII escaped), a number as JSON writes it, `true`, `false`,
+    `null`; an array or object only by its kind and size ("an array of 3 items", "an object with 2 keys"), never its
+    content or a Python repr of it. Bounded by `limit`, whatever the value's size."""
+    if isinstance(value, str):
+        shown = json.dumps(value[: limit + 1])  # ensure_ascii: controls and non-ASCII come out as \u escapes
+        return shown if len(shown) <= limit else shown[: max(limit - len(_CUT) - 1, 0)] + _CUT + '"'
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return str(value) if bits <= _MAX_INTEGER_BITS else f"an integer of {bits} bits"
+    if isinstance(value, float):
+        return json.dumps(value)[:limit]
+    if isinstance(value, list | tuple):
+        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, Mapping):
+        return f"an object with {len(value)} key{'' if len(value) == 1 else 's'}"
+    return f"a {type(value).__name__}"
 
 
 def _render(value: object, levels: int, limit: int) -> str:

@@ -8,6 +8,9 @@ Pure: bytes in, values out, no I/O.
             classify_child(child)          # ChildKind.IMAGE, ATTESTATION, NO_PLATFORM, ...
     else:
         platform_from_config(config_bytes) # the platform of a single image, from its config blob
+        # or, to read a config once for two questions (importer.core.artifacts needs it too):
+        document = config_document(config_bytes, where="sha256:…: config")
+        platform_of_config(document, where="sha256:…: config")
 
 Children that are never a platform (docs/design.md, Index entries that are not platforms): BuildKit attestations (annotation
 `vnd.docker.reference.type: attestation-manifest`), platform `unknown/unknown`, anything with an
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from importer.core.bounded_json import loads as load_bounded_json
-from importer.core.excerpts import excerpt
+from importer.core.excerpts import excerpt, json_excerpt
 from importer.core.media_types import (
     ATTESTATION_ANNOTATION,
     ATTESTATION_VALUE,
@@ -124,6 +127,7 @@ class Index:
     manifests: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
     artifact_type: str | None = None
+    subject: Descriptor | None = None  # OCI 1.1: an index may refer to another manifest too
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +237,8 @@ def parse_manifest(raw: bytes, header_media_type: str | None = None) -> Manifest
         raise ManifestError(f"manifest: schemaVersion must be 2, got {excerpt(body.get('schemaVersion'))}")
     annotations = _annotations(body, "manifest")
     artifact_type = _string(body, "artifactType", "manifest", required=False)
+    raw_subject = body.get("subject")
+    subject = parse_descriptor(raw_subject, "subject") if raw_subject is not None else None
     if media_type in INDEX_MEDIA_TYPES:
         children = body.get("manifests")
         if not isinstance(children, list):
@@ -242,18 +248,18 @@ def parse_manifest(raw: bytes, header_media_type: str | None = None) -> Manifest
             manifests=tuple(parse_descriptor(child, f"manifests[{n}]") for n, child in enumerate(children)),
             annotations=annotations,
             artifact_type=artifact_type,
+            subject=subject,
         )
     layers = body.get("layers", [])
     if not isinstance(layers, list):
         raise ManifestError("layers: expected a list of descriptors")
-    subject = body.get("subject")
     return ImageManifest(
         media_type=media_type,
         config=parse_descriptor(body.get("config"), "config"),
         layers=tuple(parse_descriptor(layer, f"layers[{n}]") for n, layer in enumerate(layers)),
         annotations=annotations,
         artifact_type=artifact_type,
-        subject=parse_descriptor(subject, "subject") if subject is not None else None,
+        subject=subject,
     )
 
 
@@ -274,14 +280,26 @@ def classify_child(child: Descriptor) -> ChildKind:
     return ChildKind.IMAGE
 
 
-def platform_from_config(raw: bytes) -> Platform:
-    """The platform an image config declares (`os`, `architecture`, `variant`, `os.version`)."""
+def config_document(raw: bytes, *, where: str = "config") -> Mapping[str, object]:
+    """An image config blob as a JSON object (at most MAX_CONFIG_BYTES); ManifestError names `where` and what is
+    wrong. Read once, it answers both what the manifest is (importer.core.artifacts) and its platform."""
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ManifestError(f"config: {len(raw)} bytes is over the {MAX_CONFIG_BYTES} byte limit")
-    body = _load_json(raw, "config")
+        raise ManifestError(f"{where}: {len(raw)} bytes is over the {MAX_CONFIG_BYTES} byte limit")
+    body = _load_json(raw, where)
     if not isinstance(body, dict):
-        raise ManifestError(f"config: expected a JSON object, got {type(body).__name__}")
+        raise ManifestError(f"{where}: expected a JSON object, got {json_excerpt(body)}")
+    return body
+
+
+def platform_of_config(document: Mapping[str, object], *, where: str = "config") -> Platform:
+    """The platform an image config declares (`os`, `architecture`, `variant`, `os.version`, `os.features`);
+    ManifestError names `where` and the field: `sha256:…: config: 'architecture' must be a non-empty string, got 64`."""
     try:
-        return from_oci(body)
+        return from_oci(document)
     except PlatformError as error:
-        raise ManifestError(f"config: {error}") from None
+        raise ManifestError(f"{where}: {error}") from None
+
+
+def platform_from_config(raw: bytes, *, where: str = "config") -> Platform:
+    """The platform an image config blob declares: `config_document`, then `platform_of_config`."""
+    return platform_of_config(config_document(raw, where=where), where=where)

@@ -27,6 +27,35 @@ HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 ACR_HELM_CHART = "application/vnd.acr.helm.chart"
 
+# Filesystem layers: what makes a manifest a runnable image rather than an artifact (importer.core.artifacts).
+OCI_LAYER_PREFIX = "application/vnd.oci.image.layer."  # .v1.tar, .v1.tar+gzip, .v1.tar+zstd, .nondistributable…
+DOCKER_LAYER_PREFIX = "application/vnd.docker.image.rootfs."  # diff.tar.gzip, foreign.diff.tar.gzip
+
+# Signatures, attestations and SBOMs stored next to images (importer.core.artifacts; docs/design.md, "Artifacts and
+# referrers"). Values as the tools write them; a media type's parameters (";version=0.2") are not part of the match.
+COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"  # cosign `.sig` layers
+NOTARY_SIGNATURE = "application/vnd.cncf.notary.signature"  # Notation: the artifactType of a signature manifest
+JWS_ENVELOPE = "application/jose+json"  # a Notation signature's layer (JWS)
+COSE_ENVELOPE = "application/cose"  # a Notation signature's layer (COSE)
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle+json"  # with ";version=0.1" … ";version=0.3"
+SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"  # and its siblings …bundle.v0.N+json
+SIGSTORE_BUNDLE_VERSIONED_PREFIX = "application/vnd.dev.sigstore.bundle.v"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"  # cosign `.att` layers: an in-toto statement in DSSE
+IN_TOTO_PREFIX = "application/vnd.in-toto."  # application/vnd.in-toto.<predicate>+dsse and the like
+SPDX_TEXT = "text/spdx"
+SPDX_JSON = "text/spdx+json"
+SPDX_XML = "text/spdx+xml"
+SPDX_JSON_APPLICATION = "application/spdx+json"
+CYCLONEDX = "application/vnd.cyclonedx"
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+CYCLONEDX_XML = "application/vnd.cyclonedx+xml"
+SYFT_JSON = "application/vnd.syft+json"
+SIGNATURE_MEDIA_TYPES = frozenset({COSIGN_SIMPLESIGNING, NOTARY_SIGNATURE, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE_V03})
+ATTESTATION_MEDIA_TYPES = frozenset({DSSE_ENVELOPE, IN_TOTO_LAYER})
+SBOM_MEDIA_TYPES = frozenset(
+    {SPDX_TEXT, SPDX_JSON, SPDX_XML, SPDX_JSON_APPLICATION, CYCLONEDX, CYCLONEDX_JSON, CYCLONEDX_XML, SYFT_JSON}
+)
+
 INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 IMAGE_MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 MANIFEST_MEDIA_TYPES = INDEX_MEDIA_TYPES | IMAGE_MANIFEST_MEDIA_TYPES

@@ -48,7 +48,12 @@ EVENT_FIELDS: tuple[str, ...] = (
 # raised the decision: a registry event, or a sweep of the whole registry (importer/app/sweep). `source` keeps its
 # contract meaning (where a re-import came from) whatever the trigger. `attempt` numbers a worker's tries of one
 # event: set on `retrying` records and on the final outcome of an event that needed more than one.
-EXTRA_FIELDS: tuple[str, ...] = ("schema", "no_platform", "affected_tags", "alert", "trigger", "attempt")
+# `referrers_copied` counts the signatures, attestations and SBOMs a re-import or quarantine carried along, and
+# `signatures` says whether the upstream's signatures still cover what the tag points at after a re-import: kept,
+# lost (a filtered index has a new digest) or none (docs/design.md, "Referrers").
+EXTRA_FIELDS: tuple[str, ...] = (
+    "schema", "no_platform", "affected_tags", "alert", "trigger", "attempt", "referrers_copied", "signatures",
+)
 OUTCOME_FIELDS: tuple[str, ...] = VERDICT_FIELDS + EVENT_FIELDS + EXTRA_FIELDS
 
 RESULTS: tuple[str, ...] = (
@@ -68,6 +73,7 @@ FINAL_RESULTS = frozenset(RESULTS) - {"retrying"}
 TRIGGER_EVENT = "event"
 TRIGGER_SWEEP = "sweep"
 TRIGGERS: tuple[str, ...] = (TRIGGER_EVENT, TRIGGER_SWEEP)
+SIGNATURES: tuple[str | None, ...] = (None, "kept", "lost", "none")
 # Results that page someone (besides a loop-guard stop, which has `alert: loopguard`).
 ALERTING_RESULTS = frozenset({"quarantined", "failed"})
 
@@ -107,12 +113,16 @@ class Outcome:
     alert: str | None = None
     trigger: str = TRIGGER_EVENT  # records written before the field existed were all events
     attempt: int | None = None
+    referrers_copied: int | None = None
+    signatures: str | None = None
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
             raise ValueError(f"unknown outcome result {self.result!r}")
         if self.trigger not in TRIGGERS:
             raise ValueError(f"unknown outcome trigger {self.trigger!r}")
+        if self.signatures not in SIGNATURES:
+            raise ValueError(f"unknown outcome signatures {self.signatures!r}")
 
     def replace(self, **changes: Any) -> "Outcome":
         """A copy with some fields changed."""

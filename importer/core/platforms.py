@@ -90,6 +90,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from importer.core.excerpts import json_excerpt
+
 __all__ = [
     "KNOWN_ARCHITECTURES",
     "KNOWN_OPERATING_SYSTEMS",
@@ -273,9 +275,13 @@ def _normalize_architecture(architecture: str, variant: str) -> tuple[str, str]:
 
 
 def from_oci(obj: Mapping[str, object]) -> Platform:
-    """Read an OCI platform object (or the same fields of an image config) and normalise it."""
+    """Read an OCI platform object (or the same fields of an image config) and normalise it.
+
+    PlatformError names the field and what it held (`'os' must be a non-empty string, got ""`), never the object
+    itself: an image config is mostly other fields (history, rootfs), and the caller says where the object was.
+    """
     if not isinstance(obj, Mapping):
-        raise PlatformError(f"OCI platform {obj!r}: expected an object, got {type(obj).__name__}")
+        raise PlatformError(f"expected an object, got {json_excerpt(obj)}")
     os_name = _required_text(obj, "os")
     architecture = _required_text(obj, "architecture")
     variant = _optional_text(obj, "variant")
@@ -286,15 +292,22 @@ def from_oci(obj: Mapping[str, object]) -> Platform:
     elif isinstance(features, list) and all(isinstance(feature, str) for feature in features):
         os_features = tuple(features)
     else:
-        raise PlatformError(f"OCI platform {dict(obj)!r}: 'os.features' must be a list of strings, got {features!r}")
+        raise PlatformError(f"'os.features' must be a list of strings, got {_shown(features)}")
     return normalize(Platform(os_name, architecture, variant, os_version, os_features))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):  # say which item is wrong rather than only that it is a list
+        wrong = next((item for item in value if not isinstance(item, str)), None)
+        return f"an array holding {json_excerpt(wrong)}"
+    return json_excerpt(value)
 
 
 def _required_text(obj: Mapping[str, object], key: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value:
-        problem = "missing" if value is None else f"must be a non-empty string, got {value!r}"
-        raise PlatformError(f"OCI platform {dict(obj)!r}: {key!r} {problem}")
+        problem = "missing" if value is None else f"must be a non-empty string, got {json_excerpt(value)}"
+        raise PlatformError(f"{key!r} {problem}")
     return value
 
 
@@ -303,7 +316,7 @@ def _optional_text(obj: Mapping[str, object], key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise PlatformError(f"OCI platform {dict(obj)!r}: {key!r} must be a string, got {value!r}")
+        raise PlatformError(f"{key!r} must be a string, got {json_excerpt(value)}")
     return value
 
 

@@ -2,7 +2,6 @@
 
     raw = origin_artifact(origin, kept_tag="1.0.sha256-…", subject=descriptor)  # push by digest: digest_of(raw)
     read_origin_artifact(raw, subject_digest)                             # (origin, kept tag), or None
-    with_referrer(existing_index_raw, raw)                                # the OCI referrers tag schema's index
 
 The artifact is an OCI image manifest (OCI 1.1 artifact guidance) with `artifactType`
 `application/vnd.platform-guard.quarantine.v1+json`, the empty config `{}` as config and as its one layer, `subject`
@@ -10,9 +9,9 @@ the preserved image, and annotations holding the original repository, tag and di
 image is kept under. It does not touch the image, so the image's digest stays. It is built deterministically (no
 time in it), so preserving the same image under the same name again gives the same artifact.
 
-Registries with the referrers API find it by `GET /v2/<name>/referrers/<digest>`. For the others, the OCI referrers
-tag schema: an index tagged `<algorithm>-<hex>` (the subject's digest) lists the referrers; `with_referrer` adds
-ours to what that index already lists. The ledger stays the source of truth: this is for when it is not at hand.
+Registries with the referrers API find it by `GET /v2/<name>/referrers/<digest>`; for the others it is listed in the
+referrers tag schema's index (importer.core.referrers, importer.app.referrers). The ledger stays the source of truth:
+this is for when it is not at hand.
 """
 
 from __future__ import annotations
@@ -22,11 +21,9 @@ import hashlib
 import json
 from typing import Final
 
-from importer.core.bounded_json import loads as load_bounded_json
-from importer.core.manifests import Descriptor, ImageManifest, Index, ManifestError, parse_manifest
+from importer.core.manifests import Descriptor, ImageManifest, ManifestError, parse_manifest
 from importer.core.media_types import (
     OCI_EMPTY,
-    OCI_INDEX,
     OCI_MANIFEST,
     QUARANTINE_DIGEST_ANNOTATION,
     QUARANTINE_KEPT_TAG_ANNOTATION,
@@ -50,12 +47,6 @@ _EMPTY_DESCRIPTOR: Final = {
 def digest_of(raw: bytes) -> str:
     """The sha256 digest of manifest bytes, to push them by digest."""
     return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def referrers_tag(digest: str) -> str:
-    """The referrers tag schema's tag for `digest`: `<algorithm>-<hex>`, the hex cut to 64 digits."""
-    algorithm, _, encoded = digest.partition(":")
-    return f"{algorithm[:32]}-{encoded[:64]}"
 
 
 def origin_artifact(origin: QuarantineOrigin, *, kept_tag: str, subject: Descriptor) -> bytes:
@@ -100,43 +91,3 @@ def read_origin_artifact(raw: bytes, subject_digest: str) -> tuple[QuarantineOri
     if not is_valid_digest(origin.digest) or origin.digest != subject_digest:
         return None
     return origin, kept_tag
-
-
-def origin_referrers(index_raw: bytes) -> list[str]:
-    """The digests of the origin artifacts an index lists (a referrers API answer, or the referrers tag's index);
-    nothing when `index_raw` is not an index."""
-    try:
-        index = parse_manifest(index_raw, OCI_INDEX)
-    except ManifestError:
-        return []
-    if not isinstance(index, Index):
-        return []
-    return [entry.digest for entry in index.manifests if entry.artifact_type == QUARANTINE_ORIGIN_ARTIFACT]
-
-
-def with_referrer(index_raw: bytes | None, artifact_raw: bytes) -> bytes | None:
-    """The referrers tag's index with the artifact added, or None when it lists it already.
-
-    `index_raw` is what the tag holds now (None: nothing); entries it lists are kept as they are. Content that is
-    not an index is replaced: the tag belongs to the referrers schema.
-    """
-    artifact = json.loads(artifact_raw)
-    entry = {
-        "mediaType": OCI_MANIFEST,
-        "digest": digest_of(artifact_raw),
-        "size": len(artifact_raw),
-        "artifactType": artifact["artifactType"],
-        "annotations": artifact["annotations"],
-    }
-    entries: list[object] = []
-    if index_raw is not None:
-        try:
-            existing = load_bounded_json(index_raw)  # the registry's content: refused past the depth limit
-        except ValueError:
-            existing = None
-        if isinstance(existing, dict) and isinstance(existing.get("manifests"), list):
-            entries = list(existing["manifests"])
-    if any(isinstance(listed, dict) and listed.get("digest") == entry["digest"] for listed in entries):
-        return None
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*entries, entry]}
-    return json.dumps(index, separators=(",", ":")).encode("utf-8")

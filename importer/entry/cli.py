@@ -96,7 +96,8 @@ def command_check(args: argparse.Namespace) -> int:
     registry = _client(settings, reference.registry)
     try:
         facts, verdict = evaluate(
-            settings.policy, registry, reference.repository, reference.digest or reference.tag or "latest"
+            settings.policy, registry, reference.repository, reference.digest or reference.tag or "latest",
+            tag=reference.tag,
         )
     except (RegistryError, ManifestError) as error:
         print(sanitise(f"error: {args.ref}: {error}"), file=sys.stderr)
@@ -165,7 +166,7 @@ def command_copy(args: argparse.Namespace) -> int:
             clients[source.registry], source.repository, source.manifest_reference,
             clients[target.registry], target.repository, target_tag,
             platforms=platforms, strict=args.strict, exclude=tuple(args.exclude or ()), flatten=args.flatten,
-            parallel=args.parallel, progress=show,
+            parallel=args.parallel, progress=show, referrers=not args.no_referrers,
         )
     except CopyError as error:
         print(sanitise(f"error: {error}"), file=sys.stderr)
@@ -185,6 +186,8 @@ def command_copy(args: argparse.Namespace) -> int:
             f"copied {source} → {destination}  digest {result.digest}  platforms {', '.join(result.platforms) or '—'}"
             f"  blobs: {stats.blobs_skipped} skipped, {stats.blobs_mounted} mounted, {stats.blobs_uploaded} uploaded, "
             f"{format_megabytes(stats.bytes_uploaded)}"
+            + ("" if args.no_referrers else f"  referrers: {result.referrers_copied}"
+               + (f" (signatures {result.signatures})" if result.signatures != "none" else ""))
         ))
     return EXIT_OK
 
@@ -421,7 +424,8 @@ def command_release(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
         registry.close()
-    print(sanitise(f"released {released.source} → {released.destination}  digest {released.digest}"))
+    print(sanitise(f"released {released.source} → {released.destination}  digest {released.digest}"
+                   f"  referrers: {released.referrers_copied}"))
     return EXIT_OK
 
 
@@ -572,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy SRC to DST: every blob (skipped when present, mounted within one registry, streamed "
         "otherwise), then child manifests, then the tag. With --platform, a new index holds the best child for each "
         "platform plus their attestations; --exclude drops platforms; --flatten points the tag at the one chosen "
-        "manifest. Exit codes: 0 copied, 2 usage error or platform not offered, 3 registry or network error.",
+        "manifest. The signatures, attestations and SBOMs (referrers) of every manifest copied unchanged come too, "
+        "unless --no-referrers. Exit codes: 0 copied, 2 usage error or platform not offered, 3 registry or network error.",
     )
     copy.add_argument("src", metavar="SRC", help="source reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
     copy.add_argument("dst", metavar="DST", help="target reference; without a tag, the source's tag is used")
@@ -587,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--parallel", type=_whole_number(1, MOST_THREADS), default=4, metavar="N",
                       help=f"blobs at a time, 1 to {MOST_THREADS} (default 4)")
+    copy.add_argument("--no-referrers", action="store_true",
+                      help="leave the signatures, attestations and SBOMs of what is copied behind (default: copied)")
     copy.add_argument("--json", action="store_true", help="print the result as one JSON object")
     copy.set_defaults(run=command_copy)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from importer.core.referrers import Referrer
 from importer.ports.registry import Registry
 
 
@@ -120,7 +121,8 @@ class ServerImport(Protocol):
 class ListsReferrers(Protocol):
     """A registry client that can ask for the referrers of a manifest (the OCI distribution 1.1 referrers API)."""
 
-    def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None) -> bytes | None:
-        """The referrers API's answer, an OCI index; None when the registry does not offer the API (HTTP 404),
-        so the referrers tag schema (`<algorithm>-<hex>`) is used instead."""
+    def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None) -> tuple[Referrer, ...] | None:
+        """Every referrer the referrers API lists for `digest` (following `Link` pagination, at most MAX_REFERRERS,
+        only those of `artifact_type` when given); None when the registry does not offer the API (HTTP 404), so the
+        referrers tag schema (`<algorithm>-<hex>`) is used instead."""
         ...

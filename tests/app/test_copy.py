@@ -648,6 +648,8 @@ def test_cli_copy_json_prints_the_result_and_reuses_the_source_tag(
         "stats": {"blobs_skipped": 0, "blobs_mounted": 0, "blobs_uploaded": 8, "bytes_uploaded": copied_bytes,
                   "manifests_written": 5},
         "source_digest": source_digest,
+        "referrers_copied": 0,
+        "signatures": "none",
     }
 
 
@@ -661,7 +663,7 @@ def test_cli_copy_prints_a_summary_line(
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == (
         f"copied {registry.host}/{SOURCE_REPOSITORY}:1 → {target_registry.host}/{TARGET_REPOSITORY}:2  "
-        f"digest {digest}  platforms linux/amd64, linux/arm64  blobs: 0 skipped, 0 mounted, 4 uploaded, 0.0 MB\n"
+        f"digest {digest}  platforms linux/amd64, linux/arm64  blobs: 0 skipped, 0 mounted, 4 uploaded, 0.0 MB  referrers: 0\n"
     )
     assert completed.stderr == ""  # not a terminal: no progress bar
 
@@ -714,3 +716,28 @@ def test_concurrent_copies_of_one_image_into_one_repository_all_succeed(
             assert digests == [index.digest] * 3
             with OciRegistry(target_registry.host) as target:
                 assert_complete(target, TARGET_REPOSITORY, f"r{round_number}")
+
+
+COPY_REFERRERS = {
+    "default-carries-them": ((), 3, "kept"),
+    "no-referrers-leaves-them": (("--no-referrers",), 0, None),
+}
+
+
+@pytest.mark.parametrize(("flags", "copied", "signatures"), COPY_REFERRERS.values(), ids=COPY_REFERRERS.keys())
+def test_cli_copy_carries_signatures_unless_told_not_to(
+    builder: ImageBuilder, registry: LocalRegistry, target_registry: LocalRegistry,
+    flags: tuple[str, ...], copied: int, signatures: str | None,
+) -> None:
+    """`copy` brings the signatures of what it copies unchanged and counts them in `--json`; `--no-referrers` skips."""
+    from testbed.images import cosign_tag
+    from testbed.signatures import signed_index
+
+    index, children, _ = signed_index(builder, registry.host, SOURCE_REPOSITORY, "1.0", ["linux/amd64", "linux/arm64"])
+    completed = run_cli(f"{registry.host}/{SOURCE_REPOSITORY}:1.0", f"{target_registry.host}/{TARGET_REPOSITORY}",
+                        *flags, "--json")
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert (result["digest"], result["referrers_copied"], result["signatures"]) == (index.digest, copied, signatures)
+    tags = set(list_tags(target_registry.host, TARGET_REPOSITORY))
+    assert (cosign_tag(children[0], "sig") in tags) is bool(copied)

@@ -19,8 +19,8 @@ from importer.app.remediation import quarantine_tag, registry_origin
 from importer.core.events import PushEvent
 from importer.core.media_types import OCI_MANIFEST
 from importer.core.quarantine_names import QuarantineOrigin, parse_quarantine_tag, quarantine_repository
-from importer.core.quarantine_origin import referrers_tag
 from importer.core.reference import parse_reference
+from importer.core.referrers import referrers_tag
 from importer.entry.cli import main
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single

@@ -276,3 +276,43 @@ def test_a_registry_with_the_referrers_api_gets_no_referrers_tag(
     released = release(client, parse_policy(_policy("move")), SqliteLedger(tmp_path / "empty.db"), host=proxy.host,
                        quarantine_repository="quarantine/team/app", quarantine_reference=quarantine_tag("1", bad))
     assert released.destination == f"{proxy.host}/team/app:1" and released.digest == bad
+
+
+def test_server_side_reimport_imports_the_referrers_by_digest_too(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """ARM importImage copies no referrers (Azure/acr#496): the signature manifests are imported by digest after the
+    image, the cosign tags and the referrers index are written by us, and the outcome says the signatures came."""
+    from importer.adapters.registry.acr_import import AcrImporter
+    from testbed.arm import ArmImportSimulator
+    from testbed.images import cosign_tag
+    from testbed.signatures import signed_index
+
+    registry, proxy = acr
+    with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(target_host=registry.host) as arm:
+        index, children, _ = signed_index(builder, upstream.host, "mirror/team/app", "1", ["linux/amd64", "linux/arm64"])
+        bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
+        policy = parse_policy(
+            "version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
+            f"  upstream: \"{upstream.host}/mirror/{{repository}}\"\n"
+        )
+        settings = Settings(registries=(proxy.host,), policy=policy, ledger_path=tmp_path / "l.db")
+        directory = RegistryDirectory(
+            settings,
+            factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
+            else OciRegistry(host),
+        )
+        importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
+                               credential=_FixedToken(), login_server=proxy.host, arm_endpoint=arm.url,
+                               poll_interval=0.05, timeout=30)
+        pipeline = Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
+                            server_import=importer)
+        outcome = pipeline.handle(_event(proxy.host, bad))
+        assert outcome is not None and outcome.result == "reimported", outcome
+        assert (outcome.new_digest, outcome.referrers_copied, outcome.signatures) == (index.digest, 3, "kept")
+        imported = [body["source"]["sourceImage"] for body in arm.imports]
+        assert imported[0] == f"mirror/team/app@{index.digest}"
+        assert len(imported) == 4 and all(source.startswith("mirror/team/app@sha256:") for source in imported)
+        tags = set(OciRegistry(registry.host).list_tags("team/app"))
+        assert {cosign_tag(child, "sig") for child in children} <= tags
+        assert "sha256-" + index.digest.removeprefix("sha256:") in tags  # the referrers index of the index

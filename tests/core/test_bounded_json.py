@@ -106,14 +106,16 @@ def test_deep_referrers_index_on_the_registry_is_replaced(depth: int) -> None:
     index listing our artifact, as any other content that is not an index is."""
     from importer.core.manifests import Descriptor
     from importer.core.quarantine_names import QuarantineOrigin
-    from importer.core.quarantine_origin import digest_of, origin_artifact, origin_referrers, with_referrer
+    from importer.core.quarantine_origin import digest_of, origin_artifact
+    from importer.core.referrers import index_entry, referrers_in_index, with_entries
 
     digest = "sha256:" + "ab" * 32
     artifact = origin_artifact(QuarantineOrigin("team/app", "1", digest), kept_tag="1.sha256-" + "ab" * 32,
                                subject=Descriptor("application/vnd.oci.image.manifest.v1+json", digest, 10))
     hostile = ('{"schemaVersion":2,"manifests":[' + deep(depth - 2, "object") + "]}").encode()
-    replaced = with_referrer(hostile, artifact)
-    assert replaced is not None and origin_referrers(replaced) == [digest_of(artifact)]
+    replaced = with_entries(hostile, [index_entry(artifact, "application/vnd.oci.image.manifest.v1+json",
+                                                  digest_of(artifact))])
+    assert replaced is not None and [entry.digest for entry in referrers_in_index(replaced)] == [digest_of(artifact)]
 
 
 @pytest.mark.parametrize(("inner", "refused"), [(MAX_JSON_DEPTH - 1, False), (MAX_JSON_DEPTH, True)],

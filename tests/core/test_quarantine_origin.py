@@ -9,15 +9,7 @@ import pytest
 from importer.core.manifests import Descriptor, ImageManifest, parse_manifest
 from importer.core.media_types import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, QUARANTINE_ORIGIN_ARTIFACT
 from importer.core.quarantine_names import QuarantineOrigin, quarantine_tag
-from importer.core.quarantine_origin import (
-    EMPTY_DIGEST,
-    digest_of,
-    origin_artifact,
-    origin_referrers,
-    read_origin_artifact,
-    referrers_tag,
-    with_referrer,
-)
+from importer.core.quarantine_origin import EMPTY_DIGEST, origin_artifact, read_origin_artifact
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -67,29 +59,3 @@ NOT_ORIGINS = {
 def test_what_is_not_an_origin_of_this_image_reads_as_none(raw: bytes, subject: str) -> None:
     """Other artifacts, other subjects, and annotations that are missing or invalid give nothing."""
     assert read_origin_artifact(raw, subject) is None
-
-
-def test_the_referrers_index_lists_each_artifact_once_and_keeps_others() -> None:
-    """The referrers tag's index gains our artifact once; entries it had stay; what is not an index is replaced."""
-    first = with_referrer(None, RAW)
-    assert first is not None and origin_referrers(first) == [digest_of(RAW)]
-    assert with_referrer(first, RAW) is None
-    signature = {"mediaType": OCI_MANIFEST, "digest": OTHER, "size": 10, "artifactType": "application/vnd.sig"}
-    existing = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [signature]}).encode()
-    both = with_referrer(existing, RAW)
-    assert both is not None
-    assert [entry["digest"] for entry in json.loads(both)["manifests"]] == [OTHER, digest_of(RAW)]
-    assert origin_referrers(both) == [digest_of(RAW)]
-    replaced = with_referrer(b"not json", RAW)
-    assert replaced is not None and origin_referrers(replaced) == [digest_of(RAW)]
-    assert origin_referrers(RAW) == [] and origin_referrers(b"") == []
-
-
-@pytest.mark.parametrize(
-    ("digest", "tag"),
-    [(DIGEST, "sha256-" + "ab" * 32), ("sha512:" + "0f" * 64, "sha512-" + "0f" * 32)],
-    ids=["sha256", "sha512-cut-to-64"],
-)
-def test_referrers_tag(digest: str, tag: str) -> None:
-    """The referrers tag schema's tag: `<algorithm>-<hex>`, the hex cut to 64 digits."""
-    assert referrers_tag(digest) == tag

@@ -58,6 +58,7 @@ from importer.core.reference import (
     validate_repository,
     validate_tag,
 )
+from importer.core.referrers import MAX_REFERRERS, Referrer, referrers_in_index
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.registry import (
     MAX_MANIFEST_BYTES,
@@ -411,28 +412,48 @@ class OciRegistry:
         url = f"{self.base_url}/v2/_catalog" + _page_query(page_size)
         return self._paginate(url, "repositories", (CATALOG_SCOPE,), f"catalog of {self.host}")
 
-    def referrers(self, repository: str, digest: str, *, artifact_type: str | None = None) -> bytes | None:
-        """The referrers of `digest` as an OCI index (`GET /v2/<name>/referrers/<digest>`, its first page), or
-        None when the registry does not offer the referrers API (404; distribution 2.8, for one)."""
+    def referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> tuple[Referrer, ...] | None:
+        """Every referrer of `digest` the referrers API lists (`GET /v2/<name>/referrers/<digest>`, following `Link`
+        pagination), at most MAX_REFERRERS; None when the registry does not offer the API (404 on the first page;
+        distribution 2.8, for one). With `artifact_type`, only those: the registry's filter when it says it applied
+        it (`OCI-Filters-Applied`), ours otherwise."""
         validate_repository(repository)
         validate_digest(digest)
         context = f"referrers of {self._name(repository, digest)}"
         url = f"{self.base_url}/v2/{repository}/referrers/{digest}"
         if artifact_type is not None:
             url = _with_query(url, artifactType=artifact_type)
-        response = self._request(
-            "GET",
-            url,
-            scopes=(repository_scope(repository, "pull"),),
-            context=context,
-            headers={"Accept": OCI_INDEX},
-            max_body=MAX_MANIFEST_BYTES,
-        )
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            raise self._failure(response.status, response.body, context)
-        return response.body
+        found: dict[str, Referrer] = {}
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen:
+                raise ProtocolError(f"{context}: pagination leads back to {redact_url(next_url)}")
+            seen.add(next_url)
+            response = self._request(
+                "GET",
+                next_url,
+                scopes=(repository_scope(repository, "pull"),),
+                context=context,
+                headers={"Accept": OCI_INDEX},
+                max_body=MAX_MANIFEST_BYTES,
+            )
+            if response.status == 404 and next_url == url:
+                return None
+            if response.status != 200:
+                raise self._failure(response.status, response.body, context)
+            listed = referrers_in_index(response.body)
+            if not listed and not _is_index_document(response.body):
+                raise ProtocolError(f"{context}: the registry's answer is not an OCI image index")
+            for referrer in listed:
+                if artifact_type is None or referrer.artifact_type == artifact_type:
+                    found.setdefault(referrer.digest, referrer)
+            if len(found) > MAX_REFERRERS:
+                raise TooLarge(f"{context}: more than the {MAX_REFERRERS} referrers one manifest may have")
+            next_url = _next_link(response.headers.get("Link"), response.url, context)
+        return tuple(found.values())
 
     # Plumbing
 
@@ -748,6 +769,19 @@ def _page_query(page_size: int | None) -> str:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc.lower()
+
+
+def _is_index_document(body: bytes) -> bool:
+    """True when `body` is an index, perhaps an empty one: a JSON object with a `manifests` list, or with
+    `"manifests": null` and `schemaVersion` 2 (how olareg, written in Go, answers for a digest nothing refers to)."""
+    try:
+        document = load_bounded_json(body)
+    except ValueError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    manifests = document.get("manifests")
+    return isinstance(manifests, list) or (manifests is None and document.get("schemaVersion") == 2)
 
 
 def _next_link(header: str | None, base_url: str, context: str) -> str | None:

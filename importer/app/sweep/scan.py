@@ -247,7 +247,7 @@ class Sweep:
             # client's cache instead of racing it to the registry.
             with self._first_reads(f"{entry.repository}@{digest}"), \
                     time_limit(self._tag_time_limit, f"reading {entry.repository}:{entry.tag}"):
-                facts, verdict = evaluate(self.policy, self.registry, entry.repository, digest)
+                facts, verdict = evaluate(self.policy, self.registry, entry.repository, digest, tag=entry.tag)
         except NotFound:
             return SweepItem(self.host, entry.repository, entry.tag, "gone", digest=digest,
                              reason="the tag no longer exists (deleted since it was listed)")

@@ -38,6 +38,7 @@ from importer.core.events.model import (
     event_from_json,
     event_to_json,
     is_manifest_media_type,
+    may_be_referrer,
     ordering_key,
     triage,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "event_to_json",
     "eventgrid_validation_response",
     "is_manifest_media_type",
+    "may_be_referrer",
     "ordering_key",
     "parse_cloudevents",
     "parse_eventgrid",

@@ -18,7 +18,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from importer.core.media_types import PUSHABLE_MANIFEST_MEDIA_TYPES
+from importer.core.media_types import OCI_INDEX, OCI_MANIFEST, PUSHABLE_MANIFEST_MEDIA_TYPES
 
 SCHEMA_EVENTGRID = "eventgrid"
 SCHEMA_CLOUDEVENTS = "cloudevents"
@@ -89,6 +89,20 @@ def triage(event: PushEvent) -> Triage:
     if event.tag is None:
         return Triage("ignore", f"untagged push of {event.digest} (a child manifest of a multi-arch push)")
     return Triage("decide", f"tagged {event.artifact} push of {event.repository}:{event.tag}")
+
+
+def may_be_referrer(event: PushEvent) -> bool:
+    """Whether an untagged push may be an OCI 1.1 referrer (a signature, an SBOM pushed by digest) rather than a child
+    of a multi-arch push, worth one manifest read to tell (importer.app.pipeline): a push by digest whose media type
+    is an OCI image manifest or index. Docker media types cannot carry `subject` or `artifactType`, and an absent
+    media type is not worth a read on a path every child of every multi-arch push takes."""
+    return (
+        event.action == PUSH
+        and event.tag is None
+        and event.digest is not None
+        and event.media_type is not None
+        and bare_media_type(event.media_type) in (OCI_MANIFEST, OCI_INDEX)
+    )
 
 
 def is_manifest_media_type(media_type: str) -> bool:
