@@ -1,7 +1,8 @@
-"""The copy-engine benchmark: `copy_image` against `skopeo copy --all` between two local registries, the same
-copy again, a same-registry copy (blobs mounted), and peak memory while copying one 1 GiB layer.
+"""The copy-engine benchmark: `copy_image` against three peers, `skopeo copy --all`, `crane copy` and `regctl image
+copy`, between two local registries; the same copy again, a same-registry copy (blobs mounted), and peak memory
+while copying one 1 GiB layer.
 
-    .venv/bin/python -m bench.copy_engine                        # 5 timed runs, 3 of the 1 GiB layer: about 1 min
+    .venv/bin/python -m bench.copy_engine                        # 5 timed runs, 3 of the 1 GiB layer: about 1.5 min
     .venv/bin/python -m bench.copy_engine --runs 7 --json
     .venv/bin/python -m bench.copy_engine --skip-big             # without the 1 GiB layer
 
@@ -11,18 +12,32 @@ by block, straight to disk: a gzip (level 0, stored blocks) of a tar holding one
 the bytes are deterministic, incompressible and never all in memory. They are pushed with our own client,
 streamed from the layout's files, and the layout is deleted once pushed.
 
+The peers: skopeo is the system's (/usr/bin/skopeo); crane (go-containerregistry) and regctl (regclient) are the
+builds pinned in scripts/tools.lock (`testbed.tools.tool_path`). A peer that is not built is left out, with the
+reason printed (`bash scripts/setup` builds it where Go is installed); the rest still runs. crane and regctl run
+with a private, empty HOME, DOCKER_CONFIG, XDG_CONFIG_HOME and XDG_RUNTIME_DIR (REGISTRY_AUTH_FILE unset), so they
+never read the user's credentials or configuration; regctl's config (REGCTL_CONFIG, in that private folder) is
+written once, untimed, by `regctl registry set --tls disabled HOST` for both registries.
+
 Each timed run (figures printed: the median of the runs):
 - A 4-platform OCI index, 5 layers of 10 MiB per platform (about 210 MB), with a seed of its own, so its
   blobs are unknown to the target registry and to skopeo's blob-info cache: nothing can be skipped or mounted.
-- skopeo: `skopeo copy --all docker://SRC docker://DST --src-tls-verify=false --dest-tls-verify=false` to a
-  fresh target repository, timed from spawn to exit; copy_image: `copy_image(...)` with default `parallel`
-  to another fresh target repository, timed with the clients' creation. Odd runs start with skopeo, even runs
-  with copy_image. Both results must have the source index's digest, and the target registry must have written
-  at least the blobs' bytes meanwhile (/proc/<pid>/io), so neither tool mounted or skipped anything.
-  Ratio = copy_image / skopeo, per run. Also the CPU time of each tool and of both registries meanwhile.
+- Each tool copies it to a fresh target repository of its own, timed from spawn to exit for the peers:
+  `skopeo copy --all docker://SRC docker://DST --src-tls-verify=false --dest-tls-verify=false`,
+  `crane copy SRC DST --insecure` (every platform of an index is crane's default), `regctl image copy SRC DST`
+  (the whole index is regctl's default; no `--referrers`: the image has none and plain copies are compared);
+  copy_image: `copy_image(...)` with default `parallel`, timed with the clients' creation. The order of the four
+  is a row of a balanced Latin square (Williams design), one row per run: over 4 runs each tool is once in each
+  position and follows each other tool once (run 5 repeats run 1's order). Every result must have the source
+  index's digest, and the target registry must have written at least the blobs' bytes meanwhile
+  (/proc/<pid>/io), so no tool mounted or skipped anything.
+  Ratios copy_image / skopeo, / crane and / regctl are computed per run; the medians of those are reported. Also
+  the CPU time of each tool (a peer's from `os.wait4`; copy_image's is the benchmark process's own) and of both
+  registries meanwhile.
 - Again: the same `copy_image` once more (fresh clients): everything is present, only HEADs and the tag.
 - Mount: `copy_image` from the source repository to another repository of the source registry.
-- Fixed cost: both tools copy a one-layer 1 MiB image of its own, so the ratio can be read as throughput.
+- Fixed cost: every tool copies a one-layer 1 MiB image of its own (in the run's order), so the ratios can be
+  read as throughput.
 
 The 1 GiB layer (unless --skip-big): a single image with one 1 GiB layer is pushed once; each run is a child
 Python process that does only `copy_image` of it to a fresh target repository and, last, reads its own peak
@@ -51,7 +66,9 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from bench.common import cpu_seconds, machine
 from importer.adapters.registry.oci import OciRegistry
@@ -67,6 +84,7 @@ from testbed.images import (
 )
 from testbed.push import SKOPEO_BINARY
 from testbed.registry import LocalRegistry
+from testbed.tools import missing_tool_message, pinned_version, read_lock, tool_path, tools_dir
 
 MIB = 1024 * 1024
 PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le")
@@ -79,8 +97,24 @@ SOURCE_REPOSITORY = "bench/app"
 BIG_REPOSITORY = "bench/big"
 BIG_TAG = "1gib"
 CHILD_TIMEOUT_SECONDS = 600.0
+VERSION_TIMEOUT_SECONDS = 10.0
+# What a Go peer must not read from the user: its variables are replaced by folders of a private, empty home.
+PRIVATE_VARIABLES = (
+    "HOME", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "REGCTL_CONFIG", "REGISTRY_AUTH_FILE",
+)
 
-TARGET_RATIO = 0.8
+T = TypeVar("T")
+
+# The tools of a timed run: copy_image and its peers. `copy` is copy_image's prefix in the figures' names.
+COPY_IMAGE = "copy_image"
+PEERS = ("skopeo", "crane", "regctl")
+GO_PEERS = ("crane", "regctl")  # built from scripts/tools.lock (testbed.tools); skopeo is the system's
+TOOL_ORDER = ("skopeo", COPY_IMAGE, "crane", "regctl")  # run 1's order; balanced_order permutes it per run
+FIELD_PREFIX = {COPY_IMAGE: "copy", "skopeo": "skopeo", "crane": "crane", "regctl": "regctl"}
+PEER_LABEL = {"skopeo": "skopeo copy --all", "crane": "crane copy --insecure", "regctl": "regctl image copy"}
+
+TARGET_RATIO_SKOPEO = 0.7
+TARGET_RATIO_CRANE = 1.0
 TARGET_AGAIN_SECONDS = 0.3
 TARGET_MOUNT_BYTES_UPLOADED = 0
 TARGET_PEAK_RSS_BYTES = 150 * 1000 * 1000
@@ -135,15 +169,24 @@ class ChildRun:
 
 @dataclass(frozen=True, slots=True)
 class RunFigures:
-    """One timed run of the 4-platform index; times and CPU in seconds."""
+    """One timed run of the 4-platform index; times and CPU in seconds. A peer that is not built has None."""
 
+    order: str  # the tools in the order they copied, comma-separated
     skopeo_seconds: float
     copy_seconds: float
-    ratio: float
+    crane_seconds: float | None
+    regctl_seconds: float | None
+    ratio_skopeo: float  # copy_image / skopeo, this run
+    ratio_crane: float | None
+    ratio_regctl: float | None
     skopeo_cpu_seconds: float
     copy_cpu_seconds: float
+    crane_cpu_seconds: float | None
+    regctl_cpu_seconds: float | None
     registries_cpu_during_skopeo: float
     registries_cpu_during_copy: float
+    registries_cpu_during_crane: float | None
+    registries_cpu_during_regctl: float | None
     again_seconds: float
     again_requests: int
     mount_seconds: float
@@ -151,6 +194,8 @@ class RunFigures:
     mount_bytes_uploaded: int
     small_skopeo_seconds: float
     small_copy_seconds: float
+    small_crane_seconds: float | None
+    small_regctl_seconds: float | None
     load_average: float
 
 
@@ -164,9 +209,17 @@ class BigRunFigures:
     bytes_uploaded: int
 
 
-def median_of(runs: Sequence[RunFigures] | Sequence[BigRunFigures]) -> dict[str, float]:
-    """Each figure's median over the runs (so the result need not be one of the runs)."""
-    return {field.name: statistics.median(getattr(run, field.name) for run in runs) for field in fields(runs[0])}
+def median_of(runs: Sequence[RunFigures] | Sequence[BigRunFigures]) -> dict[str, float | None]:
+    """Each numeric figure's median over the runs (so the result need not be one of the runs); None for a figure
+    no run has (a peer that is not built). Text figures (the order) have no median and are left out."""
+    medians: dict[str, float | None] = {}
+    for field in fields(runs[0]):
+        values = [getattr(run, field.name) for run in runs]
+        if any(isinstance(value, str) for value in values):
+            continue
+        present = [value for value in values if value is not None]
+        medians[field.name] = statistics.median(present) if present else None
+    return medians
 
 
 # -- images on disk, block by block -----------------------------------------------------------------------
@@ -361,28 +414,143 @@ class _RegistryMeter:
     def __init__(self, source: LocalRegistry, target: LocalRegistry) -> None:
         self._pids = (source.pid, target.pid)
 
-    def measure(self, copy: Callable[[], None]) -> RegistryUse:
+    def measure(self, copy: Callable[[], T]) -> tuple[T, RegistryUse]:
         cpu_before, written_before = self._sample()
-        copy()
+        outcome = copy()
         cpu_after, written_after = self._sample()
-        return RegistryUse(cpu_after - cpu_before, written_after - written_before)
+        return outcome, RegistryUse(cpu_after - cpu_before, written_after - written_before)
 
     def _sample(self) -> tuple[float, int]:
         return sum(cpu_seconds(pid) for pid in self._pids), bytes_written(self._pids[1])
 
 
-def skopeo_copy_all(source: LocalRegistry, source_ref: str, target: LocalRegistry, target_ref: str) -> ChildRun:
-    """The comparison: `skopeo copy --all` registry to registry, exactly as a user would type it."""
-    command = [
-        SKOPEO_BINARY, "copy", "--all", f"docker://{source.host}/{source_ref}", f"docker://{target.host}/{target_ref}",
-        "--src-tls-verify=false", "--dest-tls-verify=false",
-    ]
-    finished = run_child(command)
-    if finished.exit_code != 0:
-        raise BenchmarkError(
-            f"{' '.join(command)} failed (exit {finished.exit_code}): {finished.stderr.decode()[-2000:]}"
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A peer tool, ready to copy registry to registry: its binary, its version, the environment it runs in."""
+
+    name: str
+    binary: str
+    version: str
+    environment: Mapping[str, str] | None  # None: the benchmark's own (skopeo, as a user would run it)
+
+    def command(self, source_host: str, source_ref: str, target_host: str, target_ref: str) -> list[str]:
+        """The copy exactly as a user would type it for two plain-HTTP registries."""
+        source, target = f"{source_host}/{source_ref}", f"{target_host}/{target_ref}"
+        if self.name == "skopeo":
+            return [self.binary, "copy", "--all", f"docker://{source}", f"docker://{target}",
+                    "--src-tls-verify=false", "--dest-tls-verify=false"]
+        if self.name == "crane":
+            return [self.binary, "copy", source, target, "--insecure"]
+        if self.name == "regctl":  # plain HTTP comes from its config (`registry set --tls disabled`)
+            return [self.binary, "image", "copy", source, target]
+        raise ValueError(f"no command for peer {self.name}")
+
+    def copy(self, source: LocalRegistry, source_ref: str, target: LocalRegistry, target_ref: str) -> ChildRun:
+        """Run the copy to its end; BenchmarkError if it fails."""
+        command = self.command(source.host, source_ref, target.host, target_ref)
+        finished = run_child(command, environment=self.environment)
+        if finished.exit_code != 0:
+            raise BenchmarkError(
+                f"{' '.join(command)} failed (exit {finished.exit_code}): {finished.stderr.decode()[-2000:]}"
+            )
+        return finished
+
+
+def private_environment(home: Path) -> dict[str, str]:
+    """The benchmark's environment with a private, empty home for the Go peers: no credentials of the user's
+    (~/.docker/config.json, containers/auth.json), no regctl config of theirs."""
+    folders = {"HOME": home, "DOCKER_CONFIG": home / ".docker", "XDG_CONFIG_HOME": home / ".config",
+               "XDG_RUNTIME_DIR": home / "run"}
+    regctl_config = home / ".regctl" / "config.json"
+    for folder in (*folders.values(), regctl_config.parent):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    environment = {name: value for name, value in os.environ.items() if name not in PRIVATE_VARIABLES}
+    environment.update({name: str(folder) for name, folder in folders.items()})
+    environment["REGCTL_CONFIG"] = str(regctl_config)
+    return environment
+
+
+def _run_checked(command: Sequence[str], environment: Mapping[str, str] | None) -> str:
+    """Run a short command (a version, a config change) and return its output; BenchmarkError if it fails."""
+    try:
+        finished = subprocess.run(
+            command, capture_output=True, text=True, timeout=VERSION_TIMEOUT_SECONDS, env=environment, check=False
         )
-    return finished
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BenchmarkError(f"{' '.join(command)} failed: {error}") from error
+    if finished.returncode != 0:
+        raise BenchmarkError(f"{' '.join(command)} failed (exit {finished.returncode}): {finished.stderr[-2000:]}")
+    return finished.stdout
+
+
+def peer_version(name: str, binary: str, environment: Mapping[str, str] | None) -> str:
+    """What the tool says its version is: `skopeo --version`, `crane version`, `regctl version` (its VCSTag)."""
+    if name == "skopeo":
+        return _run_checked([binary, "--version"], environment).strip().removeprefix("skopeo version ")
+    if name == "crane":
+        return _run_checked([binary, "version"], environment).strip()
+    output = _run_checked([binary, "version"], environment)
+    tags = [line.split(":", 1)[1].strip() for line in output.splitlines() if line.startswith("VCSTag:")]
+    return tags[0] if tags else output.strip()
+
+
+def prepare_peers(
+    workdir: Path, registries: Sequence[LocalRegistry]
+) -> tuple[dict[str, Peer], dict[str, str]]:
+    """The peers that can run (by name, in PEERS order) and, for each that cannot, why and how to get it.
+
+    crane and regctl get a private environment under `workdir`; regctl's config there is told, once and untimed,
+    that `registries` speak plain HTTP.
+    """
+    peers: dict[str, Peer] = {}
+    missing: dict[str, str] = {}
+    environment = private_environment(workdir / "peer-home")
+    for name in PEERS:
+        if name == "skopeo":
+            peers[name] = Peer(name, SKOPEO_BINARY, peer_version(name, SKOPEO_BINARY, None), None)
+            continue
+        path = tool_path(name)
+        if path is None:
+            missing[name] = _missing_message(name)
+            continue
+        peers[name] = Peer(name, str(path), peer_version(name, str(path), environment), environment)
+    if "regctl" in peers:
+        for registry in registries:
+            _run_checked([peers["regctl"].binary, "registry", "set", registry.host, "--tls", "disabled"], environment)
+    return peers, missing
+
+
+def _missing_message(name: str) -> str:
+    """Why peer `name` is left out, and how to build it."""
+    lock = read_lock()
+    pin = lock.tools.get(name)
+    if pin is None:
+        return f"{missing_tool_message(name)}; measured without it"
+    return (
+        f"{name} {pin.version} is not built (no {pin.path_in(tools_dir())}): `bash scripts/setup` builds it when "
+        f"Go >= {lock.go_minimum} is installed; measured without it"
+    )
+
+
+def balanced_order(number: int, tools: Sequence[str]) -> tuple[str, ...]:
+    """The order of run `number`: row (number - 1) mod n of a balanced Latin square (Williams design) of `tools`.
+
+    Its first row is 0, 1, n-1, 2, n-2, ...; each next row adds 1 to every entry (mod n). Over n runs every tool
+    is once in every position; for even n every tool also directly follows every other tool exactly once, so
+    none always comes after the same one (whose traces in page cache or registry state it might inherit).
+    """
+    count = len(tools)
+    first = [0]
+    low, high = 1, count - 1
+    while len(first) < count:
+        if len(first) % 2 == 1:
+            first.append(low)
+            low += 1
+        else:
+            first.append(high)
+            high -= 1
+    shift = (number - 1) % count
+    return tuple(tools[(index + shift) % count] for index in first)
 
 
 def timed_copy(
@@ -424,32 +592,46 @@ def _check_target_digest(registry: LocalRegistry, repository: str, tag: str, exp
 # -- the runs ---------------------------------------------------------------------------------------------------
 
 
-def warm_up(source: LocalRegistry, target: LocalRegistry, workdir: Path) -> None:
-    """One small copy by each tool, so neither pays for cold binaries, imports or registry caches."""
+def warm_up(source: LocalRegistry, target: LocalRegistry, workdir: Path, peers: Mapping[str, Peer]) -> None:
+    """One small copy by each tool, so none pays for cold binaries, imports or registry caches."""
     image = build_and_push(
         source, workdir / "layout-warm-up", SOURCE_REPOSITORY, "warm-up",
         lambda builder: build_image(builder, "linux/amd64", seed="warm-up", layers=2, payload_bytes=MIB),
     )
-    skopeo_copy_all(source, f"{SOURCE_REPOSITORY}:warm-up", target, "bench/warm-up-skopeo:warm-up")
+    for name, peer in peers.items():
+        peer.copy(source, f"{SOURCE_REPOSITORY}:warm-up", target, f"bench/warm-up-{name}:warm-up")
+        _check_target_digest(target, f"bench/warm-up-{name}", "warm-up", image.top.digest)
     result, *_ = timed_copy(source, SOURCE_REPOSITORY, "warm-up", target, "bench/warm-up-copy")
     _check_copy(result, image, "warm-up copy")
 
 
-def fixed_costs(number: int, source: LocalRegistry, target: LocalRegistry, workdir: Path) -> tuple[float, float]:
-    """Seconds of skopeo and of copy_image for a one-layer 1 MiB image: what each pays whatever the size."""
+def fixed_costs(
+    number: int, order: Sequence[str], peers: Mapping[str, Peer], source: LocalRegistry, target: LocalRegistry,
+    workdir: Path,
+) -> dict[str, float]:
+    """Seconds of each tool, in `order`, for a one-layer 1 MiB image: what each pays whatever the size."""
     tag = f"small-{number}"
     image = build_and_push(
         source, workdir / f"layout-{tag}", SOURCE_REPOSITORY, tag,
         lambda builder: build_image(builder, "linux/amd64", seed=tag, layers=1, payload_bytes=MIB),
     )
-    skopeo_run = skopeo_copy_all(source, f"{SOURCE_REPOSITORY}:{tag}", target, f"bench/small-skopeo-{number}:{tag}")
-    _check_target_digest(target, f"bench/small-skopeo-{number}", tag, image.top.digest)
-    result, copy_seconds, _, _ = timed_copy(source, SOURCE_REPOSITORY, tag, target, f"bench/small-copy-{number}")
-    _check_copy(result, image, f"run {number}: copy_image of the small image", bytes_uploaded=image.blob_bytes)
-    return skopeo_run.seconds, copy_seconds
+    seconds: dict[str, float] = {}
+    for name in order:
+        if name == COPY_IMAGE:
+            result, seconds[name], _, _ = timed_copy(
+                source, SOURCE_REPOSITORY, tag, target, f"bench/small-copy-{number}"
+            )
+            _check_copy(result, image, f"run {number}: copy_image of the small image", bytes_uploaded=image.blob_bytes)
+        else:
+            repository = f"bench/small-{name}-{number}"
+            seconds[name] = peers[name].copy(source, f"{SOURCE_REPOSITORY}:{tag}", target, f"{repository}:{tag}").seconds
+            _check_target_digest(target, repository, tag, image.top.digest)
+    return seconds
 
 
-def timed_run(number: int, source: LocalRegistry, target: LocalRegistry, workdir: Path) -> tuple[RunFigures, int]:
+def timed_run(
+    number: int, source: LocalRegistry, target: LocalRegistry, workdir: Path, peers: Mapping[str, Peer]
+) -> tuple[RunFigures, int]:
     """One run of the 4-platform index (see the module docstring); returns its figures and the bytes copied."""
     tag = f"run-{number}"
     image = build_and_push(
@@ -458,20 +640,23 @@ def timed_run(number: int, source: LocalRegistry, target: LocalRegistry, workdir
     )
     meter = _RegistryMeter(source, target)
     load_average = os.getloadavg()[0]
-    skopeo_runs: list[ChildRun] = []
-    copies: list[tuple[CopyResult, float, float, int]] = []
-    steps: dict[str, Callable[[], None]] = {
-        "skopeo": lambda: skopeo_runs.append(
-            skopeo_copy_all(source, f"{SOURCE_REPOSITORY}:{tag}", target, f"bench/skopeo-{number}:{tag}")
-        ),
-        "copy_image": lambda: copies.append(
-            timed_copy(source, SOURCE_REPOSITORY, tag, target, f"bench/copy-{number}")
-        ),
-    }
-    order = ("skopeo", "copy_image") if number % 2 == 1 else ("copy_image", "skopeo")
-    registry_use = {name: meter.measure(steps[name]) for name in order}
-    (skopeo_run,), ((result, copy_seconds, copy_cpu_seconds, _),) = skopeo_runs, copies
-    _check_target_digest(target, f"bench/skopeo-{number}", tag, image.top.digest)
+    order = balanced_order(number, [name for name in TOOL_ORDER if name == COPY_IMAGE or name in peers])
+    seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    registry_use: dict[str, RegistryUse] = {}
+    result: CopyResult | None = None
+    for name in order:
+        if name == COPY_IMAGE:
+            (result, seconds[name], cpu[name], _), registry_use[name] = meter.measure(
+                lambda: timed_copy(source, SOURCE_REPOSITORY, tag, target, f"bench/copy-{number}")
+            )
+        else:
+            finished, registry_use[name] = meter.measure(
+                partial(peers[name].copy, source, f"{SOURCE_REPOSITORY}:{tag}", target, f"bench/{name}-{number}:{tag}")
+            )
+            seconds[name], cpu[name] = finished.seconds, finished.cpu_seconds
+            _check_target_digest(target, f"bench/{name}-{number}", tag, image.top.digest)
+    assert result is not None
     _check_copy(result, image, f"run {number}: copy_image", blobs_uploaded=len(image.blobs),
                 bytes_uploaded=image.blob_bytes, blobs_skipped=0, blobs_mounted=0)
     for name, use in registry_use.items():
@@ -486,22 +671,40 @@ def timed_run(number: int, source: LocalRegistry, target: LocalRegistry, workdir
     _check_copy(again, image, f"run {number}: copy_image again", blobs_skipped=len(image.blobs), bytes_uploaded=0)
     mounted, mount_seconds = mounted_copy(source, tag, f"bench/mounted-{number}")
     _check_copy(mounted, image, f"run {number}: same-registry copy")
-    small_skopeo_seconds, small_copy_seconds = fixed_costs(number, source, target, workdir)
+    small = fixed_costs(number, order, peers, source, target, workdir)
+
+    def ratio(peer: str) -> float | None:
+        return seconds[COPY_IMAGE] / seconds[peer] if peer in seconds else None
+
+    def registries_cpu(name: str) -> float | None:
+        return registry_use[name].cpu_seconds if name in registry_use else None
+
     return RunFigures(
-        skopeo_seconds=skopeo_run.seconds,
-        copy_seconds=copy_seconds,
-        ratio=copy_seconds / skopeo_run.seconds,
-        skopeo_cpu_seconds=skopeo_run.cpu_seconds,
-        copy_cpu_seconds=copy_cpu_seconds,
+        order=",".join(order),
+        skopeo_seconds=seconds["skopeo"],
+        copy_seconds=seconds[COPY_IMAGE],
+        crane_seconds=seconds.get("crane"),
+        regctl_seconds=seconds.get("regctl"),
+        ratio_skopeo=seconds[COPY_IMAGE] / seconds["skopeo"],
+        ratio_crane=ratio("crane"),
+        ratio_regctl=ratio("regctl"),
+        skopeo_cpu_seconds=cpu["skopeo"],
+        copy_cpu_seconds=cpu[COPY_IMAGE],
+        crane_cpu_seconds=cpu.get("crane"),
+        regctl_cpu_seconds=cpu.get("regctl"),
         registries_cpu_during_skopeo=registry_use["skopeo"].cpu_seconds,
-        registries_cpu_during_copy=registry_use["copy_image"].cpu_seconds,
+        registries_cpu_during_copy=registry_use[COPY_IMAGE].cpu_seconds,
+        registries_cpu_during_crane=registries_cpu("crane"),
+        registries_cpu_during_regctl=registries_cpu("regctl"),
         again_seconds=again_seconds,
         again_requests=again_requests,
         mount_seconds=mount_seconds,
         blobs_mounted=mounted.stats.blobs_mounted,
         mount_bytes_uploaded=mounted.stats.bytes_uploaded,
-        small_skopeo_seconds=small_skopeo_seconds,
-        small_copy_seconds=small_copy_seconds,
+        small_skopeo_seconds=small["skopeo"],
+        small_copy_seconds=small[COPY_IMAGE],
+        small_crane_seconds=small.get("crane"),
+        small_regctl_seconds=small.get("regctl"),
         load_average=load_average,
     ), image.blob_bytes
 
@@ -542,11 +745,6 @@ def big_run(number: int, source: LocalRegistry, target: LocalRegistry, image: Bu
     )
 
 
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
 def run_benchmark(*, runs: int, big_runs: int, progress: Callable[[str], None]) -> dict[str, object]:
     """Set up, measure, clean up; every figure, the medians and the verdicts."""
     workdir = Path(tempfile.mkdtemp(prefix="platform-guard-copy-bench-"))
@@ -556,9 +754,14 @@ def run_benchmark(*, runs: int, big_runs: int, progress: Callable[[str], None]) 
     index_bytes = 0
     try:
         with LocalRegistry(workdir / "source") as source, LocalRegistry(workdir / "target") as target:
-            warm_up(source, target, workdir)
+            peers, missing = prepare_peers(workdir, (source, target))
+            tools = _tools_report(peers, missing)
+            progress(_tools_line(tools))
+            for message in missing.values():
+                progress(f"warning: {message}")
+            warm_up(source, target, workdir, peers)
             for number in range(1, runs + 1):
-                figures, index_bytes = timed_run(number, source, target, workdir)
+                figures, index_bytes = timed_run(number, source, target, workdir, peers)
                 per_run.append(figures)
                 progress(f"run {number}/{runs}: {_run_line(asdict(figures))}")
             if big_runs:
@@ -576,8 +779,12 @@ def run_benchmark(*, runs: int, big_runs: int, progress: Callable[[str], None]) 
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     median = median_of(per_run)
-    targets = {
-        "ratio": {"target": TARGET_RATIO, "met": median["ratio"] <= TARGET_RATIO},
+    crane_ratio = median["ratio_crane"]
+    targets: dict[str, dict[str, object]] = {
+        "ratio_skopeo": {"target": TARGET_RATIO_SKOPEO, "met": median["ratio_skopeo"] <= TARGET_RATIO_SKOPEO},
+        "ratio_crane": {  # None: crane is not built, so the target was not measured
+            "target": TARGET_RATIO_CRANE, "met": None if crane_ratio is None else crane_ratio <= TARGET_RATIO_CRANE,
+        },
         "again_seconds": {"target": TARGET_AGAIN_SECONDS, "met": median["again_seconds"] <= TARGET_AGAIN_SECONDS},
         "mount_bytes_uploaded": {  # every run, not the median: one uploaded byte is a miss
             "target": TARGET_MOUNT_BYTES_UPLOADED,
@@ -590,6 +797,7 @@ def run_benchmark(*, runs: int, big_runs: int, progress: Callable[[str], None]) 
         "command": " ".join(["python", "-m", "bench.copy_engine", *sys.argv[1:]]),
         "machine": machine(),
         "parallel": DEFAULT_PARALLEL,
+        "tools": tools,
         "index": {"platforms": list(PLATFORMS), "layers_per_platform": LAYERS_PER_PLATFORM,
                   "layer_payload_bytes": LAYER_PAYLOAD_BYTES, "blob_bytes": index_bytes},
         "runs": runs,
@@ -611,20 +819,61 @@ def run_benchmark(*, runs: int, big_runs: int, progress: Callable[[str], None]) 
     return report
 
 
+def _tools_report(peers: Mapping[str, Peer], missing: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """Each peer's binary, version (and pin, for the Go tools) and command, or why it is missing."""
+    tools: dict[str, dict[str, object]] = {}
+    for name in PEERS:
+        entry: dict[str, object] = {"pinned": pinned_version(name)} if name in GO_PEERS else {}
+        if name in peers:
+            peer = peers[name]
+            command = peer.command("SRC_HOST", "REPO:TAG", "DST_HOST", "REPO:TAG")
+            entry.update(binary=peer.binary, version=peer.version,
+                         command=" ".join([name, *command[1:]]), private_environment=peer.environment is not None)
+        else:
+            entry["missing"] = missing[name]
+        tools[name] = entry
+    return tools
+
+
 # -- output ---------------------------------------------------------------------------------------------------
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "met" if met else "MISSED"
 
 
 def _megabytes(count: float) -> str:
     return f"{count / 1e6:.1f} MB"
 
 
-def _run_line(run: Mapping[str, float]) -> str:
+def _seconds(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _tools_line(tools: Mapping[str, Mapping[str, object]]) -> str:
+    described = []
+    for name, entry in tools.items():
+        if "missing" in entry:
+            described.append(f"{name} MISSING")
+        elif "pinned" in entry:
+            described.append(f"{name} {entry['version']} (`{name} version`; pinned {entry['pinned']})")
+        else:
+            described.append(f"{name} {entry['version']} (`{name} --version`)")
+    return "peers: " + ", ".join(described)
+
+
+def _run_line(run: Mapping[str, object]) -> str:
+    order = str(run["order"]).split(",")
+    seconds = ", ".join(f"{name} {_seconds(run[FIELD_PREFIX[name] + '_seconds'])} s" for name in order)
+    ratios = ", ".join(
+        f"/ {peer} {_seconds(run['ratio_' + peer])}" for peer in PEERS if run[f"ratio_{peer}"] is not None
+    )
+    small = ", ".join(f"{name} {_seconds(run['small_' + FIELD_PREFIX[name] + '_seconds'])} s" for name in order)
     return (
-        f"skopeo {run['skopeo_seconds']:.2f} s, copy_image {run['copy_seconds']:.2f} s, ratio {run['ratio']:.2f}; "
+        f"{seconds}; copy_image {ratios}; "
         f"again {run['again_seconds'] * 1000:.0f} ms ({run['again_requests']} requests); "
         f"mount {run['mount_seconds'] * 1000:.0f} ms, {run['blobs_mounted']} mounted, "
-        f"{run['mount_bytes_uploaded']} bytes uploaded; 1 MiB image: skopeo {run['small_skopeo_seconds']:.2f} s, "
-        f"copy_image {run['small_copy_seconds']:.2f} s; load {run['load_average']:.1f}"
+        f"{run['mount_bytes_uploaded']} bytes uploaded; 1 MiB image: {small}; load {run['load_average']:.1f}"
     )
 
 
@@ -640,29 +889,56 @@ def format_report(report: Mapping[str, object]) -> str:
     median = report["median"]
     targets = report["targets"]
     index = report["index"]
+    tools = report["tools"]
+    per_run = report["per_run"]
     assert isinstance(median, dict) and isinstance(targets, dict) and isinstance(index, dict)
+    assert isinstance(tools, dict) and isinstance(per_run, list)
     met = {name: _verdict(verdict["met"]) for name, verdict in targets.items()}
     lines = [
-        f"copy engine: {len(index['platforms'])}-platform index, {index['layers_per_platform']} layers per platform, "
-        f"{_megabytes(index['blob_bytes'])} of blobs; copy_image parallel={report['parallel']}; "
-        f"median of {report['runs']} runs",
+        (
+            f"copy engine: {len(index['platforms'])}-platform index, {index['layers_per_platform']} layers per "
+            f"platform, {_megabytes(index['blob_bytes'])} of blobs; copy_image parallel={report['parallel']}; "
+            f"median of {report['runs']} runs"
+        ),
+        _tools_line(tools),
+        *(f"  {name}: {entry['missing']}" for name, entry in tools.items() if "missing" in entry),
         "",
-        f"  {'':46}{'seconds':>9}{'CPU s':>8}{'registries CPU s':>18}",
-        f"  {'skopeo copy --all (registry to registry)':46}{median['skopeo_seconds']:9.2f}"
-        f"{median['skopeo_cpu_seconds']:8.2f}{median['registries_cpu_during_skopeo']:18.2f}",
-        f"  {'copy_image (registry to registry)':46}{median['copy_seconds']:9.2f}"
-        f"{median['copy_cpu_seconds']:8.2f}{median['registries_cpu_during_copy']:18.2f}",
-        f"  fixed cost (a 1-layer 1 MiB image): skopeo {median['small_skopeo_seconds']:.2f} s, "
-        f"copy_image {median['small_copy_seconds']:.2f} s",
-        f"  ratio copy_image / skopeo   {median['ratio']:6.2f}          target <= {TARGET_RATIO:g}: {met['ratio']}",
-        f"  same copy again             {median['again_seconds'] * 1000:6.0f} ms "
-        f"({median['again_requests']:.0f} requests)   target <= {TARGET_AGAIN_SECONDS:g} s: {met['again_seconds']}",
-        f"  same-registry copy          {median['mount_seconds'] * 1000:6.0f} ms, {median['blobs_mounted']:.0f} blobs "
-        f"mounted, {median['mount_bytes_uploaded']:.0f} bytes uploaded   target 0 bytes: {met['mount_bytes_uploaded']}",
-        "  runs (odd: skopeo first, even: copy_image first):",
+        (
+            f"  {'(registry to registry)':26}{'seconds':>9}{'CPU s':>8}{'registries CPU s':>18}"
+            f"{'1 MiB image s':>15}{'copy_image / it':>17}"
+        ),
     ]
-    per_run = report["per_run"]
-    assert isinstance(per_run, list)
+    ratio_targets = {"skopeo": ("ratio_skopeo", TARGET_RATIO_SKOPEO), "crane": ("ratio_crane", TARGET_RATIO_CRANE)}
+    for name in (*PEERS, COPY_IMAGE):
+        prefix = FIELD_PREFIX[name]
+        label = PEER_LABEL.get(name, "copy_image")
+        if name != COPY_IMAGE and "missing" in tools[name]:
+            row = f"  {label:26}{'not built, measured without it':>67}"
+        else:
+            row = (
+                f"  {label:26}{_seconds(median[prefix + '_seconds']):>9}"
+                f"{_seconds(median[prefix + '_cpu_seconds']):>8}{_seconds(median['registries_cpu_during_' + prefix]):>18}"
+                f"{_seconds(median['small_' + prefix + '_seconds']):>15}"
+            )
+            if name != COPY_IMAGE:
+                row += f"{_seconds(median['ratio_' + name], 3):>17}"
+        if name in ratio_targets:
+            key, target = ratio_targets[name]
+            row += f"   target <= {target:g}: {met[key]}"
+        lines.append(row)
+    lines += [
+        "  (ratios: the median of the per-run ratios, not the ratio of the medians)",
+        (
+            f"  same copy again             {median['again_seconds'] * 1000:6.0f} ms "
+            f"({median['again_requests']:.0f} requests)   target <= {TARGET_AGAIN_SECONDS:g} s: {met['again_seconds']}"
+        ),
+        (
+            f"  same-registry copy          {median['mount_seconds'] * 1000:6.0f} ms, {median['blobs_mounted']:.0f} "
+            f"blobs mounted, {median['mount_bytes_uploaded']:.0f} bytes uploaded   "
+            f"target 0 bytes: {met['mount_bytes_uploaded']}"
+        ),
+        "  runs (tools in the order they copied; orders from a balanced Latin square):",
+    ]
     lines += [f"    {number}. {_run_line(run)}" for number, run in enumerate(per_run, 1)]
     big = report.get("big")
     if isinstance(big, dict):
@@ -670,10 +946,12 @@ def format_report(report: Mapping[str, object]) -> str:
         lines += [
             "",
             f"1 GiB layer, copied by a child process that does only that, median of {big['runs']} runs:",
-            f"  peak RSS {_megabytes(big_median['peak_rss_bytes'])} "
-            f"(highest {_megabytes(big['highest_peak_rss_bytes'])}; "
-            f"import-only floor {_megabytes(big['import_floor_rss_bytes'])})   "
-            f"target <= {_megabytes(TARGET_PEAK_RSS_BYTES)} in every run: {met['peak_rss_bytes']}",
+            (
+                f"  peak RSS {_megabytes(big_median['peak_rss_bytes'])} "
+                f"(highest {_megabytes(big['highest_peak_rss_bytes'])}; "
+                f"import-only floor {_megabytes(big['import_floor_rss_bytes'])})   "
+                f"target <= {_megabytes(TARGET_PEAK_RSS_BYTES)} in every run: {met['peak_rss_bytes']}"
+            ),
             f"  copy {big_median['seconds']:.1f} s, CPU {big_median['cpu_seconds']:.1f} s",
             "  runs:",
         ]
