@@ -50,6 +50,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_serving(service: LocalRegistry | ReferrersApiRegistry, name: str, *, seconds: float = 10) -> None:
+    """Wait until the registry process just started answers `GET /v2/` (any HTTP status: a 401 with auth on is up);
+    RuntimeError, with the end of its log, when it exits first or does not answer within `seconds` (then stopped)."""
+    process = service._process
+    assert process is not None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early: {service.log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{service.url}/v2/", timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.02)
+    service.stop()
+    raise RuntimeError(f"{name} on {service.host} did not start within {seconds:.0f} s")
+
+
 class LocalRegistry(ServiceProcess):
     """One distribution registry process (2.8 or v3: `flavour`) bound to 127.0.0.1, with its storage under `root`."""
 
@@ -132,19 +152,8 @@ class LocalRegistry(ServiceProcess):
             env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
         )
         log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"registry exited early: {self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1):
-                    return self
-            except urllib.error.HTTPError:
-                return self  # 401 with auth on: it is up
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"registry on {self.host} did not start within 10 s")
+        wait_until_serving(self, "registry")
+        return self
 
 
 REFERRERS_API_TOOL = "olareg"  # the name in scripts/tools.lock
@@ -181,17 +190,6 @@ class ReferrersApiRegistry(ServiceProcess):
             start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"olareg exited early: {self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1):
-                    return self
-            except urllib.error.HTTPError:
-                return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"olareg on {self.host} did not start within 10 s")
+        wait_until_serving(self, "olareg")
+        return self
 

@@ -34,6 +34,7 @@ DOCKER_LAYER_PREFIX = "application/vnd.docker.image.rootfs."  # diff.tar.gzip, f
 # Signatures, attestations and SBOMs stored next to images (importer.core.artifacts; docs/design.md, "Artifacts and
 # referrers"). Values as the tools write them; a media type's parameters (";version=0.2") are not part of the match.
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"  # cosign `.sig` layers
+COSIGN_ARTIFACT_SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"  # cosign's OCI 1.1 referrer mode
 NOTARY_SIGNATURE = "application/vnd.cncf.notary.signature"  # Notation: the artifactType of a signature manifest
 JWS_ENVELOPE = "application/jose+json"  # a Notation signature's layer (JWS)
 COSE_ENVELOPE = "application/cose"  # a Notation signature's layer (COSE)
@@ -50,7 +51,9 @@ CYCLONEDX = "application/vnd.cyclonedx"
 CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
 CYCLONEDX_XML = "application/vnd.cyclonedx+xml"
 SYFT_JSON = "application/vnd.syft+json"
-SIGNATURE_MEDIA_TYPES = frozenset({COSIGN_SIMPLESIGNING, NOTARY_SIGNATURE, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE_V03})
+SIGNATURE_MEDIA_TYPES = frozenset(
+    {COSIGN_SIMPLESIGNING, COSIGN_ARTIFACT_SIGNATURE, NOTARY_SIGNATURE, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE_V03}
+)
 ATTESTATION_MEDIA_TYPES = frozenset({DSSE_ENVELOPE, IN_TOTO_LAYER})
 SBOM_MEDIA_TYPES = frozenset(
     {SPDX_TEXT, SPDX_JSON, SPDX_XML, SPDX_JSON_APPLICATION, CYCLONEDX, CYCLONEDX_JSON, CYCLONEDX_XML, SYFT_JSON}

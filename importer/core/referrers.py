@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from importer.core import media_types as mt
+from importer.core.artifacts import SIGNATURE, kind_of_media_type
 from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.manifests import ImageManifest, Index, ManifestError, parse_manifest
 
@@ -58,8 +59,7 @@ class Referrer:
         """A signature (cosign `.sig`, Notation, a Sigstore bundle), as opposed to an attestation, SBOM or other."""
         if self.tag is not None and self.tag.endswith(COSIGN_SIGNATURE_SUFFIX):
             return True
-        artifact_type = (self.artifact_type or "").split(";")[0].strip()
-        return artifact_type in mt.SIGNATURE_MEDIA_TYPES or artifact_type.startswith(mt.SIGSTORE_BUNDLE_VERSIONED_PREFIX)
+        return kind_of_media_type(self.artifact_type) == SIGNATURE
 
 
 def referrers_tag(digest: str) -> str:

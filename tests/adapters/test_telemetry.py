@@ -159,6 +159,8 @@ EVERY_FIELD = outcome(
     affected_tags=("1", "latest"),
     alert="quarantined",
     attempt=2,
+    referrers_copied=2,
+    signatures="lost",
 )
 OUTCOMES = {
     "every-field-quarantined": EVERY_FIELD,

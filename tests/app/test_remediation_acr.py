@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,11 +185,31 @@ class _FixedToken:
         return AccessToken("arm-token", int(time.time()) + 3600)
 
 
+def _server_side_pipeline(tmp_path: Path, proxy: FaultProxy, upstream: LocalRegistry, arm: Any) -> Pipeline:
+    """A re-import pipeline whose guarded registry is the ACR behind `proxy`, importing server-side through `arm`."""
+    from importer.adapters.registry.acr_import import AcrImporter
+
+    policy = parse_policy(
+        "version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
+        f"  upstream: \"{upstream.host}/mirror/{{repository}}\"\n"
+    )
+    settings = Settings(registries=(proxy.host,), policy=policy, ledger_path=tmp_path / "l.db")
+    directory = RegistryDirectory(
+        settings,
+        factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
+        else OciRegistry(host),
+    )
+    importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
+                           credential=_FixedToken(), login_server=proxy.host, arm_endpoint=arm.url,
+                           poll_interval=0.05, timeout=30)
+    return Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
+                    server_import=importer)
+
+
 def test_reimport_on_acr_runs_server_side_through_arm_import(
     acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
 ) -> None:
     """With an ACR resource id, a re-import asks ARM importImage for the chosen digest; no blob passes through us."""
-    from importer.adapters.registry.acr_import import AcrImporter
     from testbed.arm import ArmImportSimulator
     from testbed.images import multi
 
@@ -196,20 +217,7 @@ def test_reimport_on_acr_runs_server_side_through_arm_import(
     with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(target_host=registry.host) as arm:
         good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/team/app", "1")
         bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
-        policy = parse_policy(
-            "version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
-            f"  upstream: \"{upstream.host}/mirror/{{repository}}\"\n"
-        )
-        settings = Settings(registries=(proxy.host,), policy=policy, ledger_path=tmp_path / "l.db")
-        directory = RegistryDirectory(
-            settings,
-            factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
-            else OciRegistry(host),
-        )
-        importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
-                               credential=_FixedToken(), login_server=proxy.host, arm_endpoint=arm.url, poll_interval=0.05, timeout=30)
-        pipeline = Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
-                            server_import=importer)
+        pipeline = _server_side_pipeline(tmp_path, proxy, upstream, arm)
         outcome = pipeline.handle(_event(proxy.host, bad))
         assert outcome is not None and outcome.result == "reimported", outcome
         assert outcome.new_digest == good
@@ -283,7 +291,6 @@ def test_server_side_reimport_imports_the_referrers_by_digest_too(
 ) -> None:
     """ARM importImage copies no referrers (Azure/acr#496): the signature manifests are imported by digest after the
     image, the cosign tags and the referrers index are written by us, and the outcome says the signatures came."""
-    from importer.adapters.registry.acr_import import AcrImporter
     from testbed.arm import ArmImportSimulator
     from testbed.images import cosign_tag
     from testbed.signatures import signed_index
@@ -292,21 +299,7 @@ def test_server_side_reimport_imports_the_referrers_by_digest_too(
     with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(target_host=registry.host) as arm:
         index, children, _ = signed_index(builder, upstream.host, "mirror/team/app", "1", ["linux/amd64", "linux/arm64"])
         bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
-        policy = parse_policy(
-            "version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
-            f"  upstream: \"{upstream.host}/mirror/{{repository}}\"\n"
-        )
-        settings = Settings(registries=(proxy.host,), policy=policy, ledger_path=tmp_path / "l.db")
-        directory = RegistryDirectory(
-            settings,
-            factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
-            else OciRegistry(host),
-        )
-        importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
-                               credential=_FixedToken(), login_server=proxy.host, arm_endpoint=arm.url,
-                               poll_interval=0.05, timeout=30)
-        pipeline = Pipeline(policy=policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
-                            server_import=importer)
+        pipeline = _server_side_pipeline(tmp_path, proxy, upstream, arm)
         outcome = pipeline.handle(_event(proxy.host, bad))
         assert outcome is not None and outcome.result == "reimported", outcome
         assert (outcome.new_digest, outcome.referrers_copied, outcome.signatures) == (index.digest, 3, "kept")

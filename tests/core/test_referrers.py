@@ -62,7 +62,8 @@ def test_cosign_tags(digest: str, tags: tuple[str, ...]) -> None:
 
 SIGNATURES = {
     "notation": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, artifact_type=mt.NOTARY_SIGNATURE), True),
-    "sigstore-bundle": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, artifact_type=mt.SIGSTORE_BUNDLE), True),
+    "sigstore-bundle": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, artifact_type=mt.SIGSTORE_BUNDLE_V03), True),
+    "cosign-oci-1-1": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, artifact_type=mt.COSIGN_ARTIFACT_SIGNATURE), True),
     "cosign-sig-tag": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, tag="sha256-" + "ab" * 32 + ".sig"), True),
     "cosign-att-tag": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, tag="sha256-" + "ab" * 32 + ".att"), False),
     "sbom": (Referrer(DIGEST, mt.OCI_MANIFEST, 1, artifact_type="application/spdx+json"), False),

@@ -169,3 +169,29 @@ def test_quarantine_and_release_keep_real_signatures_verifiable(
     assert released.digest == bad and released.referrers_copied >= 2
     assert client.head_manifest(GUARDED, "1.0").digest == bad  # type: ignore[union-attr]
     assert_verifies(cosign, notation, f"{registries.guarded}/{GUARDED}@{bad}")
+
+
+@pytest.mark.parametrize("mode", ["oci-1-1", "bundle"])
+def test_cosign_referrer_signatures_and_an_sbom_attestation_survive_a_reimport(
+    registries: Registries, builder: ImageBuilder, cosign: Cosign, tmp_path: Path, mode: str
+) -> None:
+    """cosign's OCI 1.1 referrer modes (a signature with `subject`; a Sigstore bundle, which cosign lists under the
+    empty artifact type) and a signed SPDX attestation come along and verify; the outcome says the signature was
+    kept."""
+    index = multi(builder, ["linux/amd64", "linux/arm64"], seed=f"mode-{mode}")
+    good = push(builder, index, registries.upstream, UPSTREAM, "1.0")
+    reference = f"{registries.upstream}/{UPSTREAM}@{good}"
+    cosign.sign(reference, mode=mode)  # type: ignore[arg-type]
+    attestation_mode = "bundle" if mode == "bundle" else "legacy"
+    cosign.attest(reference, {"spdxVersion": "SPDX-2.3", "name": "app"}, mode=attestation_mode)
+    offender = single(builder, "linux/arm64", seed=f"laptop-{mode}")
+    bad = push(builder, offender, registries.guarded, GUARDED, "1.0")
+
+    outcome = handle(pipeline(tmp_path, registries, reimport_policy(registries, "[linux/amd64, linux/arm64]")),
+                     pushed(registries.guarded, bad, offender.media_type))
+    assert (outcome.result, outcome.new_digest, outcome.signatures) == ("reimported", good, "kept"), outcome.reason
+    guarded = f"{registries.guarded}/{GUARDED}@{good}"
+    verified = cosign.verify(guarded, mode=mode)  # type: ignore[arg-type]
+    assert verified.ok, verified.output
+    attested = cosign.verify_attestation(guarded, mode=attestation_mode)
+    assert attested.ok, attested.output

@@ -50,7 +50,7 @@ from importer.adapters.registry.auth import (
     repository_scope,
 )
 from importer.adapters.registry.http import MIN_TRANSFER_RATE, REQUEST_DEADLINE_SECONDS, HttpTransport, Response
-from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail, _next_link
+from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail
 from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.reference import validate_digest, validate_repository, validate_tag
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
@@ -442,19 +442,8 @@ class AcrRegistry(OciRegistry):
         return f"{self.base_url}/acr/v1/{path}?{urlencode(parameters)}"
 
     def _acr_pages(self, url: str, scopes: Scopes, context: str) -> Iterator[Mapping[str, object]]:
-        seen: set[str] = set()
-        next_url: str | None = url
-        while next_url is not None:
-            if next_url in seen:
-                raise ProtocolError(f"{context}: pagination leads back to a page already read")
-            seen.add(next_url)
-            response = self._request(
-                "GET", next_url, scopes=scopes, context=context, headers={"Accept": "application/json"}
-            )
-            if response.status != 200:
-                raise self._acr_failure(response, context)
+        for response in self._pages(url, scopes, context, failure=self._acr_failure):
             yield _json_object(response.body, context)
-            next_url = _next_link(response.headers.get("Link"), response.url, context)
 
     def _acr_failure(self, response: Response, context: str) -> RegistryError:
         _, detail, readable = _error_detail(response.body)

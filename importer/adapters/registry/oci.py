@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -426,24 +426,11 @@ class OciRegistry:
         if artifact_type is not None:
             url = _with_query(url, artifactType=artifact_type)
         found: dict[str, Referrer] = {}
-        seen: set[str] = set()
-        next_url: str | None = url
-        while next_url is not None:
-            if next_url in seen:
-                raise ProtocolError(f"{context}: pagination leads back to {redact_url(next_url)}")
-            seen.add(next_url)
-            response = self._request(
-                "GET",
-                next_url,
-                scopes=(repository_scope(repository, "pull"),),
-                context=context,
-                headers={"Accept": OCI_INDEX},
-                max_body=MAX_MANIFEST_BYTES,
-            )
-            if response.status == 404 and next_url == url:
+        pages = self._pages(url, (repository_scope(repository, "pull"),), context, accept=OCI_INDEX,
+                            max_body=MAX_MANIFEST_BYTES, absent=True)
+        for response in pages:
+            if response.status == 404:
                 return None
-            if response.status != 200:
-                raise self._failure(response.status, response.body, context)
             listed = referrers_in_index(response.body)
             if not listed and not _is_index_document(response.body):
                 raise ProtocolError(f"{context}: the registry's answer is not an OCI image index")
@@ -452,7 +439,6 @@ class OciRegistry:
                     found.setdefault(referrer.digest, referrer)
             if len(found) > MAX_REFERRERS:
                 raise TooLarge(f"{context}: more than the {MAX_REFERRERS} referrers one manifest may have")
-            next_url = _next_link(response.headers.get("Link"), response.url, context)
         return tuple(found.values())
 
     # Plumbing
@@ -572,6 +558,23 @@ class OciRegistry:
             LOG.info("%s: cancelling upload session %s failed: %s", context, redact_url(location), problem)
 
     def _paginate(self, url: str, key: str, scopes: Scopes, context: str) -> Iterator[str]:
+        for response in self._pages(url, scopes, context):
+            yield from _string_list(response.body, key, context)
+
+    def _pages(
+        self,
+        url: str,
+        scopes: Scopes,
+        context: str,
+        *,
+        accept: str = "application/json",
+        max_body: int = MAX_LIST_BYTES,
+        failure: Callable[[Response, str], RegistryError] | None = None,
+        absent: bool = False,
+    ) -> Iterator[Response]:
+        """Every page of a listing, following `Link: <…>; rel="next"`; a link back to a page already read is a
+        ProtocolError, any status but 200 the `failure` for it. With `absent`, a 404 on the first page is yielded
+        (and ends the listing) instead: the listing itself does not exist there."""
         seen: set[str] = set()
         next_url: str | None = url
         while next_url is not None:
@@ -579,11 +582,14 @@ class OciRegistry:
                 raise ProtocolError(f"{context}: pagination leads back to {redact_url(next_url)}")
             seen.add(next_url)
             response = self._request(
-                "GET", next_url, scopes=scopes, context=context, headers={"Accept": "application/json"}
+                "GET", next_url, scopes=scopes, context=context, headers={"Accept": accept}, max_body=max_body
             )
+            if absent and response.status == 404 and next_url == url:
+                yield response
+                return
             if response.status != 200:
-                raise self._failure(response.status, response.body, context)
-            yield from _string_list(response.body, key, context)
+                raise failure(response, context) if failure else self._failure(response.status, response.body, context)
+            yield response
             next_url = _next_link(response.headers.get("Link"), response.url, context)
 
     def _failure(self, status: int, body: bytes, context: str) -> RegistryError:
