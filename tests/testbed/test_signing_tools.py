@@ -371,6 +371,7 @@ VERSION_ARGUMENTS: dict[str, list[str]] = {
     "registry": ["--version"],
     "cosign": ["version"],
     "notation": ["version"],
+    "olareg": ["version"],
 }
 
 
