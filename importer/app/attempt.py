@@ -57,7 +57,7 @@ def attempt_event(
     if retaking and _already_final(pipeline, event.event_id):
         return Ending(COMPLETE)
     try:
-        pipeline.handle(event, retaking=retaking, received_at=received_at)
+        pipeline.handle(event, retaking=retaking, received_at=received_at, attempt=attempt)
     except TransientFailure as failure:
         known = failure.outcome or pipeline.outcome_base(event, received_at)
         return _after_failure(pipeline, failure, known, attempt, last_try)

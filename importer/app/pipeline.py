@@ -164,20 +164,22 @@ class Pipeline:
         return None
 
     def handle(
-        self, event: ParsedEvent, *, retaking: bool = False, received_at: str | None = None
+        self, event: ParsedEvent, *, retaking: bool = False, received_at: str | None = None, attempt: int = 1
     ) -> Outcome | None:
         """Handle one event; None when it is dropped silently (pulls, mounts, blob pushes).
 
         `retaking`: a worker takes this event again after an earlier try of it ended without a final outcome (the
         worker died, or the try failed transiently): the event's claim from that try does not make it a duplicate.
-        `received_at`: when the intake received it (default: now).
+        `received_at`: when the intake received it (default: now). `attempt`: which try of the event this is; the
+        final outcome of an event that needed more than one carries it.
         The whole try runs under the time limit `event_deadline` (importer.ports.deadlines): every registry request
         and wait in it ends by then, and running out of time is a transient registry error, so a TransientFailure.
         """
         with time_limit(self.event_deadline, "this event"):
-            return self._handle(event, retaking=retaking, received_at=received_at)
+            return self._handle(event, retaking=retaking, received_at=received_at, attempt=attempt)
 
-    def _handle(self, event: ParsedEvent, *, retaking: bool, received_at: str | None) -> Outcome | None:
+    def _handle(self, event: ParsedEvent, *, retaking: bool, received_at: str | None,
+                attempt: int = 1) -> Outcome | None:
         started = time.perf_counter()
         received_at = received_at or self._clock()
         if isinstance(event, RejectedEvent):
@@ -187,6 +189,8 @@ class Pipeline:
         if sorting.disposition == "drop":
             return None
         base = self.outcome_base(event, received_at)
+        if attempt > 1:
+            base = base.replace(attempt=attempt)
         if base.registry is None:
             reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
             return self._finish(base.replace(reason=reason), started)

@@ -237,3 +237,21 @@ def test_a_dead_workers_message_is_taken_over_and_ends_in_exactly_one_outcome(ri
     assert [outcome.result for outcome in rig.final(event.event_id)] == ["compliant"]
     assert rig.queue.depth(now=time.time()).ready == 0 and rig.queue.depth(now=time.time()).leased == 0
     assert rig.queue.complete(taken) is False  # the dead worker's receipt no longer works
+
+
+def test_an_event_decided_on_its_second_try_says_so_in_its_final_outcome(rig: Rig) -> None:
+    """A try that fails for a reason that passes is recorded `retrying` with `attempt: 1`; the final outcome of the
+    next try carries `attempt: 2` (the contract: set on a final outcome that needed more than one)."""
+    from importer.app.attempt import COMPLETE, RETRY, attempt_event
+
+    bad = push(rig.builder, single(rig.builder, "linux/arm64", seed="second"), rig.registry.host, "fix/second", "1")
+    push(rig.builder, multi(rig.builder, ["linux/amd64", "linux/arm64"], seed="second"), rig.upstream.upstream,
+         "mirror/fix/second", "1")
+    event = rig.event("fix/second", "1", bad)
+    received = "2026-12-06T00:00:00.000Z"
+    rig.upstream.configure(rate=1.0, faults=("503",))
+    assert attempt_event(rig.pipeline, event, received, attempt=1, last_try=lambda _: False).settle == RETRY
+    rig.upstream.configure(rate=0.0)
+    assert attempt_event(rig.pipeline, event, received, attempt=2, last_try=lambda _: False).settle == COMPLETE
+    records = rig.ledger.outcomes(event_id=event.event_id, limit=10)
+    assert [(o.result, o.attempt) for o in reversed(records)] == [("retrying", 1), ("reimported", 2)], records
