@@ -711,6 +711,68 @@ def test_streamed_blob_with_wrong_content_fails_at_the_end(scripted: Callable[..
     assert b"".join(received) == WRONG_CONTENT
 
 
+STREAM_CHUNK = 256 * 1024  # importer.adapters.registry.http.STREAM_CHUNK_BYTES
+
+
+class _PieceByPieceBlob(QuietRequestHandler):
+    """Answers a GET with `self.server.owner` (a list of byte strings) as one body, written piece by piece with a
+    pause after each, so that the client's reads see the pieces apart."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        pieces: list[bytes] = self.server.owner
+        self.send_response(200)
+        self.send_header("Content-Length", str(sum(len(piece) for piece in pieces)))
+        self.end_headers()
+        for piece in pieces:
+            self.wfile.write(piece)
+            time.sleep(0.02)
+
+
+def _pieces(*sizes: int) -> list[bytes]:
+    return [bytes((index * 7 + offset) % 251 for offset in range(size)) for index, size in enumerate(sizes)]
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (1, 1000, 300_000, 7, 100_000, STREAM_CHUNK, 5),  # chunks joined from uneven reads, a short last chunk
+        (100_000, STREAM_CHUNK - 100_000, STREAM_CHUNK),  # an exact multiple of the chunk: no empty last chunk
+        (STREAM_CHUNK,),
+        (),  # a 0-byte blob: no chunk at all
+    ],
+    ids=["uneven-pieces", "exact-multiple", "one-chunk", "empty"],
+)
+@pytest.mark.parametrize("content", ["right", "wrong"])
+def test_open_blob_regroups_what_arrives_into_fixed_chunks_and_verifies_it(
+    sizes: tuple[int, ...], content: str
+) -> None:
+    """Whatever pieces the body arrives in, open_blob hands it out in chunks of exactly 256 KiB (the last one
+    shorter, none empty), each a `bytes` of its own that later reads leave alone; a body that does not match the
+    digest raises DigestMismatch once every byte was handed out, one that does ends without error."""
+    pieces = _pieces(*sizes)
+    body = b"".join(pieces)
+    digest = digest_of(body) if content == "right" else digest_of(body + b"!")
+    server = LocalHttpServer(_PieceByPieceBlob, owner=pieces, name="piece-by-piece", poll_interval=0.02,
+                             silenced_errors=(OSError,)).start()
+    received: list[bytes] = []
+    try:
+        with fast_client(server.host).open_blob("app", digest) as chunks:
+            if content == "right":
+                received.extend(chunks)
+            else:
+                with pytest.raises(DigestMismatch, match=digest):
+                    received.extend(chunks)  # what was handed out before the error stays in `received`
+    finally:
+        server.stop()
+    assert b"".join(received) == body  # the chunks kept are intact
+    assert all(type(chunk) is bytes for chunk in received)
+    assert [len(chunk) for chunk in received[:-1]] == [STREAM_CHUNK] * (len(received) - 1 if received else 0)
+    assert len(received) == -(-len(body) // STREAM_CHUNK)
+    assert all(received)
+
+
 # Retries
 
 

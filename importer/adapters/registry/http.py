@@ -437,20 +437,28 @@ class StreamedResponse:
     def chunks(self) -> Iterator[bytes]:
         """The body, STREAM_CHUNK_BYTES at a time (the last chunk shorter); a broken connection raises
         TransientRegistryError, a passed deadline OutOfTime."""
-        self._clock.phase = "while reading the body from {host}"
-        buffer = bytearray()
+        raw, clock = self._raw, self._clock
+        clock.phase = "while reading the body from {host}"
+        # The pieces of one chunk are kept as read and joined once: one copy of the bytes, none at all when a
+        # single read brings the whole chunk (joining one `bytes` gives it back as it is). Each chunk is a new
+        # `bytes` the caller may keep.
+        pieces: list[bytes] = []
+        held = 0
         try:
             while True:
-                piece = _read_some(self._raw, STREAM_CHUNK_BYTES - len(buffer), self._clock)
+                piece = _read_some(raw, STREAM_CHUNK_BYTES - held, clock)
                 if not piece:
                     self._complete = True
-                    if buffer:
-                        yield bytes(buffer)
+                    if pieces:
+                        yield b"".join(pieces)
                     return
-                buffer += piece
-                if len(buffer) >= STREAM_CHUNK_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
+                pieces.append(piece)
+                held += len(piece)
+                if held >= STREAM_CHUNK_BYTES:
+                    chunk = b"".join(pieces)
+                    pieces.clear()
+                    held = 0
+                    yield chunk
         except _CONNECTION_ERRORS as error:
             raise TransientRegistryError(
                 f"{self._context}: connection broke while reading the body: {_describe(error)}"
