@@ -3,12 +3,16 @@
 Starts two CNCF distribution registries on free loopback ports — a guarded one whose notifications go to the local
 host, and an upstream one holding the right variants — pushes right and wrong images with skopeo (built in code by
 `testbed`), waits for every push to be decided, releases the quarantined image on purpose, and prints the
-outcomes. Needs `docker-registry` and `skopeo` (scripts/setup installs them).
+outcomes. Before the first push it runs the post-deploy smoke check, `python -m importer doctor`, in a process of its
+own with the stack's settings in its environment (as the app reads them): every check must pass. Needs
+`docker-registry` and `skopeo` (scripts/setup installs them).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +27,10 @@ from importer.entry.terminal import format_outcomes
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
-from testbed.stack import GuardedRegistry, is_push_of
+from testbed.stack import WEBHOOK_TOKEN, GuardedRegistry, is_push_of
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+DOCTOR_SECONDS = 120  # the whole smoke check at most (each of its checks: 20 s)
 
 DEMO_POLICY = """\
 version: 1
@@ -104,8 +111,9 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
     root = Path(tempfile.mkdtemp(prefix="platform-guard-demo-"))
     try:
         with LocalRegistry(root / "upstream") as upstream:
-            with GuardedRegistry(root, DEMO_POLICY.format(upstream=upstream.host)) as stack:
-                return _run(stack, upstream, root, keep, out)
+            policy_text = DEMO_POLICY.format(upstream=upstream.host)
+            with GuardedRegistry(root, policy_text) as stack:
+                return _run(stack, upstream, root, keep, out, policy_text)
     finally:
         if keep:
             print(f"demo files kept in {root}", file=sys.stderr)
@@ -113,7 +121,32 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool, out: Callable[[str], None]) -> int:
+def _doctor(stack: GuardedRegistry, policy_text: str, out: Callable[[str], None]) -> int:
+    """`python -m importer doctor` with the stack's settings in the environment, as the app would read them; its
+    exit code (0: every check passed)."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("PLATFORM_GUARD_")}
+    environment.update({
+        "PLATFORM_GUARD_REGISTRIES": stack.registry.host,
+        "PLATFORM_GUARD_POLICY": policy_text,
+        "PLATFORM_GUARD_LEDGER": str(stack.settings.ledger_path),
+        "PLATFORM_GUARD_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+    })
+    out("smoke check        python -m importer doctor (the stack's settings in its environment, as the app reads them)")
+    try:
+        checked = subprocess.run([sys.executable, "-m", "importer", "doctor", "--timeout", "20"], env=environment,
+                                 cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=DOCTOR_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"demo: doctor did not finish within {DOCTOR_SECONDS} s", file=sys.stderr)
+        return 3
+    for line in checked.stdout.splitlines():
+        out(f"  {line}" if line else "")
+    if checked.stderr.strip():
+        print(checked.stderr.rstrip(), file=sys.stderr)
+    return checked.returncode
+
+
+def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool, out: Callable[[str], None],
+         policy_text: str) -> int:
     builder = ImageBuilder(root / "layout")
     for reference, build in UPSTREAM.items():
         repository, tag = reference.split(":")
@@ -122,6 +155,8 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
     out(f"upstream registry  {upstream.url}  (vendor/…: the right variants of the shop images)")
     out("policy             shop/** needs linux/amd64 + linux/arm64 and no windows, fixed by re-import from upstream;")
     out("                   sandbox/** ignored; everything else needs linux/amd64, else quarantined")
+    out("")
+    doctor = _doctor(stack, policy_text, out)
     out("")
     started = time.monotonic()
     for item in PUSHES:
@@ -156,4 +191,6 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
                   if first[(p.repository, p.tag)].result != p.expected]
     for item, result in mismatches:
         print(f"demo: {item.repository}:{item.tag} ended {result}, expected {item.expected}", file=sys.stderr)
-    return 1 if mismatches else 0
+    if doctor != 0:
+        print(f"demo: the smoke check (python -m importer doctor) exited {doctor}, expected 0", file=sys.stderr)
+    return 1 if mismatches or doctor != 0 else 0

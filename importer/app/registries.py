@@ -34,10 +34,16 @@ class RegistryDirectory:
         return self._settings.credentials_for(host)
 
     def guarded_host(self, origin: str) -> str | None:
-        """The configured registry an event origin (host, or ACR resource id) stands for, or None."""
+        """The configured registry an event origin (host, or ACR resource id) stands for, or None.
+
+        The guarded ACR's resource id (an Event Grid topic) stands for its login server (PLATFORM_GUARD_ACR_LOGIN_SERVER
+        or `<name>.azurecr.io`); another ACR's for `<name>.azurecr.io` when that host is configured."""
         origin = origin.strip().lower()
         if origin in self._settings.registries:
             return origin
+        acr_id, acr_host = (self._settings.acr_resource_id or "").strip().lower(), self._settings.acr_login_server
+        if acr_id and acr_host in self._settings.registries and origin.rstrip("/") == acr_id.rstrip("/"):
+            return acr_host
         position = origin.find(_ACR_PROVIDER)
         if origin.startswith("/subscriptions/") and position != -1:
             name = origin[position + len(_ACR_PROVIDER) :].strip("/")

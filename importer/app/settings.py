@@ -21,6 +21,8 @@
 | PLATFORM_GUARD_ALERT_WEBHOOK_URL | CloudEvents 1.0 webhook that receives every alerting outcome | none |
 | PLATFORM_GUARD_ALERT_WEBHOOK_TOKEN | bearer token sent to that webhook | none |
 | PLATFORM_GUARD_ACR_RESOURCE_ID | ARM id of the guarded Azure Container Registry: its host is guarded, its Event Grid topic accepted, re-imports run server-side (ARM importImage) and `quarantine.mode: lock` works | none |
+| PLATFORM_GUARD_ACR_LOGIN_SERVER | login server (host) of that registry, from its `loginServer` property: needed when it is not `<name>.azurecr.io` (a domain-name-label scope gives `<name>-<hash>.azurecr.io`); only with PLATFORM_GUARD_ACR_RESOURCE_ID | `<name>.azurecr.io` |
+| PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS | comma-separated `host=resourceId` pairs: upstream ACRs (same tenant) that ARM import reads by resource id with the app's identity, never with a username and password; only with PLATFORM_GUARD_ACR_RESOURCE_ID (the guarded registry itself always goes by its id) | none: by host |
 | PLATFORM_GUARD_TABLES_ENDPOINT | `https://<account>.table.core.windows.net`: the ledger on Table Storage, with the managed identity | none: SQLite |
 | PLATFORM_GUARD_TABLES_CONNECTION_STRING | the ledger on Table Storage with a connection string (Azurite, development) | none |
 | PLATFORM_GUARD_QUEUE_ENDPOINT | `https://<account>.queue.core.windows.net`: the event queue on Azure Storage Queues, with the managed identity (the Functions app's routes put events there; `outcomes --failed` and `redrive` read its poison queue) | none: SQLite next to the ledger |
@@ -55,7 +57,7 @@ from importer.app.failpoints import POINTS as FAILPOINTS
 from importer.app.policy_file import load_policy
 from importer.core.numbers import NumberError, parse_decimal, parse_whole_number, shown, written
 from importer.core.policy import DEFAULT_POLICY, Policy, PolicyError, parse_policy, repository_matcher
-from importer.core.reference import is_loopback_host
+from importer.core.reference import ReferenceError, is_loopback_host, validate_host
 from importer.ports.registry import Credentials
 
 PREFIX = "PLATFORM_GUARD_"
@@ -81,6 +83,8 @@ KNOWN_SETTINGS: tuple[str, ...] = (
     PREFIX + "ALERT_WEBHOOK_URL",
     PREFIX + "ALERT_WEBHOOK_TOKEN",
     PREFIX + "ACR_RESOURCE_ID",
+    PREFIX + "ACR_LOGIN_SERVER",
+    PREFIX + "UPSTREAM_RESOURCE_IDS",
     PREFIX + "TABLES_ENDPOINT",
     PREFIX + "TABLES_CONNECTION_STRING",
     PREFIX + "QUEUE_ENDPOINT",
@@ -158,6 +162,8 @@ class Settings:
     alert_webhook_url: str | None = None
     alert_webhook_token: str | None = field(default=None, repr=False)
     acr_resource_id: str | None = None
+    acr_login_server: str | None = None  # the guarded ACR's host: the setting, else `<name>.azurecr.io` from its id
+    upstream_resource_ids: Mapping[str, str] = field(default_factory=dict)  # upstream host → ACR resource id
     tables_endpoint: str | None = None
     tables_connection_string: str | None = field(default=None, repr=False)
     queue_endpoint: str | None = None
@@ -299,7 +305,7 @@ _ACR_RESOURCE_ID = re.compile(
 
 
 def acr_host(resource_id: str) -> str:
-    """The login server of the registry an ARM resource id names."""
+    """The login server of the registry an ARM resource id names, as derived from its name (`<name>.azurecr.io`)."""
     found = _ACR_RESOURCE_ID.match(resource_id)
     if found is None:
         raise SettingsError(
@@ -307,6 +313,58 @@ def acr_host(resource_id: str) -> str:
             f"Microsoft.ContainerRegistry/registries/<name> (got {resource_id!r})"
         )
     return f"{found.group('name').lower()}.azurecr.io"
+
+
+def _quoted(text: str, most: int = 160) -> str:
+    """`text` as a message quotes it, cut after `most` characters."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + f"… ({len(text)} characters)"
+
+
+def _acr_login_server(environ: Mapping[str, str], acr_resource_id: str | None) -> str | None:
+    """The guarded ACR's host: PLATFORM_GUARD_ACR_LOGIN_SERVER, else derived from its resource id; None without one."""
+    name = PREFIX + "ACR_LOGIN_SERVER"
+    raw = environ.get(name, "").strip()
+    derived = acr_host(acr_resource_id) if acr_resource_id is not None else None  # validates the id
+    if not raw:
+        return derived
+    if acr_resource_id is None:
+        raise SettingsError(f"{name}: set without {PREFIX}ACR_RESOURCE_ID; it is that registry's login server (to "
+                            f"guard a registry by its host alone, list the host in {PREFIX}REGISTRIES)")
+    try:
+        return validate_host(raw).lower()
+    except ReferenceError:
+        raise SettingsError(f"{name}: expected the registry's login server, a host like myacr-abc123.azurecr.io, with "
+                            f"no scheme or path (got {_quoted(raw)})") from None
+
+
+def _upstream_resource_ids(
+    environ: Mapping[str, str], acr_resource_id: str | None, acr_login_server: str | None
+) -> dict[str, str]:
+    """PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS: `host=resourceId` pairs, comma-separated (host lower-cased)."""
+    name = PREFIX + "UPSTREAM_RESOURCE_IDS"
+    entries = [entry.strip() for entry in environ.get(name, "").split(",") if entry.strip()]
+    if entries and acr_resource_id is None:
+        raise SettingsError(f"{name}: only ARM import reads it, and that needs {PREFIX}ACR_RESOURCE_ID")
+    found: dict[str, str] = {}
+    for entry in entries:
+        host, equals, resource_id = (part.strip() for part in entry.partition("="))
+        if not equals or not host or not resource_id:
+            raise SettingsError(f"{name}: entry {_quoted(entry)} is not host=resourceId")
+        try:
+            host = validate_host(host).lower()
+        except ReferenceError:
+            raise SettingsError(f"{name}: entry {_quoted(entry)}: {_quoted(host)} is not a registry host") from None
+        if not _ACR_RESOURCE_ID.match(resource_id):
+            raise SettingsError(
+                f"{name}: entry {_quoted(entry)}: expected an ACR resource id, /subscriptions/<id>/resourceGroups/"
+                "<rg>/providers/Microsoft.ContainerRegistry/registries/<name>")
+        if host in found:
+            raise SettingsError(f"{name}: {host} is listed twice")
+        if host == acr_login_server and resource_id.lower() != (acr_resource_id or "").lower():
+            raise SettingsError(f"{name}: entry {_quoted(entry)}: {host} is the guarded registry, whose id is "
+                                f"{PREFIX}ACR_RESOURCE_ID ({acr_resource_id})")
+        found[host] = resource_id
+    return found
 
 
 def _https_url(environ: Mapping[str, str], name: str, insecure: tuple[str, ...]) -> str | None:
@@ -334,11 +392,9 @@ _NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 
 
 def sweep_timer_configured(environ: Mapping[str, str]) -> bool:
-    """Whether PLATFORM_GUARD_SWEEP_SCHEDULE asks for the sweep timer (function_app.py declares it only then).
-
-    Read without validation at import time: the Functions host resolves and checks the schedule itself, and a bad
-    value must not keep the other functions from loading (load_settings refuses it by name on first use).
-    """
+    """Whether PLATFORM_GUARD_SWEEP_SCHEDULE asks for the sweep timer, read without validation (`load_settings`
+    validates the schedule and refuses a bad one by name; function_app.py declares the timer from the loaded
+    settings' `sweep_schedule`, so a bad schedule stops the app at start-up like any bad setting)."""
     return environ.get(PREFIX + "SWEEP_SCHEDULE", "").strip().lower() not in _SWEEP_OFF
 
 
@@ -388,10 +444,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
     loop_limit, loop_window = _loop_guard(environ)
     event_attempts, event_retry_seconds = _event_retry(environ)
     acr_resource_id = environ.get(PREFIX + "ACR_RESOURCE_ID") or None
-    if acr_resource_id is not None and acr_host(acr_resource_id) not in registries:
-        registries = (*registries, acr_host(acr_resource_id))
+    acr_login_server = _acr_login_server(environ, acr_resource_id)
+    if acr_login_server is not None and acr_login_server not in registries:
+        registries = (*registries, acr_login_server)
     return Settings(
         acr_resource_id=acr_resource_id,
+        acr_login_server=acr_login_server,
+        upstream_resource_ids=_upstream_resource_ids(environ, acr_resource_id, acr_login_server),
         tables_endpoint=_https_url(environ, PREFIX + "TABLES_ENDPOINT", insecure),
         tables_connection_string=environ.get(PREFIX + "TABLES_CONNECTION_STRING") or None,
         queue_endpoint=_https_url(environ, PREFIX + "QUEUE_ENDPOINT", insecure),

@@ -11,6 +11,8 @@
     audit [REGISTRY[/GLOB]] [--remediate]  every tag of a registry against the policy; a dry run unless
                                        --remediate; --report FILE.md|.html (exit 0 nothing to do,
                                        1 violations left, 2 usage error, 3 tags or repositories unreadable)
+    doctor [--json]                    the post-deploy smoke check: every permission the app needs, with its own
+                                       settings and identity (exit 0 ok, 1 missing, 2 settings, 3 unreachable)
     demo                               a local registry, the local host, right and wrong pushes, a table of outcomes
 
 Settings come from the environment (see importer/app/settings.py and the README); `check` against a loopback
@@ -40,9 +42,9 @@ from importer.core.numbers import NumberError, parse_whole_number, shown
 from importer.core.outcome import Outcome
 from importer.core.policy import Policy, PolicyError
 from importer.core.reference import ReferenceError, parse_reference, reference_of
-from importer.entry.composition import pipeline_for, registry_directory_for
+from importer.entry.composition import existing_ledger_for, pipeline_for, registry_directory_for
 from importer.entry.terminal import TerminalLogFormatter, format_dead_letters, format_outcomes, sanitise
-from importer.ports.ledger import Ledger
+from importer.ports.ledger import LedgerUnavailable
 from importer.ports.registry import Registry, RegistryError
 
 EXIT_OK = 0
@@ -317,18 +319,27 @@ def _stop_processes(processes: list[subprocess.Popen[bytes]], *, timeout: float 
             process.wait()
 
 
-def command_outcomes(args: argparse.Namespace) -> int:
-    from importer.adapters.ledger.sqlite import SqliteLedger
+def _ledger_errors() -> tuple[type[Exception], ...]:
+    """What a ledger raises when its storage fails: LedgerUnavailable (may pass) and, once the Table ledger is in use
+    (its module loaded), TableLedgerError (a refusal that will not pass, e.g. a missing role): reported, exit 3."""
+    tables = sys.modules.get("importer.adapters.ledger.tables")
+    return (LedgerUnavailable,) if tables is None else (LedgerUnavailable, tables.TableLedgerError)
 
+
+def command_outcomes(args: argparse.Namespace) -> int:
     settings = _settings(None)
     if args.failed:
         return _dead_letters(settings, args)
-    if not settings.ledger_path.exists():
-        print(sanitise(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER?)"), file=sys.stderr)
+    ledger = existing_ledger_for(settings)  # the ledger the settings select: Table Storage in Azure, else SQLite
+    if ledger is None:
+        print(sanitise(f"no ledger at {settings.ledger_path} yet (set PLATFORM_GUARD_LEDGER, or "
+                       f"PLATFORM_GUARD_TABLES_ENDPOINT for the Table ledger?)"), file=sys.stderr)
         return EXIT_OK
-    ledger = SqliteLedger(settings.ledger_path)
     try:
         fetched = ledger.outcomes(limit=args.limit if args.all else args.limit * 4, repository=args.repository)
+    except _ledger_errors() as error:
+        print(sanitise(f"error: reading outcomes: {error}"), file=sys.stderr)
+        return EXIT_REGISTRY
     finally:
         ledger.close()
     outcomes = (fetched if args.all else [outcome for outcome in fetched if outcome.final])[: args.limit]
@@ -387,7 +398,6 @@ def command_release(args: argparse.Namespace) -> int:
     from importer.app.remediation import ReleaseError, release
     from importer.core.reference import validate_repository, validate_tag
     from importer.entry.composition import ledger_for
-    from importer.ports.ledger import LedgerUnavailable
 
     settings = _settings(args.policy)
     try:
@@ -418,7 +428,7 @@ def command_release(args: argparse.Namespace) -> int:
         )
     except ReleaseError as error:
         raise UsageError(str(error)) from None
-    except (RegistryError, ManifestError, LedgerUnavailable) as error:
+    except (RegistryError, ManifestError, *_ledger_errors()) as error:
         print(sanitise(f"error: releasing {args.ref}: {error}"), file=sys.stderr)
         return EXIT_REGISTRY
     finally:
@@ -463,20 +473,6 @@ def command_chart_images(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _existing_ledger(settings: Settings) -> "Ledger | None":
-    """The ledger a dry run may read (releases), without creating one: Table Storage when configured, else the
-    SQLite file if it exists, else None."""
-    if settings.tables_connection_string or settings.tables_endpoint:
-        from importer.entry.composition import ledger_for
-
-        return ledger_for(settings)
-    if settings.ledger_path.exists():
-        from importer.adapters.ledger.sqlite import SqliteLedger
-
-        return SqliteLedger(settings.ledger_path)
-    return None
-
-
 def command_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -508,7 +504,7 @@ def command_audit(args: argparse.Namespace) -> int:
         raise UsageError(f"--remediate changes {host}: only guarded registries are remediated "
                          f"(add it to PLATFORM_GUARD_REGISTRIES)")
     pipeline = pipeline_for(settings) if args.remediate else None
-    ledger = pipeline.ledger if pipeline is not None else _existing_ledger(settings)
+    ledger = pipeline.ledger if pipeline is not None else existing_ledger_for(settings)  # releases it reads
     outcome_log = logging.getLogger(OUTCOME_LOGGER)
     level = outcome_log.level
     outcome_log.setLevel(logging.CRITICAL)  # one line per tag would drown the terminal: the report lists them
@@ -538,6 +534,12 @@ def command_audit(args: argparse.Namespace) -> int:
     if report.failures or not report.complete:
         return EXIT_REGISTRY
     return EXIT_VIOLATION if report.pending else EXIT_OK
+
+
+def command_doctor(args: argparse.Namespace) -> int:
+    from importer.entry.doctor import run_doctor
+
+    return run_doctor(as_json=args.json, timeout=float(args.timeout))
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -699,6 +701,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--page-size", type=_whole_number(1, MOST_PAGE_SIZE), metavar="N",
                        help=f"ask the registry for N names per page, 1 to {MOST_PAGE_SIZE}")
     audit.set_defaults(run=command_audit)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check every permission the app needs, with its own settings and identity (post-deploy smoke check)",
+        description="With the settings in the environment (as the Functions app has them) and the app's identity, "
+        "check each guarded registry (reachable, catalog, read, push, delete or lock), server-side import, the "
+        "upstreams, the ledger, the queue, the Event Grid topic and the alert webhook, changing nothing; print what "
+        "is missing and the command that grants it. Exit codes: 0 all ok, 1 something missing, 2 usage or settings "
+        "error, 3 unreachable or undecided.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as one JSON object")
+    doctor.add_argument("--timeout", type=_whole_number(1, 600), default=30, metavar="SECONDS",
+                        help="the longest any one check may take, 1 to 600 (default 30)")
+    doctor.set_defaults(run=command_doctor)
 
     demo = commands.add_parser(
         "demo",

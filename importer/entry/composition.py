@@ -4,6 +4,7 @@
     queue = queue_for(settings)              # the events between intake and workers: Storage Queues, else SQLite
     directory = registry_directory_for(settings)  # ACR adapter for *.azurecr.io (managed identity), else OCI
     ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
+    ledger = existing_ledger_for(settings)   # the same choice for readers; None while the SQLite file does not exist
     importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
     sinks = sinks_for(settings)              # JSON log always; webhook, Event Grid topic, App Insights when set
     credential = azure_credential(settings)  # DefaultAzureCredential for the user-assigned identity (lazy)
@@ -45,14 +46,17 @@ def azure_credential(settings: Settings) -> Any:
 
 
 def server_importer_for(settings: Settings) -> "AcrImporter | None":
-    """ARM importImage for the guarded ACR when PLATFORM_GUARD_ACR_RESOURCE_ID is set (re-imports move no bytes)."""
+    """ARM importImage for the guarded ACR when PLATFORM_GUARD_ACR_RESOURCE_ID is set (re-imports move no bytes), at its
+    login server, reading PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS upstreams (and itself) by resource id."""
     if not settings.acr_resource_id:
         return None
     from importer.adapters.registry.acr_import import AcrImporter
 
     parts = settings.acr_resource_id.strip("/").split("/")
     return AcrImporter(
-        subscription_id=parts[1], resource_group=parts[3], registry_name=parts[7], credential=azure_credential(settings)
+        subscription_id=parts[1], resource_group=parts[3], registry_name=parts[7],
+        credential=azure_credential(settings), login_server=settings.acr_login_server,
+        source_resource_ids=settings.upstream_resource_ids,
     )
 
 
@@ -95,9 +99,13 @@ def doorbell_for(settings: Settings) -> Doorbell | None:
     return doorbell_for_queue(settings.queue_path)
 
 
+def _table_ledger_configured(settings: Settings) -> bool:
+    return bool(settings.tables_connection_string or settings.tables_endpoint)
+
+
 def ledger_for(settings: Settings) -> Ledger:
     """Table Storage when configured (connection string first, else endpoint + identity), otherwise SQLite."""
-    if settings.tables_connection_string or settings.tables_endpoint:
+    if _table_ledger_configured(settings):
         from importer.adapters.ledger.tables import TableLedger
 
         if settings.tables_connection_string:
@@ -106,6 +114,14 @@ def ledger_for(settings: Settings) -> Ledger:
     from importer.adapters.ledger.sqlite import SqliteLedger
 
     return SqliteLedger(settings.ledger_path)
+
+
+def existing_ledger_for(settings: Settings) -> Ledger | None:
+    """The ledger `ledger_for` picks, for commands that only read it (`outcomes`, a dry-run `audit`), without
+    creating one: None when that is a SQLite file not written yet. Table Storage is always opened."""
+    if not _table_ledger_configured(settings) and not settings.ledger_path.exists():
+        return None
+    return ledger_for(settings)
 
 
 def sinks_for(settings: Settings) -> list[OutcomeSink]:
@@ -135,9 +151,10 @@ def sinks_for(settings: Settings) -> list[OutcomeSink]:
 
 
 def registry_client_for(settings: Settings, host: str) -> Registry:
-    """A client for `host`: ACR with the managed identity for `*.azurecr.io` without username/password settings,
-    the generic OCI client for everything else."""
-    if host.endswith(ACR_SUFFIX) and settings.credentials_for(host) is None:
+    """A client for `host`: ACR with the managed identity for `*.azurecr.io` and the guarded ACR's login server without
+    username/password settings, the generic OCI client for everything else."""
+    is_acr = host.endswith(ACR_SUFFIX) or host == settings.acr_login_server
+    if is_acr and settings.credentials_for(host) is None:
         from importer.adapters.registry.acr import AcrRegistry
 
         return AcrRegistry(host, credential=azure_credential(settings))

@@ -38,7 +38,6 @@ from pathlib import Path
 
 from importer.app.attempt import COMPLETE, RETRY, Ending, attempt_event
 from importer.app.pipeline import Pipeline, TransientFailure
-from importer.app.settings import queue_name_setting
 from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.events import (
     ParsedEvent,
@@ -63,7 +62,7 @@ MOST_DEQUEUE_COUNT = 1000
 QUEUE_CONNECTION = "PlatformGuardQueue"
 
 __all__ = ["QUEUE_CONNECTION", "GaveUp", "QueueDelivery", "UnreadableMessage", "host_max_dequeue_count",
-           "queue_name_setting", "work_delivery"]
+           "work_delivery"]
 
 
 # A function is stopped after host.json's functionTimeout (5 minutes): a tag lease outlives it, then frees the tag.

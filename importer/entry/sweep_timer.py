@@ -1,6 +1,6 @@
 """The sweep timer (function_app.py's `sweep` function): every guarded registry swept as the settings say.
 
-    if sweep_timer_configured(os.environ):            # PLATFORM_GUARD_SWEEP_SCHEDULE holds a schedule
+    if settings.sweep_schedule is not None:            # PLATFORM_GUARD_SWEEP_SCHEDULE holds a schedule
         run_scheduled_sweep(runtime.current(), past_due=timer.past_due)
 
 PLATFORM_GUARD_SWEEP_REMEDIATE=true remediates like the event path (mode `remediate`); otherwise the sweep runs in

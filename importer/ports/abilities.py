@@ -95,6 +95,13 @@ class ListsTagDigests(Protocol):
         ...
 
 
+# The built-in Azure role that lets an identity run ARM importImage into a registry (and read it, so the operation can
+# be followed); needed on the guarded registry and on every source named by resource id. One source for the adapter's
+# error messages and `doctor`'s grant commands.
+IMPORT_ROLE = "Container Registry Data Importer and Data Reader"
+IMPORT_ROLE_ID = "577a9874-89fd-4f24-9dbd-b5034d0ad23a"
+
+
 @runtime_checkable
 class ServerImport(Protocol):
     """An importer that makes a registry copy from an upstream itself (ACR `importImage`): no bytes pass through us."""

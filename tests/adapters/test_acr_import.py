@@ -5,6 +5,8 @@ ARM cannot be reached from here, so `FakeArm` answers on 127.0.0.1 with the docu
 `{"status": "InProgress" | "Succeeded" | "Failed", "error": {"code", "message"}}`, 429/5xx with Retry-After).
 The real azure-mgmt-containerregistry and azure-core HTTP code talks to it; the credential is a TokenCredential
 that hands out a fixed token, so nothing ever asks Microsoft Entra ID or management.azure.com.
+The authorisation tests also run against testbed/arm.py's ArmImportSimulator, which performs the import for real
+(into a local registry) and answers 202 + Location, or 403 AuthorizationFailed on the import or on its poll.
 """
 
 from __future__ import annotations
@@ -27,14 +29,25 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from importer.adapters.registry.acr_import import AcrImporter, AcrImportError, ImportResult
+from importer.adapters.registry.acr_import import (
+    IMPORT_ROLE,
+    IMPORT_ROLE_ID,
+    AcrImporter,
+    AcrImportError,
+    AcrImportUnauthorized,
+    ImportResult,
+)
+from importer.adapters.registry.oci import OciRegistry
 from importer.app.copying import CopyError
 from importer.core.platforms import parse
 from importer.core.selection import ImportPlan, plan_import
 from importer.ports.deadlines import time_limit
-from importer.ports.registry import FetchedManifest, RegistryError
+from importer.ports.registry import FetchedManifest, RegistryError, Unauthorized
+from testbed.arm import ArmImportSimulator
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, multi, single
+from testbed.push import push
+from testbed.registry import LocalRegistry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,6 +62,10 @@ IMPORT_PATH = (
 LOCATION_PATH = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ContainerRegistry/locations/westeurope"
 STATUS_PATH = f"{LOCATION_PATH}/operationStatuses/op-1"  # the Azure-AsyncOperation URL
 RESULT_PATH = f"{LOCATION_PATH}/operationResults/op-1"  # the Location URL
+REGISTRY_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+               f"/providers/Microsoft.ContainerRegistry/registries/{REGISTRY_NAME}")
+BASE_ID = ("/subscriptions/00000000-0000-0000-0000-000000000002/resourceGroups/rg-base"
+           "/providers/Microsoft.ContainerRegistry/registries/baseimages")
 TOKEN = "fixed-arm-token-7c1e"
 USERNAME = "guard-puller"
 PASSWORD = "pw-Zk9!q4-not-for-logs"
@@ -305,6 +322,66 @@ def test_contract_import_digests_sends_one_untagged_import_per_digest(arm: Calla
     assert all(body["untaggedTargetRepositories"] == ["mirror/app"] and "targetTags" not in body for body in bodies)
 
 
+RESOURCE_ID_CASES = [
+    pytest.param({}, "baseimages.azurecr.io", BASE_ID, id="upstream-acr-by-resource-id"),
+    pytest.param({}, "BaseImages.AzureCR.io", BASE_ID, id="upstream-host-in-any-case"),
+    pytest.param({}, f"{REGISTRY_NAME}.azurecr.io", REGISTRY_ID, id="same-registry-by-its-own-id"),
+    pytest.param({"login_server": "guardacr-h7b2d9fcdeb5gq8.azurecr.io"}, "guardacr-h7b2d9fcdeb5gq8.azurecr.io",
+                 REGISTRY_ID, id="same-registry-with-domain-name-label-login-server"),
+]
+
+
+@pytest.mark.parametrize(("options", "source_registry", "resource_id"), RESOURCE_ID_CASES)
+def test_contract_a_registry_known_by_resource_id_goes_as_resource_id_without_credentials(
+    arm: Callable[..., FakeArm], options: dict[str, Any], source_registry: str, resource_id: str
+) -> None:
+    """Pins ImportSource.resourceId: a source registry named by ARM resource id (an upstream ACR in
+    source_resource_ids, or the importer's own registry) is sent as `resourceId` with the bare `sourceImage` and no
+    `registryUri` or `credentials` (Entra auth with the caller's identity), even when a username and password are
+    given for its host."""
+    server = arm(post=[Reply(200)])
+    with importer_for(server, source_resource_ids={"baseimages.azurecr.io": BASE_ID}, **options) as importer:
+        result = importer.import_image(source_registry=source_registry, source_image=f"team/app@{DIGEST}",
+                                       untagged_repositories=["team/app"], username=USERNAME, password=PASSWORD)
+    assert result.source_resource_id == resource_id
+    [request] = server.requests
+    assert request.json() == {
+        "source": {"resourceId": resource_id, "sourceImage": f"team/app@{DIGEST}"},
+        "untaggedTargetRepositories": ["team/app"],
+        "mode": "Force",
+    }
+
+
+def test_contract_other_registries_still_go_by_registry_uri(arm: Callable[..., FakeArm]) -> None:
+    """A host that is not named by resource id (here another ACR) keeps `registryUri` and its credentials."""
+    server = arm(post=[Reply(200)])
+    with importer_for(server, source_resource_ids={"baseimages.azurecr.io": BASE_ID}) as importer:
+        result = importer.import_image(source_registry="other.azurecr.io", source_image=f"team/app@{DIGEST}",
+                                       untagged_repositories=["team/app"], username=USERNAME, password=PASSWORD)
+    assert result.source_resource_id is None
+    assert server.requests[0].json()["source"] == {
+        "registryUri": "other.azurecr.io", "sourceImage": f"team/app@{DIGEST}",
+        "credentials": {"username": USERNAME, "password": PASSWORD}}
+
+
+BAD_RESOURCE_ID_CASES = [
+    pytest.param({"source_resource_ids": {"bad host!": BASE_ID}}, "source_resource_ids", id="bad-host"),
+    pytest.param({"source_resource_ids": {"base.azurecr.io": "/subscriptions/x/registries/y"}},
+                 "is not a registry's ARM resource id", id="not-a-registry-id"),
+    pytest.param({"source_resource_ids": {f"{REGISTRY_NAME}.azurecr.io": BASE_ID}},
+                 "is this importer's registry", id="own-host-with-another-id"),
+    pytest.param({"login_server": "https://guardacr.azurecr.io"}, "login_server", id="login-server-with-scheme"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_RESOURCE_ID_CASES)
+def test_bad_login_server_or_resource_ids_are_refused(options: dict[str, Any], message: str) -> None:
+    """A malformed host or resource id, or the importer's own host mapped to another registry, is a ValueError."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        AcrImporter(subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP, registry_name=REGISTRY_NAME,
+                    credential=FixedTokenCredential(), **options)
+
+
 # --- the long-running operation -------------------------------------------------------------------------
 
 
@@ -416,13 +493,14 @@ class RefusingCredential:
         raise ClientAuthenticationError("ManagedIdentityCredential: no managed identity endpoint found")
 
 
-def test_credential_failure_is_permanent_and_nothing_is_sent(arm: Callable[..., FakeArm]) -> None:
-    """When the credential yields no token the import fails permanently and no request reaches ARM."""
+def test_credential_failure_is_an_authorization_failure_and_nothing_is_sent(arm: Callable[..., FakeArm]) -> None:
+    """When the credential yields no token the import fails as Unauthorized (as AcrRegistry's token failures do: an
+    identity just assigned may not be usable yet), not transient, and no request reaches ARM."""
     server = arm(post=[Reply(200)])
-    with importer_for(server, RefusingCredential()) as importer, pytest.raises(AcrImportError) as raised:
+    with importer_for(server, RefusingCredential()) as importer, pytest.raises(AcrImportUnauthorized) as raised:
         importer.import_image(source_registry="upstream.example.com", source_image=f"team/app@{DIGEST}",
                               target_tags=["team/app:1.0"])
-    assert not raised.value.transient
+    assert isinstance(raised.value, Unauthorized) and not raised.value.transient
     assert "no ARM token from the credential" in str(raised.value) and "no managed identity" in str(raised.value)
     assert server.requests == []
 
@@ -498,6 +576,122 @@ def test_the_time_limit_of_the_work_in_hand_ends_imports_before_their_own_timeou
     assert "the time limit of event e-import (0.6 s) ran out" in str(raised.value)
     assert elapsed < 2.0
     assert server.count("POST", IMPORT_PATH) == 1
+
+
+# --- authorisation: 401/403 on the import or on its poll -------------------------------------------------
+
+
+def authorization_failed(action: str, scope: str) -> Reply:
+    return arm_error(403, "AuthorizationFailed", f"The client 'c' with object id 'c' does not have authorization to "
+                     f"perform action '{action}' over scope '{scope}' or the scope is invalid.")
+
+
+IMPORT_ACTION = "Microsoft.ContainerRegistry/registries/importImage/action"
+POLL_ACTION = "Microsoft.ContainerRegistry/locations/operationResults/read"
+ROLE = f'the identity needs the role "{IMPORT_ROLE}" ({IMPORT_ROLE_ID}) on registry {REGISTRY_ID}'
+
+AUTHORIZATION_CASES = [
+    pytest.param({"post": [authorization_failed(IMPORT_ACTION, REGISTRY_ID)]}, 403,
+                 f"ARM refused the import: AuthorizationFailed: The client 'c' with object id 'c' does not have "
+                 f"authorization to perform action '{IMPORT_ACTION}'", id="403-on-the-import"),
+    pytest.param({"post": [arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")]}, 401,
+                 "ARM did not accept the identity's token: InvalidAuthenticationToken: The access token is invalid.",
+                 id="401-on-the-import"),
+    pytest.param({"post": [Reply(202, headers={"Location": "{base}" + RESULT_PATH, "Retry-After": "0"})],
+                  "result": [authorization_failed(POLL_ACTION, RESULT_PATH)]}, 403,
+                 f"ARM accepted the import (202) but refused to report its progress: GET {{base}}{RESULT_PATH} "
+                 f"answered HTTP 403: AuthorizationFailed", id="403-on-the-location-poll"),
+    pytest.param({"post": [ACCEPTED], "status": [IN_PROGRESS, authorization_failed(POLL_ACTION, STATUS_PATH)]}, 403,
+                 f"refused to report its progress: GET {{base}}{STATUS_PATH} answered HTTP 403",
+                 id="403-on-the-azure-asyncoperation-poll-after-a-first-answer"),
+    pytest.param({"post": [ACCEPTED], "status": [failed("AuthorizationFailed", "no access to the source")]}, 200,
+                 "the import operation failed: AuthorizationFailed: no access to the source",
+                 id="operation-failed-unauthorized"),
+]
+
+
+@pytest.mark.parametrize(("scripts", "status", "text"), AUTHORIZATION_CASES)
+def test_contract_a_refused_identity_is_unauthorized_and_names_the_role(
+    arm: Callable[..., FakeArm], scripts: dict[str, list[Reply]], status: int, text: str
+) -> None:
+    """Pins ARM's refusals (401, 403 AuthorizationFailed) of the importImage POST or of the GET of its operation:
+    AcrImportUnauthorized, an `Unauthorized` registry error (tried again while role assignments propagate, like every
+    401/403 in the product), saying which request was refused and what ARM said, and naming the role and its scope;
+    a refused poll says the import may still finish."""
+    server = arm(**scripts)
+    error = run_import(server)
+    assert isinstance(error, AcrImportUnauthorized) and isinstance(error, Unauthorized), error
+    assert (error.status, error.transient) == (status, False)
+    message = str(error)
+    assert text.replace("{base}", server.base) in message
+    assert message.endswith(f"{ROLE} (a new role assignment takes minutes to apply)")
+    assert ("the import may still finish" in message) == ("poll" in text or "progress" in text)
+    assert PASSWORD not in message and USERNAME not in message
+
+
+def test_contract_a_source_by_resource_id_names_the_role_on_both_registries(arm: Callable[..., FakeArm]) -> None:
+    """With the source named by resource id, the identity needs the role on the source registry too."""
+    server = arm(post=[authorization_failed(IMPORT_ACTION, REGISTRY_ID)])
+    with importer_for(server, source_resource_ids={"baseimages.azurecr.io": BASE_ID}) as importer:
+        with pytest.raises(AcrImportUnauthorized) as raised:
+            importer.import_image(source_registry="baseimages.azurecr.io", source_image=f"team/app@{DIGEST}",
+                                  untagged_repositories=["team/app"])
+    assert f"on registry {REGISTRY_ID} and on the source registry {BASE_ID}" in str(raised.value)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[LocalRegistry]:
+    with LocalRegistry(tmp_path / "upstream") as started:
+        yield started
+
+
+def simulated_importer(simulator: ArmImportSimulator, **options: Any) -> AcrImporter:
+    return AcrImporter(subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP, registry_name=REGISTRY_NAME,
+                       credential=FixedTokenCredential(), arm_endpoint=simulator.url, poll_interval=0.02, timeout=10.0,
+                       retries=0, **options)
+
+
+@pytest.mark.parametrize("refused", ["import", "poll"], ids=["403-on-the-import", "403-on-the-poll"])
+def test_contract_simulator_403_is_unauthorized_and_names_the_role(
+    registry: LocalRegistry, upstream: LocalRegistry, builder: ImageBuilder, refused: str
+) -> None:
+    """Against the ARM simulator: a 403 AuthorizationFailed on the import, or on the poll of the 202's Location (the
+    import ran), is AcrImportUnauthorized naming ARM's missing action and the role the identity needs."""
+    digest = push(builder, single(builder, "linux/amd64"), upstream.host, "mirror/app", "1")
+    with ArmImportSimulator(target_host=registry.host, refuse={refused}) as simulator:
+        with simulated_importer(simulator) as importer, pytest.raises(AcrImportUnauthorized) as raised:
+            importer.import_digests(source_registry=upstream.host, source_repository="mirror/app", digests=[digest],
+                                    target_repository="team/app")
+    message = str(raised.value)
+    assert isinstance(raised.value, Unauthorized) and raised.value.status == 403
+    assert f'"{IMPORT_ROLE}" ({IMPORT_ROLE_ID}) on registry {REGISTRY_ID}' in message
+    if refused == "import":
+        assert "ARM refused the import: AuthorizationFailed" in message and IMPORT_ACTION in message
+        assert simulator.polls == [] and OciRegistry(registry.host).head_manifest("team/app", digest) is None
+    else:
+        assert "ARM accepted the import (202) but refused to report its progress" in message
+        assert POLL_ACTION in message and "the import may still finish" in message
+        assert len(simulator.polls) == 1 and simulator.polls[0] in message
+        assert OciRegistry(registry.host).head_manifest("team/app", digest) is not None  # it did run
+
+
+def test_contract_simulator_imports_by_resource_id_through_a_202(
+    registry: LocalRegistry, upstream: LocalRegistry, builder: ImageBuilder
+) -> None:
+    """Against the ARM simulator answering 202 + Location: an upstream named by resource id is imported with
+    `source.resourceId` (no registryUri, no credentials), the Location is polled to success, the image arrives."""
+    digest = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/app", "1")
+    with ArmImportSimulator(target_host=registry.host, registries={BASE_ID: upstream.host},
+                            asynchronous=True) as simulator:
+        with simulated_importer(simulator, source_resource_ids={upstream.host: BASE_ID}) as importer:
+            [result] = importer.import_digests(source_registry=upstream.host, source_repository="mirror/app",
+                                               digests=[digest], target_repository="team/app", username=USERNAME,
+                                               password=PASSWORD)
+    assert simulator.imports == [{"source": {"resourceId": BASE_ID, "sourceImage": f"mirror/app@{digest}"},
+                                  "untaggedTargetRepositories": ["team/app"], "mode": "Force"}]
+    assert result.status == "Succeeded" and result.operation_url is not None
+    assert simulator.polls and result.operation_url.startswith(f"{simulator.url}{simulator.polls[0]}")
+    assert OciRegistry(registry.host).head_manifest("team/app", digest) is not None
 
 
 # --- secrets --------------------------------------------------------------------------------------------

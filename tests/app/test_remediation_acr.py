@@ -18,7 +18,7 @@ import pytest
 from importer.adapters.ledger.sqlite import SqliteLedger
 from importer.adapters.registry.acr import AcrRegistry
 from importer.adapters.registry.oci import OciRegistry
-from importer.app.pipeline import Pipeline
+from importer.app.pipeline import AUTHORIZATION, Pipeline, TransientFailure
 from importer.app.registries import RegistryDirectory
 from importer.app.remediation import ReleaseError, quarantine_tag, registry_origin, release
 from importer.app.settings import Settings, load_settings
@@ -36,6 +36,7 @@ from testbed.registry import LocalRegistry
 
 SUB = "00000000-0000-0000-0000-000000000000"
 ACR_ID = f"/subscriptions/{SUB}/resourceGroups/rg-guard/providers/Microsoft.ContainerRegistry/registries/myacr"
+BASE_ID = f"/subscriptions/{SUB}/resourceGroups/rg-base/providers/Microsoft.ContainerRegistry/registries/baseimages"
 
 
 def _policy(mode: str) -> str:
@@ -227,6 +228,126 @@ def test_reimport_on_acr_runs_server_side_through_arm_import(
         # The function itself uploaded no blob: every blob write went from the simulator straight to the registry.
         assert not [r for r in proxy.history() if r.method in ("POST", "PUT", "PATCH") and "/blobs/" in r.path
                     and "/quarantine/" not in r.path]
+
+
+WIRING_CASES = {
+    "derived-login-server": ({}, "myacr.azurecr.io", {}),
+    "domain-name-label-login-server": ({"PLATFORM_GUARD_ACR_LOGIN_SERVER": "myacr-h7b2d9fcdeb5gq8.azurecr.io"},
+                                       "myacr-h7b2d9fcdeb5gq8.azurecr.io", {}),
+    "another-cloud-login-server": ({"PLATFORM_GUARD_ACR_LOGIN_SERVER": "myacr.azurecr.cn"}, "myacr.azurecr.cn", {}),
+    "upstream-by-resource-id": ({"PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS": f"base.azurecr.io={BASE_ID}"},
+                                "myacr.azurecr.io", {"base.azurecr.io": BASE_ID}),
+}
+
+
+@pytest.mark.parametrize(("environ", "host", "upstreams"), WIRING_CASES.values(), ids=WIRING_CASES.keys())
+def test_the_login_server_and_upstream_ids_reach_the_adapters(
+    environ: dict[str, str], host: str, upstreams: dict[str, str]
+) -> None:
+    """The guarded ACR's host (PLATFORM_GUARD_ACR_LOGIN_SERVER, else derived) is the host that is guarded, reached with
+    the ACR adapter, and the ARM importer's login server; the importer reads the upstream ids and itself by id."""
+    from importer.adapters.registry.acr_import import AcrImporter
+    from importer.entry.composition import server_importer_for
+
+    settings = load_settings({"PLATFORM_GUARD_ACR_RESOURCE_ID": ACR_ID, **environ})
+    assert settings.registries == (host,)
+    assert isinstance(registry_directory_for(settings).client(host), AcrRegistry)
+    importer = server_importer_for(settings)
+    assert isinstance(importer, AcrImporter)
+    assert importer.login_server == host
+    assert importer.source_resource_ids == {**upstreams, host: importer.registry_id}
+    assert importer.registry_id.lower() == ACR_ID.lower()
+
+
+def _settings_pipeline(tmp_path: Path, proxy: FaultProxy, arm: Any, upstream: str, environ: dict[str, str]) -> Pipeline:
+    """A re-import pipeline from the settings `environ` (the guarded ACR at the proxy's host, its login server), with
+    the ARM importer wired as composition.server_importer_for wires it, but pointed at `arm` with a fixed token."""
+    from importer.adapters.registry.acr_import import AcrImporter
+
+    policy = ("version: 1\ndefaults:\n  require: [linux/amd64, linux/arm64]\n  on_violation: reimport\n"
+              f"  upstream: \"{upstream}/{{repository}}\"\n")
+    settings = load_settings({"PLATFORM_GUARD_ACR_RESOURCE_ID": ACR_ID, "PLATFORM_GUARD_ACR_LOGIN_SERVER": proxy.host,
+                              "PLATFORM_GUARD_POLICY": policy, "PLATFORM_GUARD_LEDGER": str(tmp_path / "l.db"),
+                              **environ})
+    directory = RegistryDirectory(
+        settings,
+        factory=lambda host: AcrRegistry(host, endpoint=proxy.url, allow_http=True) if host == proxy.host
+        else OciRegistry(host),
+    )
+    importer = AcrImporter(subscription_id=SUB, resource_group="rg-guard", registry_name="myacr",
+                           credential=_FixedToken(), login_server=settings.acr_login_server,
+                           source_resource_ids=settings.upstream_resource_ids, arm_endpoint=arm.url,
+                           poll_interval=0.05, timeout=30, retries=0)
+    return Pipeline(policy=settings.policy, ledger=SqliteLedger(settings.ledger_path), registries=directory,
+                    server_import=importer)
+
+
+def test_contract_server_side_reimport_reads_an_upstream_acr_by_resource_id(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """With PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS naming the upstream, the importImage body the ARM simulator receives
+    has `source.resourceId` and no registryUri or credentials, and the simulator finds and imports the image."""
+    from testbed.arm import ArmImportSimulator
+    from testbed.images import multi
+
+    registry, proxy = acr
+    with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(
+        target_host=registry.host, registries={BASE_ID: upstream.host}, asynchronous=True
+    ) as arm:
+        good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/team/app", "1")
+        bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
+        pipeline = _settings_pipeline(tmp_path, proxy, arm, f"{upstream.host}/mirror",
+                                      {"PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS": f"{upstream.host}={BASE_ID}"})
+        outcome = pipeline.handle(_event(proxy.host, bad))
+        assert outcome is not None and outcome.result == "reimported", outcome
+        assert [body["source"] for body in arm.imports] == [
+            {"resourceId": BASE_ID, "sourceImage": f"mirror/team/app@{good}"}]
+        assert OciRegistry(registry.host).head_manifest("team/app", "1").digest == good  # type: ignore[union-attr]
+
+
+def test_contract_a_same_registry_import_goes_by_the_registry_own_resource_id(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path
+) -> None:
+    """An upstream inside the guarded registry itself (at its login server) is imported with `source.resourceId` =
+    PLATFORM_GUARD_ACR_RESOURCE_ID: ACR reads itself with the identity, no registryUri and no credentials."""
+    from testbed.arm import ArmImportSimulator
+    from testbed.images import multi
+
+    registry, proxy = acr
+    with ArmImportSimulator(target_host=registry.host, registries={ACR_ID: registry.host}) as arm:
+        good = push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), registry.host, "mirror/team/app", "1")
+        bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
+        pipeline = _settings_pipeline(tmp_path, proxy, arm, f"{proxy.host}/mirror", {})
+        outcome = pipeline.handle(_event(proxy.host, bad))
+        assert outcome is not None and outcome.result == "reimported", outcome
+        assert [body["source"] for body in arm.imports] == [
+            {"resourceId": ACR_ID, "sourceImage": f"mirror/team/app@{good}"}]
+        assert OciRegistry(registry.host).head_manifest("team/app", "1").digest == good  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("refused", ["import", "poll"], ids=["403-on-the-import", "403-on-the-poll"])
+def test_contract_a_refused_import_is_an_authorization_failure_tried_again(
+    acr: tuple[LocalRegistry, FaultProxy], builder: ImageBuilder, tmp_path: Path, refused: str
+) -> None:
+    """ARM's 403 on importImage, or on the poll of its operation, ends the try as an AUTHORIZATION failure (tried
+    again until PLATFORM_GUARD_AUTH_RETRY_SECONDS have passed, as every 401/403), not a permanent `failed` outcome,
+    and the error names the role the identity needs."""
+    from testbed.arm import ArmImportSimulator
+    from testbed.images import multi
+
+    registry, proxy = acr
+    with LocalRegistry(tmp_path / "upstream") as upstream, ArmImportSimulator(
+        target_host=registry.host, refuse={refused}
+    ) as arm:
+        push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/team/app", "1")
+        bad = push(builder, single(builder, "linux/arm64", seed="laptop"), registry.host, "team/app", "1")
+        pipeline = _settings_pipeline(tmp_path, proxy, arm, f"{upstream.host}/mirror", {})
+        with pytest.raises(TransientFailure) as raised:
+            pipeline.handle(_event(proxy.host, bad))
+    assert raised.value.kind == AUTHORIZATION
+    assert '"Container Registry Data Importer and Data Reader" (577a9874-89fd-4f24-9dbd-b5034d0ad23a)' in str(
+        raised.value)
+    assert not pipeline.has_final_outcome("e-1")
 
 
 def _origin_artifact_digest(registry_host: str, digest: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from importer.app import settings as settings_module
+from importer.app.registries import RegistryDirectory
 from importer.app.settings import KNOWN_SETTINGS, Settings, SettingsError, load_settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -57,6 +58,130 @@ def test_invalid_settings_are_refused_by_name(environ: dict[str, str], message: 
     """A bad value raises SettingsError naming the setting or the problem."""
     with pytest.raises(SettingsError, match=message):
         load_settings(environ)
+
+
+# -- the guarded ACR's login server, upstream ACRs by resource id ----------------------------------------------------
+
+ACR_RESOURCE_ID = "PLATFORM_GUARD_ACR_RESOURCE_ID"
+ACR_LOGIN_SERVER = "PLATFORM_GUARD_ACR_LOGIN_SERVER"
+UPSTREAM_RESOURCE_IDS = "PLATFORM_GUARD_UPSTREAM_RESOURCE_IDS"
+ACR_ID = f"{SUB}/Microsoft.ContainerRegistry/registries/myacr01"
+DNL_HOST = "myacr01-h7b2d9fcdeb5gq8.azurecr.io"  # a registry created with a domain-name-label scope
+BASE_ID = f"{SUB}/Microsoft.ContainerRegistry/registries/baseimages"
+MIRROR_ID = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-m/providers/" \
+    "Microsoft.ContainerRegistry/registries/mirror01"
+
+LOGIN_SERVER_CASES = {
+    "unset-derived-from-the-name": ({ACR_RESOURCE_ID: ACR_ID}, "myacr01.azurecr.io"),
+    "empty-derived-from-the-name": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: ""}, "myacr01.azurecr.io"),
+    "domain-name-label-scope": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: DNL_HOST}, DNL_HOST),
+    "case-and-spaces-normalised": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: f" {DNL_HOST.upper()} "}, DNL_HOST),
+    "another-cloud": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: "myacr01.azurecr.cn"}, "myacr01.azurecr.cn"),
+    "no-acr": ({}, None),
+}
+
+
+@pytest.mark.parametrize(("environ", "host"), LOGIN_SERVER_CASES.values(), ids=LOGIN_SERVER_CASES.keys())
+def test_the_guarded_acr_host_is_its_login_server(environ: dict[str, str], host: str | None) -> None:
+    """PLATFORM_GUARD_ACR_LOGIN_SERVER, when set, is the guarded ACR's host (guarded, and its Event Grid topic stands
+    for it); unset, the host is derived from the resource id as before, `<name>.azurecr.io`."""
+    loaded = load_settings(environ)
+    assert loaded.acr_login_server == host
+    assert loaded.registries == ((host,) if host else ())
+    directory = RegistryDirectory(loaded, factory=lambda _: pytest.fail("no client is made"))
+    assert directory.guarded_host(ACR_ID) == host
+    assert directory.guarded_host(ACR_ID.upper() + "/") == host  # topics are matched case-insensitively
+
+
+TOPIC_CASES = {
+    "the-guarded-acr": (ACR_ID, DNL_HOST),
+    "its-login-server": (DNL_HOST, DNL_HOST),
+    "the-derived-host-is-not-guarded": ("myacr01.azurecr.io", None),
+    "same-name-in-another-subscription": (ACR_ID.replace("00000000-0000-0000-0000-000000000000",
+                                                         "22222222-2222-2222-2222-222222222222"), None),
+    "another-acr-listed-by-host": (MIRROR_ID, "mirror01.azurecr.io"),
+    "another-acr-not-listed": (BASE_ID, None),
+}
+
+
+@pytest.mark.parametrize(("origin", "host"), TOPIC_CASES.values(), ids=TOPIC_CASES.keys())
+def test_event_origins_map_onto_the_login_server(origin: str, host: str | None) -> None:
+    """With a login server set, the guarded ACR's topic (its resource id) stands for that host, and a topic that only
+    shares the registry's name does not; other ACRs listed in PLATFORM_GUARD_REGISTRIES keep `<name>.azurecr.io`."""
+    loaded = load_settings({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: DNL_HOST,
+                            "PLATFORM_GUARD_REGISTRIES": "mirror01.azurecr.io"})
+    assert set(loaded.registries) == {DNL_HOST, "mirror01.azurecr.io"}
+    directory = RegistryDirectory(loaded, factory=lambda _: pytest.fail("no client is made"))
+    assert directory.guarded_host(origin) == host
+
+
+UPSTREAM_CASES = {
+    "unset": ({}, {}),
+    "one-pair": ({UPSTREAM_RESOURCE_IDS: f"baseimages.azurecr.io={BASE_ID}"}, {"baseimages.azurecr.io": BASE_ID}),
+    "two-pairs-spaces-and-case": ({UPSTREAM_RESOURCE_IDS: f" BaseImages.azurecr.io = {BASE_ID} , "
+                                                          f"mirror01.azurecr.io={MIRROR_ID},"},
+                                  {"baseimages.azurecr.io": BASE_ID, "mirror01.azurecr.io": MIRROR_ID}),
+    "the-guarded-acr-with-its-own-id": ({UPSTREAM_RESOURCE_IDS: f"{DNL_HOST}={ACR_ID}"}, {DNL_HOST: ACR_ID}),
+}
+
+
+@pytest.mark.parametrize(("environ", "expected"), UPSTREAM_CASES.values(), ids=UPSTREAM_CASES.keys())
+def test_upstream_resource_ids_are_read(environ: dict[str, str], expected: dict[str, str]) -> None:
+    """`host=resourceId` pairs, comma-separated: hosts lower-cased, resource ids kept as written."""
+    loaded = load_settings({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: DNL_HOST, **environ})
+    assert dict(loaded.upstream_resource_ids) == expected
+
+
+BAD_ACR_CASES = {
+    "login-server-without-resource-id": ({ACR_LOGIN_SERVER: DNL_HOST},
+                                         f"{ACR_LOGIN_SERVER}: set without {ACR_RESOURCE_ID}"),
+    "login-server-with-scheme": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: f"https://{DNL_HOST}"},
+                                 f"{ACR_LOGIN_SERVER}: expected the registry's login server.*'https://"),
+    "login-server-with-path": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: f"{DNL_HOST}/v2"},
+                               f"{ACR_LOGIN_SERVER}: expected the registry's login server"),
+    "login-server-bad-label": ({ACR_RESOURCE_ID: ACR_ID, ACR_LOGIN_SERVER: "-myacr01.azurecr.io"},
+                               f"{ACR_LOGIN_SERVER}: expected the registry's login server"),
+    "login-server-with-bad-resource-id": ({ACR_RESOURCE_ID: "/subscriptions/x", ACR_LOGIN_SERVER: DNL_HOST},
+                                          f"{ACR_RESOURCE_ID}: expected"),
+    "upstream-ids-without-resource-id": ({UPSTREAM_RESOURCE_IDS: f"baseimages.azurecr.io={BASE_ID}"},
+                                         f"{UPSTREAM_RESOURCE_IDS}: only ARM import reads it"),
+    "upstream-entry-without-equals": ({ACR_RESOURCE_ID: ACR_ID, UPSTREAM_RESOURCE_IDS: "baseimages.azurecr.io"},
+                                      f"{UPSTREAM_RESOURCE_IDS}: entry 'baseimages.azurecr.io' is not host=resourceId"),
+    "upstream-entry-without-host": ({ACR_RESOURCE_ID: ACR_ID, UPSTREAM_RESOURCE_IDS: f"={BASE_ID}"},
+                                    f"{UPSTREAM_RESOURCE_IDS}: entry .* is not host=resourceId"),
+    "upstream-entry-without-id": ({ACR_RESOURCE_ID: ACR_ID, UPSTREAM_RESOURCE_IDS: "baseimages.azurecr.io="},
+                                  f"{UPSTREAM_RESOURCE_IDS}: entry 'baseimages.azurecr.io=' is not host=resourceId"),
+    "upstream-bad-host": ({ACR_RESOURCE_ID: ACR_ID, UPSTREAM_RESOURCE_IDS: f"https://base.azurecr.io={BASE_ID}"},
+                          f"{UPSTREAM_RESOURCE_IDS}: entry 'https://base.azurecr.io=.*'https://base.azurecr.io' "
+                          "is not a registry host"),
+    "upstream-not-an-acr-id": ({ACR_RESOURCE_ID: ACR_ID,
+                                UPSTREAM_RESOURCE_IDS: f"base.azurecr.io={SUB}/Microsoft.Storage/storageAccounts/x"},
+                               f"{UPSTREAM_RESOURCE_IDS}: entry 'base.azurecr.io=.*expected an ACR resource id"),
+    "upstream-id-and-next-entry-run-together": ({ACR_RESOURCE_ID: ACR_ID,
+                                                 UPSTREAM_RESOURCE_IDS: f"a.azurecr.io={BASE_ID} b.azurecr.io={BASE_ID}"},
+                                                f"{UPSTREAM_RESOURCE_IDS}: entry 'a.azurecr.io=.*expected an ACR"),
+    "upstream-host-twice": ({ACR_RESOURCE_ID: ACR_ID,
+                             UPSTREAM_RESOURCE_IDS: f"base.azurecr.io={BASE_ID},BASE.azurecr.io={MIRROR_ID}"},
+                            f"{UPSTREAM_RESOURCE_IDS}: base.azurecr.io is listed twice"),
+    "upstream-guarded-host-with-another-id": ({ACR_RESOURCE_ID: ACR_ID,
+                                               UPSTREAM_RESOURCE_IDS: f"myacr01.azurecr.io={BASE_ID}"},
+                                              f"{UPSTREAM_RESOURCE_IDS}: entry .*myacr01.azurecr.io is the guarded "
+                                              f"registry, whose id is {ACR_RESOURCE_ID}"),
+}
+
+
+@pytest.mark.parametrize(("environ", "message"), BAD_ACR_CASES.values(), ids=BAD_ACR_CASES.keys())
+def test_bad_login_server_and_upstream_resource_ids_are_refused_by_name(environ: dict[str, str], message: str) -> None:
+    """A bad value raises SettingsError naming the setting and quoting the bad entry."""
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ)
+
+
+def test_a_long_bad_entry_is_not_echoed_whole() -> None:
+    """The quoted entry is cut: a 100,000-character value does not end up in a log line."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings({ACR_RESOURCE_ID: ACR_ID, UPSTREAM_RESOURCE_IDS: "x" * 100_000})
+    assert len(str(refused.value)) < 400
 
 
 def test_acr_resource_id_guards_its_host() -> None:

@@ -42,6 +42,7 @@ NUMERIC_FLAGS: dict[str, tuple[list[str], int, int, int | None]] = {
     "outcomes --limit": (["outcomes"], 1, 100_000, 50),
     "audit --parallel": (["audit"], 1, 64, 8),
     "audit --page-size": (["audit"], 1, 10_000, None),
+    "doctor --timeout": (["doctor"], 1, 600, 30),
 }
 
 

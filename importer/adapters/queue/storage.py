@@ -506,6 +506,18 @@ class StorageQueue:
                 counts.append(int(client.get_queue_properties().approximate_message_count or 0))
         return QueueDepth(ready=counts[0], delayed=0, leased=0, dead=counts[1])
 
+    def peek(self, *, limit: int = 1) -> int:
+        """Peek at up to `limit` (1 to 32) messages of the queue and of its poison queue without receiving them
+        (importer.ports.probes.PeeksQueue, for `doctor`): nothing changes but what any first use creates (the
+        queues and the key-lease table, when missing). How many of the queue's own were there."""
+        queue, poison, _ = self._connect()
+        count = max(1, min(int(limit), 32))
+        seen = []
+        for client in (queue, poison):
+            with self._service(f"peek at queue {client.queue_name!r}", client):
+                seen.append(len(client.peek_messages(max_messages=count)))
+        return seen[0]
+
     def close(self) -> None:
         with self._lock:
             clients, self._clients = self._clients, None

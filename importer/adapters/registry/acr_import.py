@@ -1,7 +1,9 @@
 """Server-side re-import into Azure Container Registry through ARM `importImage`: no layer bytes pass through us.
 
     importer = AcrImporter(subscription_id=sub, resource_group="rg", registry_name="myacr",
-                           credential=DefaultAzureCredential())
+                           credential=DefaultAzureCredential(),
+                           login_server="myacr-abc123.azurecr.io",     # default: myacr.azurecr.io
+                           source_resource_ids={"base.azurecr.io": "/subscriptions/…/registries/base"})
     importer.serves(registry)                       # True for the registry client of myacr's login server
     importer.import_digests(source_registry="docker.io", source_repository="library/nginx",
                             digests=plan.imports, target_repository="dockerhub/library/nginx")
@@ -13,15 +15,27 @@ the SDK's poller follows the long-running operation, bounded by `timeout` and by
 (importer.core.retry.ACR_IMPORT_RETRY by default), before they become transient errors. What to import is planned
 by `importer.core.selection.plan_import`; how remediation uses it is in docs/design.md, "Remediation". Source
 registry secrets are scrubbed from every message this module raises or logs.
+
+The source: `source.registryUri` (the host, with `credentials` when a username and password are given), except for
+the registries named by ARM resource id — the guarded registry itself (a same-registry import) and the hosts of
+`source_resource_ids` (private ACRs in the same tenant) — which go as `source.resourceId`, never with credentials:
+ACR reads them with the caller's Microsoft Entra identity.
+
+Authorisation. The identity needs the built-in role "Container Registry Data Importer and Data Reader"
+(IMPORT_ROLE_ID) on the guarded registry, and on a source registry named by resource id. ARM answers an import with
+202 and a URL to poll; a 401 or 403 — on the import or on that poll — raises AcrImportUnauthorized, an
+`Unauthorized` registry error (tried again while role assignments propagate: docs/design.md "Errors and retries")
+whose message names ARM's refusal and the role, and says when the import itself may have run (a refused poll).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -41,14 +55,18 @@ from importer.core.reference import (
     validate_tag,
 )
 from importer.core.retry import ACR_IMPORT_RETRY, RetryPolicy
+from importer.ports.abilities import IMPORT_ROLE, IMPORT_ROLE_ID
 from importer.ports.deadlines import current_time_limit
-from importer.ports.registry import Registry, RegistryError
+from importer.ports.registry import Registry, RegistryError, Unauthorized
 
 __all__ = [
     "AcrImportError",
+    "AcrImportUnauthorized",
     "AcrImporter",
     "DEFAULT_ARM_ENDPOINT",
     "IMPORT_MODES",
+    "IMPORT_ROLE",
+    "IMPORT_ROLE_ID",
     "ImportResult",
 ]
 
@@ -73,6 +91,18 @@ TRANSIENT_ERROR_CODES = frozenset(
     )
 )
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# ARM's codes for a caller without the permission (also seen in the error of a failed operation).
+AUTHORIZATION_ERROR_CODES = frozenset(code.lower() for code in ("AuthorizationFailed", "LinkedAuthorizationFailed"))
+AUTHORIZATION_STATUSES = frozenset({401, 403})
+
+# The built-in role that lets an identity import into a registry and read it (Microsoft's import documentation): its
+# actions are registries/importImage/action, registries/read and registries/pull/read, its data actions
+# repositories/content/read, repositories/metadata/read and catalog/read.
+
+_REGISTRY_ID = re.compile(
+    r"^/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.ContainerRegistry/registries/[A-Za-z0-9]+$",
+    re.IGNORECASE,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -91,6 +121,17 @@ class AcrImportError(RegistryError):
         self.status = status
 
 
+class AcrImportUnauthorized(AcrImportError, Unauthorized):
+    """ARM refused the identity (401, 403, AuthorizationFailed) on the import or on the poll of its operation, or the
+    credential gave no token: an `Unauthorized` registry error, tried again while role assignments propagate.
+
+    The message says which request was refused and names the role the identity needs (IMPORT_ROLE) and where.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, transient=False, code=code, status=status)
+
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     """A finished import: ARM's final status, the operation it was followed through, and how long it took."""
@@ -102,6 +143,7 @@ class ImportResult:
     operation_url: str | None
     request_id: str | None
     duration_s: float
+    source_resource_id: str | None = None  # the source went as `source.resourceId` (Entra auth), not registryUri
 
 
 # --- what to import (pure) ------------------------------------------------------------------------------
@@ -116,6 +158,9 @@ class AcrImporter:
     One instance may be shared by threads; the ARM client is built on the first import and reused. `retry`
     configures the SDK's retry policy (`retries` and `retry_backoff`, when given, override its attempts - 1 and
     base_delay); `credential` is any azure-core TokenCredential.
+    `login_server` is the registry's host (default `<registry_name>.azurecr.io`; a registry with a domain-name-label
+    scope has `<name>-<hash>.azurecr.io`). `source_resource_ids` maps source registry hosts to their ARM resource ids:
+    those sources, and this registry's own host, are imported by `source.resourceId` with no credentials.
     Plain http is accepted for a loopback `arm_endpoint` only (local contract tests).
     """
 
@@ -127,6 +172,7 @@ class AcrImporter:
         registry_name: str,
         credential: object,
         login_server: str | None = None,
+        source_resource_ids: Mapping[str, str] | None = None,
         arm_endpoint: str = DEFAULT_ARM_ENDPOINT,
         poll_interval: float = 2.0,
         timeout: float = 300.0,
@@ -148,7 +194,8 @@ class AcrImporter:
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.registry_name = registry_name
-        self.login_server = (login_server or f"{registry_name}.azurecr.io").lower()
+        self.login_server = _check_host(login_server or f"{registry_name}.azurecr.io", "login_server").lower()
+        self.source_resource_ids = _check_resource_ids(source_resource_ids or {}, self.login_server, self.registry_id)
         self.arm_endpoint = arm_endpoint.rstrip("/")
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -197,8 +244,11 @@ class AcrImporter:
             raise ValueError(f"import of {source_registry}/{source_image}: a username needs a password")
         source = f"{registry_uri}/{image}"
         where = f"ACR import of {source} into {self.registry_name} ({_describe_targets(tags, repositories)})"
+        source_id = self.source_resource_ids.get(registry_uri.lower())
+        if source_id is not None:  # the caller's Entra identity reads it: no username/password goes to ARM
+            username = password = None
         secrets = _secrets(username, password)
-        parameters = self._parameters(registry_uri, image, tags, repositories, username, password, mode)
+        parameters = self._parameters(registry_uri, source_id, image, tags, repositories, username, password, mode)
         from azure.core.exceptions import AzureError
 
         started = time.monotonic()
@@ -240,7 +290,7 @@ class AcrImporter:
                 status=202,
             ) from None
         except AzureError as error:  # HttpResponseError, ServiceRequestError, ClientAuthenticationError, …
-            raise _import_error(error, where, secrets) from None
+            raise _import_error(error, where, secrets, self._role_hint(source_id)) from None
         duration = time.monotonic() - started
         _LOG.info("%s: %s in %.1f s", where, status, duration)
         return ImportResult(
@@ -251,7 +301,16 @@ class AcrImporter:
             operation_url=polling.operation_url,
             request_id=polling.request_id,
             duration_s=duration,
+            source_resource_id=source_id,
         )
+
+    def _role_hint(self, source_id: str | None) -> str:
+        """What the identity needs for this import, said when ARM refuses it."""
+        where = f"registry {self.registry_id}"
+        if source_id is not None and source_id.lower() != self.registry_id.lower():
+            where += f" and on the source registry {source_id}"
+        return (f'the identity needs the role "{IMPORT_ROLE}" ({IMPORT_ROLE_ID}) on {where} '
+                "(a new role assignment takes minutes to apply)")
 
     def serves(self, registry: Registry) -> bool:
         """True when `registry` is the client of this importer's registry (its login server)."""
@@ -327,6 +386,7 @@ class AcrImporter:
     @staticmethod
     def _parameters(
         registry_uri: str,
+        resource_id: str | None,
         image: str,
         tags: tuple[str, ...],
         repositories: tuple[str, ...],
@@ -336,9 +396,13 @@ class AcrImporter:
     ) -> Any:
         from azure.mgmt.containerregistry.models import ImportImageParameters, ImportSource, ImportSourceCredentials
 
-        credentials = ImportSourceCredentials(username=username, password=password) if password else None
+        if resource_id is not None:
+            source = ImportSource(resource_id=resource_id, source_image=image)
+        else:
+            credentials = ImportSourceCredentials(username=username, password=password) if password else None
+            source = ImportSource(registry_uri=registry_uri, source_image=image, credentials=credentials)
         return ImportImageParameters(
-            source=ImportSource(registry_uri=registry_uri, source_image=image, credentials=credentials),
+            source=source,
             target_tags=list(tags) or None,
             untagged_target_repositories=list(repositories) or None,
             mode=mode,
@@ -401,6 +465,31 @@ def _check_endpoint(endpoint: str) -> bool:
     return True
 
 
+def _check_host(host: str, name: str) -> str:
+    try:
+        return validate_host(host)
+    except ReferenceError as error:
+        raise ValueError(f"AcrImporter: {name}: {error}") from None
+
+
+def _check_resource_ids(resource_ids: Mapping[str, str], login_server: str, registry_id: str) -> dict[str, str]:
+    """Source host (lower-case) → registry resource id, this registry's own host included."""
+    checked: dict[str, str] = {}
+    for host, resource_id in resource_ids.items():
+        host = _check_host(host, "source_resource_ids").lower()
+        if not _REGISTRY_ID.match(resource_id):
+            raise ValueError(
+                f"AcrImporter: source_resource_ids[{host!r}] = {resource_id!r} is not a registry's ARM resource id "
+                "(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>)"
+            )
+        if host == login_server and resource_id.lower() != registry_id.lower():
+            raise ValueError(f"AcrImporter: source_resource_ids[{host!r}] names {resource_id}, but {host} is "
+                             f"this importer's registry, {registry_id}")
+        checked[host] = resource_id
+    checked[login_server] = registry_id
+    return checked
+
+
 def _normalise_source(registry: str, image: str) -> tuple[str, str]:
     """(registryUri, sourceImage) for ARM; Docker Hub aliases become docker.io with `library/` spelled out."""
     try:
@@ -461,8 +550,9 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-def _import_error(error: Any, where: str, secrets: Sequence[str]) -> AcrImportError:
-    """Turn an azure-core exception into an AcrImportError saying what ARM said and whether to try again."""
+def _import_error(error: Any, where: str, secrets: Sequence[str], role_hint: str) -> AcrImportError:
+    """Turn an azure-core exception into an AcrImportError saying what ARM said and whether to try again; a refusal
+    of the identity is an AcrImportUnauthorized naming the role it needs (`role_hint`)."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -473,16 +563,36 @@ def _import_error(error: Any, where: str, secrets: Sequence[str]) -> AcrImportEr
     if isinstance(error, HttpResponseError) and error.response is not None:
         status = error.status_code
         code, message = _arm_error(error)
-        transient = (code or "").lower() in TRANSIENT_ERROR_CODES or status in TRANSIENT_STATUSES
         what = f"{code}: {message}" if code else message
+        if status in AUTHORIZATION_STATUSES or (code or "").lower() in AUTHORIZATION_ERROR_CODES:
+            text = f"{where}: {_refused(error, what, status, role_hint)}"
+            return AcrImportUnauthorized(_redact(text, secrets), code=code, status=status)
+        transient = (code or "").lower() in TRANSIENT_ERROR_CODES or status in TRANSIENT_STATUSES
         text = f"{where}: {what} (HTTP {status})"
         return AcrImportError(_redact(text, secrets), transient=transient, code=code, status=status)
-    if isinstance(error, ClientAuthenticationError):
+    if isinstance(error, ClientAuthenticationError):  # the credential gave no token (like AcrRegistry: Unauthorized)
         text = f"{where}: no ARM token from the credential: {error.message}"
-        return AcrImportError(_redact(text, secrets), transient=False)
+        return AcrImportUnauthorized(_redact(text, secrets))
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return AcrImportError(_redact(f"{where}: ARM did not answer: {error}", secrets), transient=True)
     return AcrImportError(_redact(f"{where}: {type(error).__name__}: {error.message}", secrets), transient=False)
+
+
+def _refused(error: Any, what: str, status: int, role_hint: str) -> str:
+    """Which request ARM refused (the import, or the poll of its operation after a 202), what it said, and the role."""
+    request = getattr(error.response, "request", None)
+    method = getattr(request, "method", None)
+    if status not in AUTHORIZATION_STATUSES:  # the operation ran and failed with an authorisation error code
+        refused = f"the import operation failed: {what}"
+    elif method == "GET":  # the poll: ARM accepted the import and may have run it
+        url = str(getattr(request, "url", "") or "").split("?", 1)[0] or "its operation URL"
+        refused = (f"ARM accepted the import (202) but refused to report its progress: GET {url} answered "
+                   f"HTTP {status}: {what}; the import may still finish")
+    elif status == 401:
+        refused = f"ARM did not accept the identity's token: {what} (HTTP 401)"
+    else:
+        refused = f"ARM refused the import: {what} (HTTP {status})"
+    return f"{refused}; {role_hint}"
 
 
 def _arm_error(error: Any) -> tuple[str | None, str]:

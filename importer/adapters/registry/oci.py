@@ -441,6 +441,34 @@ class OciRegistry:
                 raise TooLarge(f"{context}: more than the {MAX_REFERRERS} referrers one manifest may have")
         return tuple(found.values())
 
+    # Probes (importer.ports.probes.ProbesRegistry, for `doctor`: they write nothing)
+
+    def check_api(self) -> None:
+        """`GET /v2/`, authenticating as the registry asks; returns when it answers 200."""
+        context = f"API check of {self.host}"
+        response = self._request("GET", f"{self.base_url}/v2/", scopes=(), context=context,
+                                 headers={"Accept": "application/json"}, max_body=64 * 1024)
+        if response.status != 200:
+            raise self._failure(response.status, response.body, context)
+
+    def probe_push(self, repository: str) -> bool:
+        """Open a blob upload session in `repository` and cancel it at once; True when the cancel was accepted."""
+        validate_repository(repository)
+        context = f"push probe of {self.host}/{repository}"
+        scopes = (repository_scope(repository, "pull", "push"),)
+        started = self._request(
+            "POST", f"{self.base_url}/v2/{repository}/blobs/uploads/", scopes=scopes, context=context, body=b""
+        )
+        if started.status != 202:
+            raise self._failure(started.status, started.body, context)
+        location = self._location(started, context)
+        try:
+            cancelled = self._request("DELETE", location, scopes=scopes, context=context)
+        except RegistryError as problem:
+            LOG.info("%s: cancelling upload session %s failed: %s", context, redact_url(location), problem)
+            return False
+        return 200 <= cancelled.status < 300
+
     # Plumbing
 
     def _name(self, repository: str, reference: str) -> str:
