@@ -5,8 +5,8 @@
 //                 # over once the queue trigger that works the queue is deployed.
 //
 // The registry and its resource group already exist; everything else is created in one new resource group
-// (rg-<environment>). What runs on the registry's resource group (role assignments on the registry, the custom
-// import role, the Event Grid system topic) is in app/registry.bicep. docs/deploy.md walks through it.
+// (rg-<environment>). What runs on the registry's resource group (role assignments on the registry, the Event Grid
+// system topic) is in app/registry.bicep. docs/deploy.md walks through it.
 targetScope = 'subscription'
 
 // --- azd ----------------------------------------------------------------------------------------------------------
@@ -23,15 +23,18 @@ param location string
 @description('Resource group for the new resources; empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Object id of the person or pipeline running the deployment; when set (and credentials are used) it may write the Key Vault secrets.')
+@description('Object id of the person or pipeline running the deployment (azd: AZURE_PRINCIPAL_ID); when set it may read the dead letters and queues (deployerDataReader) and write the Key Vault secrets (with upstreamCredentials).')
 param principalId string = ''
 
 @allowed([
   'User'
   'ServicePrincipal'
 ])
-@description('Kind of principal principalId is.')
+@description('Kind of principal principalId is (azd: AZURE_PRINCIPAL_TYPE, User or ServicePrincipal); every role assignment to principalId carries it, since ARM refuses an assignment whose principalType does not match the principal.')
 param principalType string = 'User'
+
+@description('Whether principalId gets read-only access to what docs/deploy.md inspects after a deploy: Storage Blob Data Reader on the dead-letter container and Storage Queue Data Reader on the event queue and its poison queue. false: grant those by hand to whoever investigates.')
+param deployerDataReader bool = true
 
 // --- the guarded registry -------------------------------------------------------------------------------------------
 
@@ -45,16 +48,13 @@ param registryName string
 @description('Resource group of that registry (it must be in the same subscription).')
 param registryResourceGroupName string
 
-@description('True when the registry\'s role assignment permissions mode is "RBAC Registry + ABAC Repository Permissions": the ABAC repository role is assigned instead of AcrPush/AcrDelete, which that mode ignores.')
-param registryUsesAbac bool = false
-
 @description('Name of the registry\'s Event Grid system topic; empty: evgst-<token>. A registry can have only one system topic: give the existing one\'s name to adopt it.')
 param registrySystemTopicName string = ''
 
 // --- behaviour ------------------------------------------------------------------------------------------------------
 
-@description('Policy YAML for the PLATFORM_GUARD_POLICY app setting; empty: the content of infra/policy.yaml (the embedded default policy).')
-param policy string = ''
+@description('Base64 of a policy YAML file for the PLATFORM_GUARD_POLICY app setting (azd: AZURE_POLICY_BASE64, e.g. base64 -w0 my.yaml); empty: the content of infra/policy.yaml, which Bicep reads itself. Base64 because azd pastes environment values raw into main.parameters.json, which a multi-line YAML with quotes would break.')
+param policyBase64 string = ''
 
 @description('Loop guard, PLATFORM_GUARD_LOOP_GUARD: at most N remediations of one tag per window, as N/SECONDS.')
 param loopGuard string = '3/3600'
@@ -70,6 +70,9 @@ param sweepRemediate bool = false
 
 @description('Upstream registries that need credentials, as objects {registry: host, usernameSecretName, passwordSecretName} naming Key Vault secrets. Empty: no Key Vault and anonymous upstreams.')
 param upstreamCredentials array = []
+
+@description('True for one provision after the Key Vault kv-<token> was deleted (it stays soft-deleted for 90 days and purge protection forbids purging it): the vault and its secrets are recovered (createMode recover) instead of failing on the name. The postprovision hook sets it back to false: recover fails when there is no deleted vault.')
+param keyVaultRecover bool = false
 
 @description('E-mail address that receives the quarantine / failure / loop-guard alert.')
 param alertEmail string
@@ -105,7 +108,7 @@ var eventFunctionName = 'registry_queue'
 // The event queue (PLATFORM_GUARD_QUEUE_NAME): Event Grid delivers the registry's events into it, the HTTP routes put
 // theirs, the queue trigger works them; the Functions host moves a message whose last try failed to <name>-poison.
 var eventQueueName = 'platform-guard-events'
-var policyText = empty(policy) ? loadTextContent('policy.yaml') : policy
+var policyText = empty(policyBase64) ? loadTextContent('policy.yaml') : base64ToString(policyBase64)
 var useKeyVault = !empty(upstreamCredentials)
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'deadletter'
@@ -186,6 +189,8 @@ module storageRoles 'app/storage-roles.bicep' = {
     eventQueueName: eventQueueName
     functionPrincipalId: identities.outputs.functionPrincipalId
     eventGridPrincipalId: identities.outputs.eventGridPrincipalId
+    deployerPrincipalId: deployerDataReader ? principalId : ''
+    deployerPrincipalType: principalType
   }
 }
 
@@ -210,6 +215,7 @@ module keyVault 'core/key-vault.bicep' = if (useKeyVault) {
     readerPrincipalId: identities.outputs.functionPrincipalId
     writerPrincipalId: principalId
     writerPrincipalType: principalType
+    recover: keyVaultRecover
   }
 }
 
@@ -219,11 +225,9 @@ module registry 'app/registry.bicep' = {
   params: {
     tags: tags
     registryName: registryName
-    usesAbac: registryUsesAbac
     functionPrincipalId: identities.outputs.functionPrincipalId
     systemTopicName: empty(registrySystemTopicName) ? 'evgst-${resourceToken}' : registrySystemTopicName
     eventGridIdentityId: identities.outputs.eventGridIdentityId
-    environmentName: environmentName
   }
 }
 
@@ -245,6 +249,7 @@ module functionApp 'app/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     registryResourceId: registry.outputs.registryId
+    registryLoginServer: registry.outputs.loginServer
     policyText: policyText
     loopGuard: loopGuard
     pausedRepositories: pausedRepositories
@@ -286,6 +291,7 @@ output AZURE_FUNCTION_NAME string = eventFunctionName
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identities.outputs.functionClientId
 output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identities.outputs.functionPrincipalId
 output AZURE_REGISTRY_ID string = registry.outputs.registryId
+output AZURE_REGISTRY_LOGIN_SERVER string = registry.outputs.loginServer
 output AZURE_REGISTRY_RESOURCE_GROUP string = registryResourceGroupName
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = registry.outputs.systemTopicName
 output AZURE_EVENTGRID_IDENTITY_ID string = identities.outputs.eventGridIdentityId
@@ -298,3 +304,17 @@ output AZURE_LEDGER_TABLES_ENDPOINT string = dataStorage.outputs.tableEndpoint
 output AZURE_OUTCOMES_TOPIC_ENDPOINT string = outcomesTopic.outputs.endpoint
 output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output AZURE_KEY_VAULT_NAME string = useKeyVault ? keyVault.outputs.name : ''
+
+// The outcomes workbook on the Application Insights component (app/workbook.bicep): the component > Workbooks.
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: appResourceGroup
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    displayName: 'Platform Guard outcomes (${environmentName})'
+  }
+}
+
+output AZURE_WORKBOOK_ID string = workbook.outputs.id

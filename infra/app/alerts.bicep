@@ -1,5 +1,13 @@
 // The on-call alert: a scheduled log query over Application Insights traces that fires for every quarantined,
 // failed or loop-guard outcome (the query is outcome-alert.kql), and the action group that e-mails it.
+//
+// Late traces: the rule runs every 5 minutes over the last 15 (windowSize filters on the trace's timestamp), and the
+// query keeps only traces *ingested* in the last 5 minutes. Each trace is thus counted by exactly one evaluation, the
+// first after it became queryable, as long as it arrives within 10 minutes of its timestamp; a window equal to the
+// frequency (the earlier shape) lost every trace ingested after the evaluation whose window held its timestamp. This is
+// the pattern of learn.microsoft.com/azure/sentinel/ingestion-delay ("look-back = frequency + delay, and
+// ingestion_time() > ago(frequency)"); typical Application Insights ingestion latency is well under that
+// (learn.microsoft.com/azure/azure-monitor/logs/data-ingestion-time).
 
 @description('Azure region of the alert rule (the action group is global).')
 param location string
@@ -29,8 +37,10 @@ param applicationInsightsId string
 @description('Alert severity: 0 critical … 4 verbose.')
 param severity int = 1
 
-@description('How often the query runs and the window it looks at (ISO 8601 duration).')
-param evaluationFrequency string = 'PT5M'
+// How often the query runs, and the window of timestamps it looks at: the frequency plus the ingestion delay tolerated.
+// outcome-alert.kql's `ingestion_time() > ago(5m)` must equal the frequency (tests/infra checks both).
+var evaluationFrequency = 'PT5M'
+var windowSize = 'PT15M'
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   name: actionGroupName
@@ -63,7 +73,7 @@ resource outcomeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       applicationInsightsId
     ]
     evaluationFrequency: evaluationFrequency
-    windowSize: evaluationFrequency
+    windowSize: windowSize
     criteria: {
       allOf: [
         {

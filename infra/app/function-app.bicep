@@ -49,6 +49,9 @@ param applicationInsightsConnectionString string
 @description('ARM id of the guarded registry (PLATFORM_GUARD_ACR_RESOURCE_ID).')
 param registryResourceId string
 
+@description('Login server of the guarded registry as ARM reports it (PLATFORM_GUARD_ACR_LOGIN_SERVER): <name>.azurecr.io, or <name>-<hash>.azurecr.io with a domain name label scope.')
+param registryLoginServer string
+
 @description('Policy YAML (PLATFORM_GUARD_POLICY).')
 param policyText string
 
@@ -114,6 +117,10 @@ var guardSettings = [
   {
     name: 'PLATFORM_GUARD_ACR_RESOURCE_ID'
     value: registryResourceId
+  }
+  {
+    name: 'PLATFORM_GUARD_ACR_LOGIN_SERVER'
+    value: registryLoginServer
   }
   {
     name: 'PLATFORM_GUARD_POLICY'

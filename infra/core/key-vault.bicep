@@ -26,6 +26,9 @@ param writerPrincipalId string = ''
 @description('Kind of principal writerPrincipalId is.')
 param writerPrincipalType string = 'User'
 
+@description('Recover the soft-deleted vault of this name (createMode recover) instead of creating one. Creating fails while a deleted vault holds the name (90 days, and purge protection forbids purging it); recovering fails when there is none, so this is for one provision after a deletion.')
+param recover bool = false
+
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 var keyVaultSecretsOfficerRoleId = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 
@@ -36,6 +39,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   location: location
   tags: tags
   properties: {
+    // learn.microsoft.com/azure/key-vault/general/soft-delete-overview and key-vault-recovery: a deleted vault keeps its
+    // name until purged (purge protection: 90 days); createMode recover brings it back with its secrets (the upstream
+    // credentials), default creates one. Its role assignments are not recovered: the ones below are made again.
+    createMode: recover ? 'recover' : 'default'
     tenantId: tenant().tenantId
     sku: {
       family: 'A'

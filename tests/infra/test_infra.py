@@ -6,7 +6,7 @@ importer.app.settings reads, secrets only as Key Vault references, no keys), HTT
 Consumption, azd conventions, and the alert query's dimension names and values against importer.adapters.sinks.telemetry and
 importer.core.outcome. `bash scripts/check-infra` adds checkov's generic checks.
 
-    .venv/bin/python -m pytest tests/test_infra.py -q
+    .venv/bin/python -m pytest tests/infra -q
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import pytest
 import yaml
 from pycep import BicepParser
@@ -46,11 +47,15 @@ BUILT_IN_ROLES: dict[str, str] = {
     "AcrPush": "8311e382-0749-4cb8-b61a-304f252e45ec",
     "AcrDelete": "c2f4ef07-c644-48eb-af81-4b1b4947fb11",
     "Container Registry Repository Contributor": "2efddaa5-3f1f-4df3-97df-af3f13818f4c",
+    "Container Registry Data Importer and Data Reader": "577a9874-89fd-4f24-9dbd-b5034d0ad23a",
+    "Container Registry Repository Catalog Lister": "bfdb9389-c9a5-478a-bb2f-ba9ca092c3c7",
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Queue Data Message Sender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
+    "Storage Queue Data Reader": "19e7f393-937e-4f77-808e-94535e297925",
     "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
@@ -226,15 +231,18 @@ class ExpectedRole:
 
 REGISTRY = "Microsoft.ContainerRegistry/registries"
 QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
+# The registry's roles carry no condition: both the RBAC-mode family (AcrPush, AcrDelete) and the ABAC-mode family
+# (Repository Contributor, Catalog Lister) are assigned, so the registry's mode needs no parameter (issue 14, items 4
+# and 13), and the import role is the built-in one (items 2 and 3).
 ROLE_ASSIGNMENTS = [
-    ExpectedRole("app/registry.bicep", "importer", "custom:importRole", REGISTRY, "registryName",
-                 "functionPrincipalId"),
-    ExpectedRole("app/registry.bicep", "pusher", "AcrPush", REGISTRY, "registryName", "functionPrincipalId",
-                 condition="!usesAbac"),
-    ExpectedRole("app/registry.bicep", "deleter", "AcrDelete", REGISTRY, "registryName", "functionPrincipalId",
-                 condition="!usesAbac"),
+    ExpectedRole("app/registry.bicep", "importer", "Container Registry Data Importer and Data Reader", REGISTRY,
+                 "registryName", "functionPrincipalId"),
+    ExpectedRole("app/registry.bicep", "pusher", "AcrPush", REGISTRY, "registryName", "functionPrincipalId"),
+    ExpectedRole("app/registry.bicep", "deleter", "AcrDelete", REGISTRY, "registryName", "functionPrincipalId"),
     ExpectedRole("app/registry.bicep", "repositoryContributor", "Container Registry Repository Contributor", REGISTRY,
-                 "registryName", "functionPrincipalId", condition="usesAbac"),
+                 "registryName", "functionPrincipalId"),
+    ExpectedRole("app/registry.bicep", "catalogLister", "Container Registry Repository Catalog Lister", REGISTRY,
+                 "registryName", "functionPrincipalId"),
     ExpectedRole("app/storage-roles.bicep", "hostBlobOwner", "Storage Blob Data Owner",
                  "Microsoft.Storage/storageAccounts", "hostStorageAccountName", "functionPrincipalId"),
     ExpectedRole("app/storage-roles.bicep", "ledgerTableContributor", "Storage Table Data Contributor",
@@ -248,6 +256,16 @@ ROLE_ASSIGNMENTS = [
                  "dataStorageAccountName/default/${eventQueueName}-poison", "functionPrincipalId"),
     ExpectedRole("app/storage-roles.bicep", "eventQueueSender", "Storage Queue Data Message Sender", QUEUE,
                  "dataStorageAccountName/default/eventQueueName", "eventGridPrincipalId"),
+    ExpectedRole("app/storage-roles.bicep", "deadLetterReader", "Storage Blob Data Reader",
+                 "Microsoft.Storage/storageAccounts/blobServices/containers",
+                 "dataStorageAccountName/default/deadLetterContainerName", "deployerPrincipalId",
+                 principal_type="deployerPrincipalType", condition="!empty(deployerPrincipalId)"),
+    ExpectedRole("app/storage-roles.bicep", "eventQueueReader", "Storage Queue Data Reader", QUEUE,
+                 "dataStorageAccountName/default/eventQueueName", "deployerPrincipalId",
+                 principal_type="deployerPrincipalType", condition="!empty(deployerPrincipalId)"),
+    ExpectedRole("app/storage-roles.bicep", "poisonQueueReader", "Storage Queue Data Reader", QUEUE,
+                 "dataStorageAccountName/default/${eventQueueName}-poison", "deployerPrincipalId",
+                 principal_type="deployerPrincipalType", condition="!empty(deployerPrincipalId)"),
     ExpectedRole("app/outcomes-topic.bicep", "sender", "EventGrid Data Sender", "Microsoft.EventGrid/topics", "name",
                  "senderPrincipalId"),
     ExpectedRole("core/monitoring.bicep", "publisherRole", "Monitoring Metrics Publisher",
@@ -298,16 +316,48 @@ def test_every_role_assignment_is_expected() -> None:
     assert declared == {(row.file, row.symbol) for row in ROLE_ASSIGNMENTS}
 
 
-def test_custom_import_role_holds_only_import_image() -> None:
-    """The custom role allows ARM importImage and nothing else, and is assignable only in the registry's group."""
-    (definition,) = resources_of_type("Microsoft.Authorization/roleDefinitions")
-    properties = definition.config["properties"]
-    assert properties["type"] == "CustomRole"
-    assert properties["permissions"] == [{
-        "actions": ["Microsoft.ContainerRegistry/registries/importImage/action"],
-        "notActions": [], "dataActions": [], "notDataActions": [],
-    }]
-    assert [render(scope) for scope in properties["assignableScopes"]] == ["resource_group().id"]
+def test_no_role_is_defined() -> None:
+    """No template defines a role: the import role is the built-in Container Registry Data Importer and Data Reader,
+    so the deployer needs no Microsoft.Authorization/roleDefinitions/write (issue 14, items 2 and 3). Replaces the
+    check of the former custom importImage role."""
+    assert resources_of_type("Microsoft.Authorization/roleDefinitions") == []
+    assert not any(resource.type == "Microsoft.Authorization/roleDefinitions" for resource in all_resources())
+
+
+def test_registry_roles_cover_both_permission_modes_without_a_parameter() -> None:
+    """Whatever the registry's role assignment permissions mode, the app can read, push, delete or lock, import and
+    list the catalog: the RBAC-mode roles and the ABAC-mode roles are both assigned, none behind a condition, and no
+    parameter says which mode the registry is in (a wrong one assigned only the other family)."""
+    registry_roles = {role_of(resource): resource.condition for resource in resources("app/registry.bicep").values()
+                      if resource.type == "Microsoft.Authorization/roleAssignments"}
+    assert registry_roles == dict.fromkeys([
+        "Container Registry Data Importer and Data Reader", "AcrPush", "AcrDelete",
+        "Container Registry Repository Contributor", "Container Registry Repository Catalog Lister"])
+    for relative in TEMPLATES:
+        assert not {name for name in template(relative).get("parameters", {}) if "abac" in name.lower()}, relative
+    assert "ABAC" not in (INFRA / "main.parameters.json").read_text().upper()
+
+
+def test_every_assignment_to_the_deployer_carries_azds_principal_type() -> None:
+    """Each role assignment to the deployer (main.bicep's principalId, handed to a module) takes its principalType from
+    main.bicep's principalType, which azd fills from AZURE_PRINCIPAL_TYPE: a pipeline's service principal must not be
+    assigned roles typed User, which ARM refuses (issue 14, item 14)."""
+    found = []
+    for name, declaration in template("main.bicep")["modules"].items():
+        params = module(name)["params"]
+        holders = {param for param, value in params.items() if re.search(r"\bprincipalId\b", render(value))}
+        if not holders:
+            continue
+        type_params = {param for param, value in params.items() if render(value) == "principalType"}
+        relative = declaration["detail"]["path"]
+        for resource in resources(relative).values():
+            if resource.type != "Microsoft.Authorization/roleAssignments":
+                continue
+            properties = resource.config["properties"]
+            if render(properties["principalId"]) in holders:
+                assert render(properties["principalType"]) in type_params, f"{relative}:{resource.symbol}"
+                found.append(resource.symbol)
+    assert set(found) == {"secretsOfficer", "deadLetterReader", "eventQueueReader", "poisonQueueReader"}
 
 
 PRINCIPAL_WIRING = [
@@ -322,6 +372,10 @@ PRINCIPAL_WIRING = [
     ("outcomesTopic", "senderPrincipalId", "identities.outputs.functionPrincipalId"),
     ("keyVault", "readerPrincipalId", "identities.outputs.functionPrincipalId"),
     ("keyVault", "writerPrincipalId", "principalId"),
+    ("keyVault", "writerPrincipalType", "principalType"),
+    ("keyVault", "recover", "keyVaultRecover"),
+    ("storageRoles", "deployerPrincipalId", "deployerDataReader ? principalId : "),
+    ("storageRoles", "deployerPrincipalType", "principalType"),
     ("registry", "eventGridIdentityId", "identities.outputs.eventGridIdentityId"),
     ("functionApp", "identityId", "identities.outputs.functionIdentityId"),
     ("functionApp", "identityClientId", "identities.outputs.functionClientId"),
@@ -480,6 +534,7 @@ def test_every_guard_setting_is_one_the_code_reads() -> None:
 
 EXPECTED_SETTINGS = [
     ("PLATFORM_GUARD_ACR_RESOURCE_ID", "registryResourceId"),
+    ("PLATFORM_GUARD_ACR_LOGIN_SERVER", "registryLoginServer"),
     ("PLATFORM_GUARD_POLICY", "policyText"),
     ("PLATFORM_GUARD_TABLES_ENDPOINT", "tablesEndpoint"),
     ("PLATFORM_GUARD_EVENTGRID_TOPIC_ENDPOINT", "outcomesTopicEndpoint"),
@@ -509,6 +564,7 @@ def test_app_setting_value(name: str, expected: str) -> None:
 
 MODULE_INPUTS = [
     ("registryResourceId", "registry.outputs.registryId"),
+    ("registryLoginServer", "registry.outputs.loginServer"),
     ("policyText", "policyText"),
     ("tablesEndpoint", "dataStorage.outputs.tableEndpoint"),
     ("queueEndpoint", "dataStorage.outputs.queueEndpoint"),
@@ -548,6 +604,20 @@ def test_registry_output_is_the_existing_registry_id() -> None:
     """PLATFORM_GUARD_ACR_RESOURCE_ID ends up as the id of the existing registry named by the registryName parameter."""
     assert render(template("app/registry.bicep")["outputs"]["registryId"]["value"]) == "registry.id"
     assert render(module("registry")["params"]["registryName"]) == "registryName"
+
+
+def test_login_server_is_the_registrys_own() -> None:
+    """PLATFORM_GUARD_ACR_LOGIN_SERVER is the existing registry's properties.loginServer, as ARM reports it (a registry
+    with a domain name label scope is <name>-<hash>.azurecr.io, which no name-based guess finds), passed from
+    registry.bicep through main.bicep to the app setting, and an azd output for the docs (issue 14, item 6)."""
+    outputs = template("app/registry.bicep")["outputs"]
+    assert render(outputs["loginServer"]["value"]) == "registry.properties.loginServer"
+    registry = resources("app/registry.bicep")["registry"]
+    assert (registry.type, registry.existing) == (REGISTRY, True)
+    assert render(module("functionApp")["params"]["registryLoginServer"]) == "registry.outputs.loginServer"
+    assert render(app_settings()["PLATFORM_GUARD_ACR_LOGIN_SERVER"]) == "registryLoginServer"
+    main_outputs = template("main.bicep")["outputs"]
+    assert render(main_outputs["AZURE_REGISTRY_LOGIN_SERVER"]["value"]) == "registry.outputs.loginServer"
 
 
 def test_secrets_are_only_key_vault_references() -> None:
@@ -633,7 +703,8 @@ def test_default_policy_is_the_embedded_default() -> None:
     deployed = parse_policy((INFRA / "policy.yaml").read_text(), source="infra/policy.yaml")
     assert (deployed.defaults, deployed.rules, deployed.quarantine) == (
         DEFAULT_POLICY.defaults, DEFAULT_POLICY.rules, DEFAULT_POLICY.quarantine)
-    assert render(variable("main.bicep", "policyText")) == "empty(policy) ? load_text_content(policy.yaml) : policy"
+    assert render(variable("main.bicep", "policyText")) == (
+        "empty(policyBase64) ? load_text_content(policy.yaml) : base64_to_string(policyBase64)")
 
 
 # --- security properties -------------------------------------------------------------------------------------------
@@ -670,6 +741,37 @@ def test_security_property(resource_type: str, path: str, expected: Any) -> None
     assert declared, f"no {resource_type} is declared"
     for resource in declared:
         assert dig(resource.config, path) == expected, f"{resource.file}:{resource.symbol}"
+
+
+def test_key_vault_can_be_recovered_for_one_provision() -> None:
+    """Re-provisioning within 90 days of deleting kv-<token> (purge protection: it cannot be purged) recovers it:
+    createMode is 'recover' exactly when keyVaultRecover is true, 'default' otherwise (recover fails without a deleted
+    vault, so the default stays false and the postprovision hook turns it off again) (issue 14, item 11)."""
+    (vault,) = resources_of_type("Microsoft.KeyVault/vaults")
+    mode = vault.config["properties"]["createMode"]
+    operands = mode["operator"]["operands"]
+    assert mode["operator"]["type"] == "conditional"
+    assert (render(operands["condition"]), operands["true_value"], operands["false_value"]) == (
+        "recover", "recover", "default")
+    assert parameter("core/key-vault.bicep", "recover")["default"] is False
+    assert parameter("main.bicep", "keyVaultRecover")["default"] is False
+    assert render(module("keyVault")["params"]["recover"]) == "keyVaultRecover"
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["keyVaultRecover"]["value"] == "${AZURE_KEY_VAULT_RECOVER=false}"
+    assert vault.config["properties"]["enablePurgeProtection"] is True
+
+
+def test_deployer_reads_what_the_guide_inspects() -> None:
+    """`az storage blob list` / `az storage message peek --auth-mode login` in docs/deploy.md need data roles that
+    Owner or Contributor do not give: the deployer gets read-only ones on the dead letters and both queues, unless
+    deployerDataReader is false (issue 14, item 12)."""
+    assert parameter("main.bicep", "deployerDataReader")["default"] is True
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["deployerDataReader"]["value"] == "${AZURE_DEPLOYER_DATA_READER=true}"
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    assert "az storage blob list --auth-mode login" in guide and "az storage message peek --auth-mode login" in guide
+    readers = {row.role for row in ROLE_ASSIGNMENTS if row.principal == "deployerPrincipalId"}
+    assert readers == {"Storage Blob Data Reader", "Storage Queue Data Reader"}
 
 
 def test_outcome_topic_takes_the_cloud_events_the_sink_sends() -> None:
@@ -777,6 +879,59 @@ def test_alert_dimensions_are_query_columns() -> None:
     assert {dimension["name"] for dimension in criterion["dimensions"]} <= projected
 
 
+def iso_minutes(duration: str) -> int:
+    """Minutes of an ISO 8601 duration of the form PT<n>M or PT<n>H."""
+    match = re.fullmatch(r"PT(\d+)([MH])", duration)
+    assert match, duration
+    return int(match[1]) * (60 if match[2] == "H" else 1)
+
+
+def alert_timing() -> tuple[int, int, int]:
+    """The rule's evaluation frequency and window (minutes, from alerts.bicep) and the query's ingestion look-back."""
+    properties = alert_rule().config["properties"]
+    frequency = iso_minutes(variable("app/alerts.bicep", render(properties["evaluationFrequency"])))
+    window = iso_minutes(variable("app/alerts.bicep", render(properties["windowSize"])))
+    (ingested,) = re.findall(r"ingestion_time\(\)\s*>\s*ago\((\d+)m\)", ALERT_QUERY)
+    return frequency, window, int(ingested)
+
+
+def test_alert_window_outlasts_ingestion_delay_and_counts_each_trace_once() -> None:
+    """The window is the frequency plus 10 minutes of tolerated ingestion delay, and the query keeps only traces
+    ingested since the previous run (`ingestion_time() > ago(frequency)`): the Sentinel ingestion-delay pattern. The
+    rows are deduplicated by event id after the projection, keeping the columns the rule splits by (issue 14, item 16).
+    """
+    frequency, window, ingested = alert_timing()
+    assert frequency == 5 and ingested == frequency
+    assert window >= frequency + 10
+    assert re.search(r"\|\s*summarize\s+arg_max\(timestamp,\s*\*\)\s+by\s+event_id\s*$", ALERT_QUERY.strip())
+
+
+def alerts_per_trace(frequency: int, window: int, ingested: int | None, delay_seconds: int, offset: int) -> int:
+    """How many evaluations of a rule (every `frequency` minutes, over `window` minutes of timestamps, optionally
+    keeping only traces ingested in the last `ingested` minutes) count a trace stamped `offset` seconds after a run and
+    queryable `delay_seconds` later. A model of the scheduled query rule's time filter, not of Azure."""
+    stamped = 3600 + offset
+    arrived = stamped + delay_seconds
+    count = 0
+    for run in range(0, 3 * 3600, frequency * 60):
+        in_window = run - window * 60 < stamped <= run
+        visible = arrived <= run
+        fresh = ingested is None or arrived > run - ingested * 60
+        count += in_window and visible and fresh
+    return count
+
+
+@pytest.mark.parametrize("delay_seconds", [0, 30, 150, 299, 300, 420, 599])
+@pytest.mark.parametrize("offset", [1, 60, 299])
+def test_alert_timing_alerts_each_late_trace_exactly_once(delay_seconds: int, offset: int) -> None:
+    """Traces arriving up to 10 minutes late are alerted once; the former shape (window = frequency, no ingestion
+    filter) loses a trace that arrives after the run whose window holds its timestamp."""
+    frequency, window, ingested = alert_timing()
+    assert alerts_per_trace(frequency, window, ingested, delay_seconds, offset) == 1
+    lost_before = alerts_per_trace(frequency, frequency, None, delay_seconds, offset) == 0
+    assert lost_before == (delay_seconds + offset > frequency * 60)
+
+
 def test_alert_email_reaches_the_action_group() -> None:
     """The alert e-mail parameter of main.bicep is the action group's e-mail receiver."""
     (group,) = resources_of_type("Microsoft.Insights/actionGroups")
@@ -854,13 +1009,14 @@ def test_parameters_file_covers_main() -> None:
 
 
 def test_azure_yaml_deploys_the_function_and_runs_the_hooks() -> None:
-    """azure.yaml deploys this folder as a Python function to the app tagged with its service name, with both hooks."""
+    """azure.yaml deploys this folder as a Python function to the app tagged with its service name, with its three
+    hooks (postprovision joined postdeploy and predown for issue 14, item 15), each for POSIX and Windows."""
     project = yaml.safe_load((ROOT / "azure.yaml").read_text())
     ((service_name, service),) = project["services"].items()
     assert (service["host"], service["language"], service["project"]) == ("function", "python", ".")
     (site,) = resources_of_type("Microsoft.Web/sites")
     assert render(site.config["tags"]) == f"union(tags, {{azd-service-name: {service_name}}})"
-    assert set(project["hooks"]) == {"postdeploy", "predown"}
+    assert set(project["hooks"]) == {"postprovision", "postdeploy", "predown"}
     for hook in project["hooks"].values():
         for platform in ("posix", "windows"):
             assert (ROOT / hook[platform]["run"]).is_file(), hook[platform]["run"]
@@ -889,7 +1045,78 @@ def test_postdeploy_hook_matches_the_subscription_template(hook: str, pattern: s
         "AZURE_EVENT_QUEUE_STORAGE_ACCOUNT_ID", "AZURE_EVENT_QUEUE_NAME")
 
 
-@pytest.mark.parametrize("hook", ["postdeploy.sh", "predown.sh"])
+POSTPROVISION_HOOKS = ["infra/hooks/postprovision.sh", "infra/hooks/postprovision.ps1"]
+# Inputs of main.parameters.json a hook may read besides main.bicep's outputs.
+HOOK_INPUTS = {"AZURE_KEY_VAULT_RECOVER"}
+
+
+@pytest.mark.parametrize("hook", POSTPROVISION_HOOKS, ids=["posix", "windows"])
+def test_postprovision_hook_syncs_triggers_and_resets_the_vault_recovery(hook: str) -> None:
+    """After every provision the hook syncs the app's triggers with the ARM syncfunctiontriggers call (a sweep enabled
+    by `azd provision` alone reaches a scaled-to-zero app), and turns the one-shot Key Vault recovery off again; it
+    reads only azd outputs and built-ins (issue 14, items 11 and 15)."""
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    platform = "posix" if hook.endswith(".sh") else "windows"
+    assert project["hooks"]["postprovision"][platform]["run"] == hook
+    text = (ROOT / hook).read_text()
+    assert re.search(r"az rest --method post --url \S*AZURE_FUNCTION_APP_ID\S*/syncfunctiontriggers\?api-version=",
+                     text.replace('"', "").replace("$(", "").replace(")", "")) or (
+        "syncfunctiontriggers?api-version=" in text and "az rest --method post --url" in text)
+    assert "AZURE_FUNCTION_APP_ID" in text
+    assert "azd env set AZURE_KEY_VAULT_RECOVER false" in text
+    used = set(re.findall(r"\$(?:env:|\{|\(\$env:)?(AZURE_\w+)", text))
+    known = set(template("main.bicep")["outputs"]) | AZD_BUILT_INS | HOOK_INPUTS
+    assert used and used <= known, f"not azd outputs: {used - known}"
+    assert "AZURE_KEY_VAULT_RECOVER" in (INFRA / "main.parameters.json").read_text()
+
+
+def fake_tool(directory: Path, name: str, exit_code: int) -> Path:
+    """A stand-in for az or azd that records its arguments, one call per line, and exits with exit_code."""
+    log = directory / f"{name}.log"
+    script = directory / name
+    script.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexit {exit_code}\n')
+    script.chmod(0o755)
+    return log
+
+
+@pytest.mark.parametrize(("az_exit", "recover"), [(0, "false"), (0, "true"), (1, "false")],
+                         ids=["synced", "after-recovery", "sync-refused"])
+def test_postprovision_hook_runs(tmp_path: Path, az_exit: int, recover: str) -> None:
+    """Run with stand-ins for az and azd: the sync is posted to the app's resource id, a refused sync (no code yet)
+    is retried and then only warned about, and a recovery turns AZURE_KEY_VAULT_RECOVER off."""
+    az_log, azd_log = fake_tool(tmp_path, "az", az_exit), fake_tool(tmp_path, "azd", 0)
+    app_id = "/subscriptions/s/resourceGroups/rg-guard/providers/Microsoft.Web/sites/func-abc"
+    result = subprocess.run(
+        ["sh", str(INFRA / "hooks" / "postprovision.sh")], capture_output=True, text=True, timeout=30,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "AZURE_FUNCTION_APP_ID": app_id,
+             "AZURE_FUNCTION_APP_NAME": "func-abc", "AZURE_KEY_VAULT_RECOVER": recover, "HOOK_RETRY_SECONDS": "0"})
+    assert result.returncode == 0, result.stderr
+    calls = az_log.read_text().splitlines()
+    assert calls[0] == f"rest --method post --url {app_id}/syncfunctiontriggers?api-version=2024-04-01 --output none"
+    assert len(calls) == (3 if az_exit else 1)
+    assert ("warning" in result.stderr) == bool(az_exit)
+    assert (azd_log.read_text() if azd_log.exists() else "") == (
+        "env set AZURE_KEY_VAULT_RECOVER false\n" if recover == "true" else "")
+
+
+def test_postprovision_hook_needs_the_provision_outputs() -> None:
+    """Run before any provision (no outputs in the environment), the hook fails and says so."""
+    result = subprocess.run(["sh", str(INFRA / "hooks" / "postprovision.sh")], capture_output=True, text=True,
+                            timeout=10, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "azd provision" in result.stderr
+
+
+def test_azd_environment_folder_is_git_ignored() -> None:
+    """`.azure/` (azd's environments: subscription, ids, a base64 policy) is never committed (issue 14, item 17)."""
+    patterns = pathspec.PathSpec.from_lines("gitignore", (ROOT / ".gitignore").read_text().splitlines())
+    for path in (".azure/guard-prod/.env", ".azure/config.json", ".azure/guard-prod/config.json"):
+        assert patterns.match_file(path), path
+    listed = subprocess.run(["git", "check-ignore", "-q", "--no-index", ".azure/guard-prod/.env"], cwd=ROOT,
+                            timeout=10, check=False)
+    assert listed.returncode == 0
+
+
+@pytest.mark.parametrize("hook", ["postdeploy.sh", "postprovision.sh", "predown.sh"])
 def test_posix_hook_is_valid_shell(hook: str) -> None:
     """The POSIX hooks parse as shell scripts."""
     subprocess.run(["sh", "-n", str(INFRA / "hooks" / hook)], check=True, timeout=10)
