@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from importer.adapters.registry.http import HttpTransport, Response, redact_url
 from importer.core.bounded_json import loads as load_bounded_json
+from importer.core.bounded_json import loads_object
 from importer.core.retry import REGISTRY_RETRY
 from importer.ports.probes import (
     Identity,
@@ -184,12 +185,9 @@ def _text(value: object) -> str | None:
 
 def _object(body: bytes, context: str) -> dict[str, Any]:
     try:
-        document = load_bounded_json(body)
-    except ValueError:
-        raise ProbeFailed(f"{context}: the answer is not JSON") from None
-    if not isinstance(document, dict):
-        raise ProbeFailed(f"{context}: the answer is not a JSON object")
-    return document
+        return loads_object(body, f"{context}: the answer")
+    except ValueError as error:
+        raise ProbeFailed(str(error)) from None
 
 
 def _strings(entry: Mapping[str, Any], key: str, context: str) -> tuple[str, ...]:

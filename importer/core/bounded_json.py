@@ -99,3 +99,16 @@ def _utf8(text: bytes | str) -> bytes:
         return data.decode(encoding).encode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return data  # json.loads refuses it as well, with its own message
+
+
+def loads_object(raw: bytes, what: str) -> dict[str, Any]:
+    """`raw` parsed as a JSON object (through `loads`); ValueError `<what> is not JSON` / `… is not a JSON object`,
+    for callers that turn it into their own error class with their context."""
+    try:
+        document = loads(raw)
+    except ValueError:
+        raise ValueError(f"{what} is not JSON") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return document
+

@@ -52,6 +52,7 @@ from importer.adapters.registry.auth import (
 from importer.adapters.registry.http import MIN_TRANSFER_RATE, REQUEST_DEADLINE_SECONDS, HttpTransport, Response
 from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail
 from importer.core.bounded_json import loads as load_bounded_json
+from importer.core.bounded_json import loads_object
 from importer.core.reference import validate_digest, validate_repository, validate_tag
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.abilities import ManifestProperties, TagProperties
@@ -513,12 +514,9 @@ def _jwt_expiry(token: str) -> float | None:
 
 def _json_object(body: bytes, context: str) -> dict[str, object]:
     try:
-        document = load_bounded_json(body)
-    except ValueError:
-        raise ProtocolError(f"{context}: the answer is not JSON") from None
-    if not isinstance(document, dict):
-        raise ProtocolError(f"{context}: the answer is not a JSON object")
-    return document
+        return loads_object(body, f"{context}: the answer")
+    except ValueError as error:
+        raise ProtocolError(str(error)) from None
 
 
 def _optional(document: Mapping[str, object], key: str, kind: type, context: str) -> object:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from importer.adapters.registry.http import HttpTransport, redact_url
-from importer.core.bounded_json import loads as load_bounded_json
+from importer.core.bounded_json import loads_object
 from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -238,11 +238,9 @@ def _key(scopes: Scopes) -> Scopes:
 
 def _read_token(body: bytes, context: str) -> tuple[str, float]:
     try:
-        document = load_bounded_json(body)
-    except ValueError:
-        raise ProtocolError(f"{context}: the token response is not JSON") from None
-    if not isinstance(document, dict):
-        raise ProtocolError(f"{context}: the token response is not a JSON object")
+        document = loads_object(body, f"{context}: the token response")
+    except ValueError as error:
+        raise ProtocolError(str(error)) from None
     token = document.get("token") or document.get("access_token")
     if not isinstance(token, str) or not token:
         raise ProtocolError(f"{context}: the token response has no 'token' or 'access_token'")

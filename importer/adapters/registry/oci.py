@@ -361,12 +361,7 @@ class OciRegistry:
             raise ValueError(f"upload of blob {self._name(repository, digest)}: size {size} is negative")
         context = f"upload of blob {self._name(repository, digest)}"
         scopes = (repository_scope(repository, "pull", "push"),)
-        started = self._request(
-            "POST", f"{self.base_url}/v2/{repository}/blobs/uploads/", scopes=scopes, context=context, body=b""
-        )
-        if started.status != 202:
-            raise self._failure(started.status, started.body, context)
-        location = self._location(started, context)
+        location = self._start_upload(repository, scopes, context)
         try:
             if size is None:
                 finished = self._upload_chunked(location, digest, chunks, scopes, context)
@@ -456,12 +451,7 @@ class OciRegistry:
         validate_repository(repository)
         context = f"push probe of {self.host}/{repository}"
         scopes = (repository_scope(repository, "pull", "push"),)
-        started = self._request(
-            "POST", f"{self.base_url}/v2/{repository}/blobs/uploads/", scopes=scopes, context=context, body=b""
-        )
-        if started.status != 202:
-            raise self._failure(started.status, started.body, context)
-        location = self._location(started, context)
+        location = self._start_upload(repository, scopes, context)
         try:
             cancelled = self._request("DELETE", location, scopes=scopes, context=context)
         except RegistryError as problem:
@@ -584,6 +574,15 @@ class OciRegistry:
             self._request("DELETE", location, scopes=scopes, context=context)
         except RegistryError as problem:
             LOG.info("%s: cancelling upload session %s failed: %s", context, redact_url(location), problem)
+
+    def _start_upload(self, repository: str, scopes: Scopes, context: str) -> str:
+        """Open a blob upload session in `repository`; returns its location."""
+        started = self._request(
+            "POST", f"{self.base_url}/v2/{repository}/blobs/uploads/", scopes=scopes, context=context, body=b""
+        )
+        if started.status != 202:
+            raise self._failure(started.status, started.body, context)
+        return self._location(started, context)
 
     def _paginate(self, url: str, key: str, scopes: Scopes, context: str) -> Iterator[str]:
         for response in self._pages(url, scopes, context):
