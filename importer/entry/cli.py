@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from importer import __version__
 from importer.app.inspection import evaluate
 from importer.app.policy_file import load_policy
 from importer.app.settings import Settings, SettingsError, load_settings
@@ -559,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Platform Guard: keep every image in a registry runnable on the platforms your clusters use.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    parser.add_argument("--version", action="version", version=f"platform-guard {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
