@@ -18,6 +18,7 @@ as a transient failure, tried again later.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -208,6 +209,27 @@ class Pipeline:
             return self._finish(outcome, started)
         return self._decide(event, host, base, started, retaking=retaking)
 
+    def _resolve_tag(self, event: PushEvent, host: str, base: Outcome, started: float) -> PushEvent | Outcome:
+        """The event with the digest its tag points at now, or its final outcome when there is nothing to judge (the
+        tag is gone: `ignored`) or the registry refused for good (`failed`); failures that may pass are raised as
+        TransientFailure, like any read of the decision, with the event's claim given back."""
+        assert event.tag is not None
+        try:
+            head = self.registries.client(host).head_manifest(event.repository, event.tag)
+        except Unauthorized as error:
+            self._give_back(event.event_id)
+            raise TransientFailure(str(error), kind=AUTHORIZATION, outcome=base) from error
+        except RegistryError as error:
+            if error.transient:
+                self._give_back(event.event_id)
+                raise TransientFailure(str(error), outcome=base) from error
+            return self._finish(base.replace(result="failed", error=str(error)), started)
+        if head is None:
+            reason = f"{event.repository}:{event.tag} no longer exists: nothing to judge (deleted or moved since)"
+            return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=reason),
+                                started)
+        return dataclasses.replace(event, digest=head.digest, media_type=event.media_type or head.media_type)
+
     def _judged(self, repository: str) -> bool:
         """Whether the policy judges images in `repository`: what it ignores, and the quarantine, are never read."""
         return not self.policy.rule_for(repository).ignore and not self.policy.quarantine.holds(repository)
@@ -253,6 +275,13 @@ class Pipeline:
         )
 
     def _decide(self, event: PushEvent, host: str, base: Outcome, started: float, *, retaking: bool) -> Outcome:
+        if event.digest is None:  # a push named by its tag alone (Quay's repo_push): judge what the tag holds now
+            resolved = self._resolve_tag(event, host, base, started)
+            if isinstance(resolved, Outcome):
+                return resolved
+            event = resolved
+            base = base.replace(digest=event.digest, media_type=event.media_type,
+                                reference=reference_of(host, event.repository, event.tag, event.digest))
         assert event.digest is not None
         known = base  # what an attempt record or a final failure can say: the verdict fields once judged
         try:

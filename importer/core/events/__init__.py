@@ -1,7 +1,8 @@
 """Registry push notifications of every kind → one normalised `PushEvent`, plus the delivery handshakes.
 
 Pure: bytes and header dicts in, values out; no I/O, no clock. Schemas: Event Grid (`eventgrid`), CloudEvents
-1.0 single and batch (`cloudevents`), CNCF distribution envelopes and ACR classic webhooks (`notifications`).
+1.0 single and batch (`cloudevents`), CNCF distribution envelopes and ACR classic webhooks (`notifications`),
+Harbor's webhooks native and CloudEvents (`harbor`, `harbor-cloudevents`) and Quay's `repo_push` (`quay`).
 An event's `origin` (Event Grid `topic`, CloudEvents `source`, else `request.host`) only names the sender:
 it is matched later against the configured registries, and nothing ever connects to a host from the body.
 
@@ -21,6 +22,7 @@ from importer.core.events.handshakes import (
     cloudevents_options_response,
     eventgrid_validation_response,
 )
+from importer.core.events.harbor import SCHEMA_HARBOR, SCHEMA_HARBOR_CLOUDEVENTS
 from importer.core.events.model import (
     CHART,
     DELETE,
@@ -43,6 +45,7 @@ from importer.core.events.model import (
     triage,
 )
 from importer.core.events.notifications import parse_registry_notification
+from importer.core.events.quay import SCHEMA_QUAY
 
 __all__ = [
     "ACR_EVENT_TYPES",
@@ -55,6 +58,9 @@ __all__ = [
     "SCHEMA_CLOUDEVENTS",
     "SCHEMA_DISTRIBUTION",
     "SCHEMA_EVENTGRID",
+    "SCHEMA_HARBOR",
+    "SCHEMA_HARBOR_CLOUDEVENTS",
+    "SCHEMA_QUAY",
     "SUBSCRIPTION_VALIDATION_EVENT_TYPE",
     "EventPayloadError",
     "ParsedEvent",

@@ -1,5 +1,6 @@
 """CloudEvents 1.0 structured mode: one event (`application/cloudevents+json`) or a batch
-(`application/cloudevents-batch+json`), with ACR's event types and `data`; `source` is the origin."""
+(`application/cloudevents-batch+json`), with ACR's event types and `data`; `source` is the origin. Harbor's
+CloudEvents (`harbor.artifact.pushed`, …) are read by harbor.py: their origin is the host of each resource's URL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from importer.core.events.fields import (
     read_string,
     show,
 )
+from importer.core.events.harbor import is_harbor_cloudevent, read_harbor_cloudevent
 from importer.core.events.model import SCHEMA_CLOUDEVENTS, EventPayloadError, ParsedEvent, PushEvent
 from importer.core.events.rejections import lenient_string, parse_all
 
@@ -51,7 +53,11 @@ def parse_cloudevents(body: bytes | str, content_type: str | None) -> list[Parse
         raise EventPayloadError(
             f"CloudEvents body: expected one event object or an array of events, got {json_type(document)}"
         )
-    return parse_all(items, _cloudevent, _lenient_origin)
+    events: list[ParsedEvent] = []
+    for raw, path in items:  # Harbor's CloudEvents (harbor.py) give one event per resource of their data
+        events.extend(read_harbor_cloudevent(raw, path) if is_harbor_cloudevent(raw) else
+                      parse_all([(raw, path)], _cloudevent, _lenient_origin))
+    return events
 
 
 def _cloudevent(raw: object, path: str) -> PushEvent | None:

@@ -45,7 +45,7 @@ class PushEvent:
     origin: str  # Event Grid topic / CloudEvents source / request.host; "" when absent
     repository: str
     tag: str | None  # None when absent or empty
-    digest: str | None  # always set for pushes; deletes may lack it
+    digest: str | None  # set for pushes, except Quay's (tags only: the pipeline resolves the tag); deletes may lack it
     media_type: str | None
     size: int | None
     artifact: str  # "image" | "chart"

@@ -1,6 +1,7 @@
 """Registry notifications without an envelope type: CNCF distribution notification envelopes
 `{"events": [...]}` and ACR classic webhook bodies (one event object with `action`), told apart by shape.
-Each event is the shared `target`/`request`/`actor` body; `request.host` is the origin."""
+Each event is the shared `target`/`request`/`actor` body; `request.host` is the origin. Harbor's native webhook
+bodies (`type` and `event_data`, harbor.py) and Quay's `repo_push` (`updated_tags`, quay.py) come here too."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from importer.core.events.fields import (
     read_string,
     show,
 )
+from importer.core.events.harbor import is_harbor_payload, read_harbor_payload
 from importer.core.events.model import (
     DELETE,
     PUSH,
@@ -28,6 +30,7 @@ from importer.core.events.model import (
     ParsedEvent,
     PushEvent,
 )
+from importer.core.events.quay import is_quay_payload, read_quay_payload
 from importer.core.events.rejections import lenient_string, parse_all
 from importer.core.events.target import read_target_event
 
@@ -41,8 +44,9 @@ _DISTRIBUTION_ACTIONS: Mapping[str, tuple[str, str | None] | None] = {
 
 
 def parse_registry_notification(body: bytes | str, content_type: str | None) -> list[ParsedEvent]:
-    """Parse a CNCF distribution notification envelope `{"events": [...]}` or an ACR classic webhook body
-    (one event object with `action`), told apart by shape. The content type must be a JSON type, if given."""
+    """Parse a CNCF distribution notification envelope `{"events": [...]}`, an ACR classic webhook body
+    (one event object with `action`), a Harbor webhook body or a Quay `repo_push`, told apart by shape. The
+    content type must be a JSON type, if given."""
     media_type = content_media_type(content_type)
     if media_type is not None and media_type != "application/json" and not media_type.endswith("+json"):
         raise EventPayloadError(
@@ -59,9 +63,14 @@ def parse_registry_notification(body: bytes | str, content_type: str | None) -> 
         return parse_all(items, _distribution_event, _lenient_origin)
     if "action" in document:
         return parse_all([(document, "")], _acr_webhook_event, _lenient_origin)
+    if is_harbor_payload(document):
+        return read_harbor_payload(document)
+    if is_quay_payload(document):
+        return read_quay_payload(document)
     raise EventPayloadError(
-        "registry notification body: neither a distribution envelope (an object with 'events') "
-        "nor an ACR webhook body (an object with 'action')"
+        "registry notification body: neither a distribution envelope (an object with 'events') nor an ACR webhook "
+        "body (an object with 'action'), a Harbor webhook body (an object with 'type' and 'event_data') or a Quay "
+        "repo_push notification (an object with 'updated_tags')"
     )
 
 
