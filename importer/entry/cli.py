@@ -144,7 +144,8 @@ def command_copy(args: argparse.Namespace) -> int:
         raise UsageError(f"DST {args.dst!r}: name a tag (or none, to reuse the source's), not a digest")
     target_tag = target.tag if _has_explicit_tag(args.dst) else source.tag
     try:
-        platforms = tuple(parse(text) for text in args.platform or ())
+        # Repeated and comma-separated, as docker, skopeo and crane take them: `--platform linux/amd64,linux/arm64`.
+        platforms = tuple(parse(text.strip()) for given in args.platform or () for text in given.split(","))
         for pattern in args.exclude or ():
             validate_pattern(pattern)
     except PlatformError as error:
@@ -586,7 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("src", metavar="SRC", help="source reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
     copy.add_argument("dst", metavar="DST", help="target reference; without a tag, the source's tag is used")
     copy.add_argument(
-        "--platform", action="append", metavar="P", help="copy the best child for P (os/arch[/variant]); repeatable"
+        "--platform", action="append", metavar="P",
+        help="copy the best child for P (os/arch[/variant]); repeatable, or comma-separated: linux/amd64,linux/arm64"
     )
     copy.add_argument("--all", action="store_true", help="copy every platform as is (the default without --platform)")
     copy.add_argument("--strict", action="store_true", help="a child must match P exactly (no compatible fallback)")

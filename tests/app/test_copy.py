@@ -741,3 +741,28 @@ def test_cli_copy_carries_signatures_unless_told_not_to(
     assert (result["digest"], result["referrers_copied"], result["signatures"]) == (index.digest, copied, signatures)
     tags = set(list_tags(target_registry.host, TARGET_REPOSITORY))
     assert (cosign_tag(children[0], "sig") in tags) is bool(copied)
+
+
+PLATFORM_FLAGS = {
+    "repeated": (("--platform", "linux/arm64", "--platform", "linux/amd64"), 0),
+    "comma-separated": (("--platform", "linux/arm64,linux/amd64"), 0),
+    "comma-separated-with-spaces": (("--platform", "linux/arm64, linux/amd64"), 0),
+    "both-ways": (("--platform", "linux/arm64", "--platform", "linux/amd64,linux/arm64"), 0),
+    "empty-entry": (("--platform", "linux/arm64,"), 2),
+}
+
+
+@pytest.mark.parametrize(("flags", "exit_code"), PLATFORM_FLAGS.values(), ids=PLATFORM_FLAGS.keys())
+def test_cli_copy_takes_platforms_repeated_or_comma_separated(
+    builder: ImageBuilder, registry: LocalRegistry, target_registry: LocalRegistry,
+    flags: tuple[str, ...], exit_code: int,
+) -> None:
+    """`--platform` is taken as docker, skopeo and crane take it: repeated, comma-separated, or both."""
+    push(builder, multi(builder, THREE_PLATFORMS), registry.host, SOURCE_REPOSITORY, "1.0")
+    completed = run_cli(f"{registry.host}/{SOURCE_REPOSITORY}:1.0", f"{target_registry.host}/{TARGET_REPOSITORY}",
+                        *flags, "--json", "--no-referrers")
+    assert completed.returncode == exit_code, completed.stderr
+    if exit_code == 0:
+        assert json.loads(completed.stdout)["platforms"] == ["linux/amd64", "linux/arm64"]
+    else:
+        assert completed.stderr.startswith("error:") and "Traceback" not in completed.stderr
