@@ -155,6 +155,10 @@ def test_a_redriven_dead_letter_is_decided_once_the_upstream_is_back(rig: Rig) -
     pool = _pool(rig)
     try:
         assert rig.wait_final(event.event_id).result == "failed"
+        # The worker records the final outcome, then moves the message to the dead letters: wait for the second step.
+        deadline = time.monotonic() + 10
+        while rig.queue.depth(now=time.time()).dead < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
         rig.upstream.configure(rate=0.0)
         assert rig.queue.redrive(now=time.time()) == 1
         pool.notify()
