@@ -216,19 +216,24 @@ class Pipeline:
         assert event.tag is not None
         try:
             head = self.registries.client(host).head_manifest(event.repository, event.tag)
-        except Unauthorized as error:
-            self._give_back(event.event_id)
-            raise TransientFailure(str(error), kind=AUTHORIZATION, outcome=base) from error
         except RegistryError as error:
-            if error.transient:
-                self._give_back(event.event_id)
-                raise TransientFailure(str(error), outcome=base) from error
+            self._raise_if_it_may_pass(error, event.event_id, base)
             return self._finish(base.replace(result="failed", error=str(error)), started)
         if head is None:
             reason = f"{event.repository}:{event.tag} no longer exists: nothing to judge (deleted or moved since)"
             return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=reason),
                                 started)
         return dataclasses.replace(event, digest=head.digest, media_type=event.media_type or head.media_type)
+
+    def _raise_if_it_may_pass(self, error: RegistryError, event_id: str, known: Outcome) -> None:
+        """For a registry failure that may pass (401/403 while role assignments propagate, or a transient one): give the
+        event's claim back and raise TransientFailure carrying what is `known`. Returns for a permanent failure."""
+        if isinstance(error, Unauthorized):
+            self._give_back(event_id)
+            raise TransientFailure(str(error), kind=AUTHORIZATION, outcome=known) from error
+        if error.transient:
+            self._give_back(event_id)
+            raise TransientFailure(str(error), outcome=known) from error
 
     def _judged(self, repository: str) -> bool:
         """Whether the policy judges images in `repository`: what it ignores, and the quarantine, are never read."""
@@ -299,13 +304,8 @@ class Pipeline:
                 outcome = self.chart_manager.handle(outcome)  # decide() ignores artifacts: no remediation below
             if verdict.verdict == VIOLATION and facts is not None:
                 outcome = self._remediate(event, host, facts, verdict, outcome)
-        except Unauthorized as error:
-            self._give_back(event.event_id)
-            raise TransientFailure(str(error), kind=AUTHORIZATION, outcome=known) from error
         except RegistryError as error:
-            if error.transient:
-                self._give_back(event.event_id)
-                raise TransientFailure(str(error), outcome=known) from error
+            self._raise_if_it_may_pass(error, event.event_id, known)
             kept = self._already_quarantined(host, event) if isinstance(error, NotFound) else None
             if kept is not None:
                 reason = f"{event.digest} was already quarantined as {kept}: nothing left to do"

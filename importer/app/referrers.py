@@ -125,10 +125,11 @@ def copy_referrers(
     bring: BringReferrer,
     examine: Iterable[str] = (),
     parallel: int = 4,
+    limit: int = MAX_REFERRERS,
 ) -> CarriedReferrers:
     """Copy the referrers of every digest in `subjects` (manifests already copied unchanged into the target), and
     theirs in turn, from the source repository into the target's; `examine` digests are only looked at, to learn
-    whether they had signatures. CopyError past MAX_REFERRERS; registry errors propagate."""
+    whether they had signatures. CopyError past `limit` referrers in all; registry errors propagate."""
     lister = _Lister(source, source_repository)
     signed: set[str] = set()
     copied: dict[str, Referrer] = {}
@@ -153,9 +154,9 @@ def copy_referrers(
                 if any(referrer.is_signature for referrer in listed):
                     signed.add(subject)
                 new = [referrer for referrer in listed if referrer.digest not in copied]
-                if len(copied) + len(new) > MAX_REFERRERS:
+                if len(copied) + len(new) > limit:
                     raise CopyError(
-                        f"{source.host}/{source_repository}: more than the {MAX_REFERRERS} referrers one copy may "
+                        f"{source.host}/{source_repository}: more than the {limit} referrers one copy may "
                         "carry (signatures, attestations and SBOMs, theirs included)"
                     )
                 brought = []

@@ -140,7 +140,7 @@ def test_referrers_of_referrers_come_too(
 
 
 def test_a_copy_over_the_referrer_limit_is_refused(
-    builder: ImageBuilder, registry: LocalRegistry, target_registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+    builder: ImageBuilder, registry: LocalRegistry, target_registry: LocalRegistry
 ) -> None:
     """More referrers than one copy may carry is a CopyError that names the limit."""
     image = single(builder, "linux/amd64")
@@ -148,10 +148,10 @@ def test_a_copy_over_the_referrer_limit_is_refused(
     signer = Signer(builder, registry.host, SOURCE)
     for n in range(3):
         signer.notation(image, seed=str(n))
-    monkeypatch.setattr(referrers_module, "MAX_REFERRERS", 2)
+    source, target = OciRegistry(registry.host), OciRegistry(target_registry.host)
     with pytest.raises(CopyError, match="more than the 2 referrers"):
-        copy_image(OciRegistry(registry.host), SOURCE, "1.0", OciRegistry(target_registry.host), TARGET, "1.0",
-                   referrers=True)
+        copy_referrers(source, SOURCE, target, TARGET, [image.digest], limit=2,
+                       bring=lambda referrer: copy_image(source, SOURCE, referrer.digest, target, TARGET, None))
 
 
 class _RacingWriter:
