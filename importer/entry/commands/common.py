@@ -1,0 +1,69 @@
+"""What every command shares: the exit codes, the usage error, settings and clients for a command, numeric flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from importer.app.policy_file import load_policy
+from importer.app.settings import Settings, SettingsError, load_settings
+from importer.core.numbers import NumberError, parse_whole_number
+from importer.core.policy import Policy, PolicyError
+from importer.entry.composition import registry_directory_for
+from importer.ports.ledger import LedgerUnavailable
+from importer.ports.registry import Registry
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subcommands = argparse._SubParsersAction
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_REGISTRY = 3
+
+# Documented ranges of the numeric flags (read strictly by importer.core.numbers: ASCII digits, no sign).
+MOST_THREADS = 64  # --threads, --parallel
+MOST_WORKERS = 32  # serve --workers
+MOST_OUTCOMES = 100_000  # outcomes --limit
+MOST_PAGE_SIZE = 10_000  # audit --page-size
+
+
+class UsageError(Exception):
+    """Bad arguments, settings or policy: exit 2 with the message."""
+
+
+def settings_for(policy_path: str | None) -> Settings:
+    """The settings from the environment, with the policy file named on the command line when there is one."""
+    try:
+        policy: Policy | None = load_policy(policy_path) if policy_path else None
+        return load_settings(policy=policy)
+    except (PolicyError, SettingsError) as error:
+        raise UsageError(str(error)) from None
+
+
+def client_for(settings: Settings, host: str) -> Registry:
+    """A registry client for a host the user named, with its credentials and plain-HTTP permission from settings."""
+    return registry_directory_for(settings).client(host)
+
+
+def whole_number(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`; anything else is a usage error naming the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_whole_number(text, least=least, most=most)
+        except NumberError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def ledger_errors() -> tuple[type[Exception], ...]:
+    """What a ledger raises when its storage fails: LedgerUnavailable (may pass) and, once the Table ledger is in use
+    (its module loaded), TableLedgerError (a refusal that will not pass, e.g. a missing role): reported, exit 3."""
+    tables = sys.modules.get("importer.adapters.ledger.tables")
+    return (LedgerUnavailable,) if tables is None else (LedgerUnavailable, tables.TableLedgerError)

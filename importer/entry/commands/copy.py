@@ -1,0 +1,125 @@
+"""`copy SRC DST`: copy an image, a whole index or some of its platforms, with their referrers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from importer.core.reference import ReferenceError, parse_reference
+from importer.entry.commands.common import (
+    EXIT_OK,
+    EXIT_REGISTRY,
+    EXIT_USAGE,
+    MOST_THREADS,
+    Subcommands,
+    UsageError,
+    client_for,
+    settings_for,
+    whole_number,
+)
+from importer.entry.terminal import sanitise
+from importer.ports.registry import Registry, RegistryError
+
+
+def _has_explicit_tag(text: str) -> bool:
+    """True when a reference names a tag itself (parse_reference fills in `latest` otherwise)."""
+    name = text.partition("@")[0]
+    return ":" in name.rsplit("/", 1)[-1]
+
+def command_copy(args: argparse.Namespace) -> int:
+    from importer.app.copying import CopyError, CopyEvent, copy_image
+    from importer.core.platforms import PlatformError, parse, validate_pattern
+    from importer.entry.progress import ProgressBar, format_megabytes
+
+    if args.all and args.platform:
+        raise UsageError("--all copies every platform: give --all or --platform, not both")
+    try:
+        source = parse_reference(args.src)
+        target = parse_reference(args.dst)
+    except ReferenceError as error:
+        raise UsageError(str(error)) from None
+    if target.digest is not None:
+        raise UsageError(f"DST {args.dst!r}: name a tag (or none, to reuse the source's), not a digest")
+    target_tag = target.tag if _has_explicit_tag(args.dst) else source.tag
+    try:
+        # Repeated and comma-separated, as docker, skopeo and crane take them: `--platform linux/amd64,linux/arm64`.
+        platforms = tuple(parse(text.strip()) for given in args.platform or () for text in given.split(","))
+        for pattern in args.exclude or ():
+            validate_pattern(pattern)
+    except PlatformError as error:
+        raise UsageError(str(error)) from None
+    settings = settings_for(None)
+    clients: dict[str, Registry] = {}
+    for host in dict.fromkeys((source.registry, target.registry)):
+        clients[host] = client_for(settings, host)
+    destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")
+    bar = ProgressBar(f"copying {args.src}")
+
+    def show(event: CopyEvent) -> None:
+        if event.kind == "planned":
+            bar.start(event.size, event.blobs)
+        elif event.kind == "streamed":
+            bar.advance(event.size)
+        elif event.kind == "blob":
+            bar.advance(0 if event.outcome == "uploaded" else event.size, items=1)
+
+    try:
+        result = copy_image(
+            clients[source.registry], source.repository, source.manifest_reference,
+            clients[target.registry], target.repository, target_tag,
+            platforms=platforms, strict=args.strict, exclude=tuple(args.exclude or ()), flatten=args.flatten,
+            parallel=args.parallel, progress=show, referrers=not args.no_referrers,
+        )
+    except CopyError as error:
+        print(sanitise(f"error: {error}"), file=sys.stderr)
+        return EXIT_USAGE
+    except RegistryError as error:
+        print(sanitise(f"error: copying {args.src} to {destination}: {error}"), file=sys.stderr)
+        return EXIT_REGISTRY
+    finally:
+        bar.finish()
+        for client in clients.values():
+            client.close()
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        stats = result.stats
+        print(sanitise(
+            f"copied {source} → {destination}  digest {result.digest}  platforms {', '.join(result.platforms) or '—'}"
+            f"  blobs: {stats.blobs_skipped} skipped, {stats.blobs_mounted} mounted, {stats.blobs_uploaded} uploaded, "
+            f"{format_megabytes(stats.bytes_uploaded)}"
+            + ("" if args.no_referrers else f"  referrers: {result.referrers_copied}"
+               + (f" (signatures {result.signatures})" if result.signatures != "none" else ""))
+        ))
+    return EXIT_OK
+
+
+def register(commands: Subcommands) -> None:
+    copy = commands.add_parser(
+        "copy",
+        help="copy an image, a whole index or some of its platforms",
+        description="Copy SRC to DST: every blob (skipped when present, mounted within one registry, streamed "
+        "otherwise), then child manifests, then the tag. With --platform, a new index holds the best child for each "
+        "platform plus their attestations; --exclude drops platforms; --flatten points the tag at the one chosen "
+        "manifest. The signatures, attestations and SBOMs (referrers) of every manifest copied unchanged come too, "
+        "unless --no-referrers. Exit codes: 0 copied, 2 usage error or platform not offered, 3 registry or network error.",
+    )
+    copy.add_argument("src", metavar="SRC", help="source reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
+    copy.add_argument("dst", metavar="DST", help="target reference; without a tag, the source's tag is used")
+    copy.add_argument(
+        "--platform", action="append", metavar="P",
+        help="copy the best child for P (os/arch[/variant]); repeatable, or comma-separated: linux/amd64,linux/arm64"
+    )
+    copy.add_argument("--all", action="store_true", help="copy every platform as is (the default without --platform)")
+    copy.add_argument("--strict", action="store_true", help="a child must match P exactly (no compatible fallback)")
+    copy.add_argument("--flatten", action="store_true", help="with one --platform: tag that child manifest itself")
+    copy.add_argument(
+        "--exclude", action="append", metavar="PATTERN", help="drop platforms matching PATTERN (e.g. 'windows/*')"
+    )
+    copy.add_argument("--parallel", type=whole_number(1, MOST_THREADS), default=4, metavar="N",
+                      help=f"blobs at a time, 1 to {MOST_THREADS} (default 4)")
+    copy.add_argument("--no-referrers", action="store_true",
+                      help="leave the signatures, attestations and SBOMs of what is copied behind (default: copied)")
+    copy.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    copy.set_defaults(run=command_copy)
