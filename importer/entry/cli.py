@@ -38,7 +38,7 @@ COMMANDS = (check, copy, hosting, outcomes, release, charts, audit, doctor, demo
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m importer",
+        prog="platform-guard",  # the installed command; `python -m importer` from a checkout is the same parser
         description="Platform Guard: keep every image in a registry runnable on the platforms your clusters use.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")

@@ -574,5 +574,5 @@ def test_chart_images_exit_codes(tmp_path: Path, registry: LocalRegistry, builde
 def test_chart_images_help() -> None:
     """`chart-images --help` describes the command and its exit codes."""
     result = run("chart-images", "--help")
-    assert result.returncode == 0 and "usage: python -m importer chart-images" in result.stdout
+    assert result.returncode == 0 and "usage: platform-guard chart-images" in result.stdout
     assert "3 registry or network error" in " ".join(result.stdout.split())

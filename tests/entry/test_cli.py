@@ -38,7 +38,7 @@ def policy_file(tmp_path: Path) -> Path:
 def test_help(command: str) -> None:
     """Every command has --help that describes it and exits 0."""
     result = run(command, "--help")
-    assert result.returncode == 0 and "usage: python -m importer " + command in result.stdout
+    assert result.returncode == 0 and "usage: platform-guard " + command in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -147,6 +147,7 @@ def test_installed_command_has_the_same_verbs(installed: Path, tmp_path: Path) -
     checkout = _run([sys.executable, "-m", "importer", "--help"], cwd=ROOT, env_extra=wide)
     assert ran.returncode == checkout.returncode == 0, ran.stderr + checkout.stderr
     assert ran.stdout == checkout.stdout
+    assert ran.stdout.startswith("usage: platform-guard "), ran.stdout
     verbs = next(action for action in build_parser()._actions if action.dest == "command").choices
     assert verbs and all(re.search(rf"^ {{4}}{re.escape(verb)}( |$)", ran.stdout, re.M) for verb in verbs), ran.stdout
 

@@ -164,7 +164,7 @@ def test_bad_numbers_exit_2_before_anything_runs(ledger_with_three_outcomes: dic
     """As the operator runs them: exit 2 with a usage message, no traceback, no rows, nothing started."""
     result = _run(*arguments, env=ledger_with_three_outcomes)
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr and "usage: python -m importer" in result.stderr
+    assert "Traceback" not in result.stderr and "usage: platform-guard" in result.stderr
     assert result.stdout == ""
 
 
