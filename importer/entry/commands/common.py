@@ -32,6 +32,23 @@ MOST_OUTCOMES = 100_000  # outcomes --limit
 MOST_PAGE_SIZE = 10_000  # audit --page-size
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, except that text with line breaks of its own (the examples of `with_examples`) is kept as
+    written instead of being re-wrapped into one paragraph."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def with_examples(*examples: str) -> dict[str, object]:
+    """Keyword arguments for `add_parser` that end the command's --help with `examples`, one command line each
+    (a line starting with `#` is a comment on the next one)."""
+    lines = "\n".join(f"  {example}" for example in examples)
+    return {"epilog": f"examples:\n{lines}\n", "formatter_class": HelpFormatter}
+
+
 class UsageError(Exception):
     """Bad arguments, settings or policy: exit 2 with the message."""
 

@@ -9,6 +9,7 @@ import logging
 from importer.entry.commands.common import (
     Subcommands,
     UsageError,
+    with_examples,
 )
 
 
@@ -26,6 +27,10 @@ def command_demo(args: argparse.Namespace) -> int:
 def register(commands: Subcommands) -> None:
     demo = commands.add_parser(
         "demo",
+        **with_examples(
+            "scripts/demo                          # from a checkout: installs what the demo needs, then runs it",
+            "platform-guard demo --keep            # keep the demo's folder (registries, ledger) to look at",
+        ),
         help="run the end-to-end demo on this machine",
         description="Start a local registry and the local host, push right and wrong images, print the outcomes. "
         "Needs docker-registry and skopeo (the README's first command installs them).",

@@ -7,6 +7,7 @@ import argparse
 from importer.entry.commands.common import (
     Subcommands,
     whole_number,
+    with_examples,
 )
 
 
@@ -19,6 +20,10 @@ def command_doctor(args: argparse.Namespace) -> int:
 def register(commands: Subcommands) -> None:
     doctor = commands.add_parser(
         "doctor",
+        **with_examples(
+            "platform-guard doctor                 # a table of checks and the commands that grant what is missing",
+            "platform-guard doctor --json --timeout 10",
+        ),
         help="check every permission the app needs, with its own settings and identity (post-deploy smoke check)",
         description="With the settings in the environment (as the Functions app has them) and the app's identity, "
         "check each guarded registry (reachable, catalog, read, push, delete or lock), server-side import, the "

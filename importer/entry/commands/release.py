@@ -15,6 +15,7 @@ from importer.entry.commands.common import (
     client_for,
     ledger_errors,
     settings_for,
+    with_examples,
 )
 from importer.entry.terminal import sanitise
 from importer.ports.registry import RegistryError
@@ -68,6 +69,10 @@ def command_release(args: argparse.Namespace) -> int:
 def register(commands: Subcommands) -> None:
     release = commands.add_parser(
         "release",
+        **with_examples(
+            "platform-guard release myreg.azurecr.io/quarantine/team/app:1.0.sha256-<hex>   # back where it came from",
+            "platform-guard release REGISTRY/quarantine/team/app:1.0.sha256-<hex> --to team/app:debug",
+        ),
         help="put a quarantined image back on purpose",
         description="Copy a quarantined image back (same digest, blobs mounted) to the repository and tag it was "
         "quarantined from, or to --to REPO:TAG, and remember it as released so it is not quarantined again. Only "
