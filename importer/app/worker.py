@@ -11,6 +11,8 @@ with the Functions queue trigger). Failures are sorted by the pipeline
 `retrying` attempt and the message comes back after a growing delay (EVENT_RETRY), an authorisation one (401/403)
 likewise until the authorisation window has passed since the first try; then, or after the last attempt, the event
 ends in one `failed` outcome carrying what was known (and one alert), and the message goes to the dead letters.
+`metrics` (importer.ports.metrics.WorkerMetrics), when given, is told of each message settled under a lease still
+held, so a message taken over by another worker is counted once, by whoever settles it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from importer.app.failpoints import failpoint
 from importer.app.pipeline import AUTHORIZATION, Pipeline, TransientFailure
 from importer.core.events import event_from_json
 from importer.core.retry import EVENT_RETRY, RetryPolicy
+from importer.ports.metrics import WorkerMetrics
 from importer.ports.queue import Doorbell, EventQueue, Message, QueueUnavailable
 
 log = logging.getLogger("platform_guard.worker")
@@ -65,6 +68,7 @@ class Worker:
         policy: WorkerPolicy = WorkerPolicy(),
         clock: Callable[[], float] = time.time,
         random_fraction: Callable[[], float] = random.random,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.queue = queue
         self.pipeline = pipeline
@@ -72,6 +76,7 @@ class Worker:
         self.policy = policy
         self._clock = clock
         self._random = random_fraction
+        self._metrics = metrics
 
     def work_once(self) -> bool:
         """Take one ready message and settle it; False when none was ready (or the queue is unavailable)."""
@@ -93,31 +98,45 @@ class Worker:
         except ValueError as error:  # not ours to fix by trying again
             problem = str(error)
             log.error("dead-lettering message %s: %s", message.message_id, problem)
-            self._settle(lease, lambda held: self.queue.dead_letter(held, error=problem, now=self._clock()))
+            if self._settle(lease, lambda held: self.queue.dead_letter(held, error=problem, now=self._clock())):
+                self._count(DEAD_LETTER, message)
             return
         ending = attempt_event(self.pipeline, event, received_at, attempt=message.attempts,
                                last_try=lambda failure: self._gives_up(failure, message, self._clock()))
         if ending.settle == COMPLETE:
-            self._settle(lease, self.queue.complete)
+            settled = self._settle(lease, self.queue.complete)
         elif ending.settle == DEAD_LETTER:
-            self._settle(lease, lambda held: self.queue.dead_letter(held, error=ending.error, now=self._clock()))
+            settled = self._settle(
+                lease, lambda held: self.queue.dead_letter(held, error=ending.error, now=self._clock())
+            )
         else:
-            self._retry(lease, ending.error, message.attempts)
+            settled = self._retry(lease, ending.error, message.attempts)
+        if settled:
+            self._count(ending.settle, message)
+
+    def _count(self, settle: str, message: Message) -> None:
+        if self._metrics is not None:
+            self._metrics.message_settled(settle, attempts=message.attempts)
 
     def _gives_up(self, failure: TransientFailure, message: Message, now: float) -> bool:
         if failure.kind == AUTHORIZATION:
             return now - message.first_attempt_at >= self.policy.authorization_window
         return message.attempts >= self.policy.retry.attempts
 
-    def _retry(self, lease: _Lease, error: str, attempt: int) -> None:
+    def _retry(self, lease: _Lease, error: str, attempt: int) -> bool:
         delay = self.policy.retry.delay(min(attempt, 64), random_fraction=self._random())
-        self._settle(lease, lambda held: self.queue.retry_later(held, delay=delay, error=error, now=self._clock()))
+        return self._settle(
+            lease, lambda held: self.queue.retry_later(held, delay=delay, error=error, now=self._clock())
+        )
 
-    def _settle(self, lease: _Lease, settle: Callable[[Message], bool]) -> None:
-        """Complete, retry or dead-letter under the lease we hold; a lost lease leaves the message to its new owner."""
+    def _settle(self, lease: _Lease, settle: Callable[[Message], bool]) -> bool:
+        """Complete, retry or dead-letter under the lease we hold; a lost lease leaves the message to its new owner
+        (False)."""
         held = lease.stop()
         if held is None or not _quietly(settle, held):
             log.warning("lease on message %s was lost: its new owner settles it", lease.message.message_id)
+            return False
+        return True
 
     @contextmanager
     def _renewed(self, message: Message) -> Iterator[_Lease]:
@@ -180,10 +199,12 @@ class WorkerPool:
     """Threads of workers over one queue; `notify` wakes one at once after a put in this process."""
 
     def __init__(self, queue: EventQueue, pipeline: Pipeline, *, threads: int = 4,
-                 policy: WorkerPolicy = WorkerPolicy(), doorbell: Doorbell | None = None) -> None:
+                 policy: WorkerPolicy = WorkerPolicy(), doorbell: Doorbell | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         if threads < 1:
             raise ValueError(f"a worker pool needs at least 1 thread, got {threads}")
-        self.workers = [Worker(queue, pipeline, owner=worker_name(index), policy=policy) for index in range(threads)]
+        self.workers = [Worker(queue, pipeline, owner=worker_name(index), policy=policy, metrics=metrics)
+                        for index in range(threads)]
         self._policy = policy
         self._wake = threading.Condition()
         self._pending = 0

@@ -8,13 +8,16 @@ workers decide it (importer/app/worker.py). Without one, the pipeline decides it
 
 Routes (docs/design.md, Contracts): `POST /runtime/webhooks/eventgrid?functionName=NAME` (Event Grid schema, with the
 validation handshake), `POST /api/registry-events` (distribution notifications and ACR classic webhooks),
-`OPTIONS`/`POST /api/cloudevents` (CloudEvents 1.0), `GET /api/health`.
+`OPTIONS`/`POST /api/cloudevents` (CloudEvents 1.0), `GET /api/health`, and on the local host only (given `metrics`)
+`GET /metrics` (Prometheus text, or OpenMetrics when the scraper's Accept asks for it).
 
 One authentication rule for every state-changing route (each POST above, the Event Grid validation handshake
 included): the request carries the webhook token (PLATFORM_GUARD_WEBHOOK_TOKEN) as `Authorization: Bearer <token>`,
 as an `x-functions-key` header or as a `code` query parameter (the places an Event Grid subscription can put a key),
 compared in constant time; otherwise 401 and nothing is parsed, queued or recorded. Without a configured token every
-such request is refused. `GET /api/health` and the CloudEvents `OPTIONS` handshake change nothing and stay open.
+such request is refused. `GET /api/health`, `GET /metrics` and the CloudEvents `OPTIONS` handshake change nothing and
+stay open: the metrics are counts under fixed labels (results, error classes, the guarded registries' hosts), with no
+repository, tag, digest or secret, and serve binds 127.0.0.1 unless told otherwise.
 
 A body that is not an event payload gets 400 and a `rejected` record; a queue, ledger or (in place) registry
 problem that may pass gets 503 so the sender delivers again; nothing answers with a traceback.
@@ -50,6 +53,7 @@ EVENTGRID_PATH = "/runtime/webhooks/eventgrid"
 REGISTRY_EVENTS_PATH = "/api/registry-events"
 CLOUDEVENTS_PATH = "/api/cloudevents"
 HEALTH_PATH = "/api/health"
+METRICS_PATH = "/metrics"
 _ROUTE_SCHEMAS = {EVENTGRID_PATH: "eventgrid", REGISTRY_EVENTS_PATH: "distribution", CLOUDEVENTS_PATH: "cloudevents"}
 
 
@@ -105,13 +109,19 @@ def payload_id(body: bytes) -> str:
     return "payload-" + hashlib.sha256(body).hexdigest()[:32]
 
 
+# A scrape: the request's Accept header (or None) → the exposition bytes and their content type.
+MetricsScrape = Callable[[str | None], tuple[bytes, str]]
+
+
 class GuardApi:
     """Routes HTTP requests to the pipeline."""
 
-    def __init__(self, pipeline: Pipeline, *, webhook_token: str | None, intake: Intake | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, *, webhook_token: str | None, intake: Intake | None = None,
+                 metrics: MetricsScrape | None = None) -> None:
         self.pipeline = pipeline
         self.intake = intake
         self._token = webhook_token
+        self._metrics = metrics
 
     def dispatch(
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
@@ -129,6 +139,8 @@ class GuardApi:
             },
             HEALTH_PATH: {"GET": self.health},
         }
+        if self._metrics is not None:
+            routes[METRICS_PATH] = {"GET": lambda: self.metrics(headers)}
         handlers = routes.get(path)
         if handlers is None:
             return ApiResponse.json(404, {"error": f"no route {path}"})
@@ -151,6 +163,12 @@ class GuardApi:
 
     def health(self) -> ApiResponse:
         return ApiResponse.json(200, {"status": "ok"})
+
+    def metrics(self, headers: Mapping[str, str]) -> ApiResponse:
+        """The scrape, in the format the `accept` header asks for (`headers` lower-cased)."""
+        assert self._metrics is not None
+        body, content_type = self._metrics(headers.get("accept"))
+        return ApiResponse(200, body, {"Content-Type": content_type})
 
     def eventgrid(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] = _NO_QUERY) -> ApiResponse:
         """Event Grid schema delivery, including the subscription validation handshake."""

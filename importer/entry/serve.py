@@ -5,9 +5,11 @@
     with QueuedHost(pipeline, queue, webhook_token=token, port=0, threads=4) as service:   # intake + workers
         ...                                   # routes answer 202 once queued; the workers decide
     QueuedHost(pipeline, queue, webhook_token=token, threads=0, doorbell=bell)   # intake only: `work` processes decide
+    QueuedHost(pipeline, queue, webhook_token=token, metrics=metrics, scrape=scrape.render)   # and GET /metrics
 
 A thread per connection (HTTP/1.1 keep-alive), so slow senders do not hold up others. It binds 127.0.0.1
 unless told otherwise. All routing and handling lives in `importer.entry.http_api`; this module only moves bytes.
+`metrics` counts what this process's worker threads settle (importer.ports.metrics); `scrape` answers `GET /metrics`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from urllib.parse import parse_qsl, urlsplit
 from importer.app.intake import Intake
 from importer.app.pipeline import Pipeline
 from importer.app.worker import WorkerPolicy, WorkerPool
-from importer.entry.http_api import MAX_BODY_BYTES, ApiResponse, GuardApi, redact_credentials
+from importer.entry.http_api import MAX_BODY_BYTES, ApiResponse, GuardApi, MetricsScrape, redact_credentials
+from importer.ports.metrics import WorkerMetrics
 from importer.ports.queue import Doorbell, EventQueue
 
 log = logging.getLogger("platform_guard.serve")
@@ -138,13 +141,15 @@ class QueuedHost:
         threads: int = 4,
         policy: WorkerPolicy = WorkerPolicy(),
         doorbell: Doorbell | None = None,
+        metrics: WorkerMetrics | None = None,
+        scrape: MetricsScrape | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.queue = queue
-        self.pool = WorkerPool(queue, pipeline, threads=threads, policy=policy) if threads else None
+        self.pool = WorkerPool(queue, pipeline, threads=threads, policy=policy, metrics=metrics) if threads else None
         self._doorbell = doorbell
         intake = Intake(pipeline, queue, on_queued=self._queued)
-        self.api = GuardApi(pipeline, webhook_token=webhook_token, intake=intake)
+        self.api = GuardApi(pipeline, webhook_token=webhook_token, intake=intake, metrics=scrape)
         self.host = LocalHost(self.api, host=host, port=port)
 
     def _queued(self) -> None:

@@ -3,7 +3,8 @@
 The wheel is built from a copy of the package (pyproject.toml, README.md, importer/), so that the build leaves no
 build/ or *.egg-info in the checkout, offline (`--no-build-isolation --no-index`: the venv's setuptools, pinned in
 requirements-dev.txt). It is installed with `--no-deps` into a venv made with `--without-pip`; the light dependencies
-(PyYAML, urllib3) are linked in from this venv and nothing else, so the command is shown to run without any Azure SDK.
+(PyYAML, urllib3, prometheus_client) are linked in from this venv and nothing else, so the command is shown to run
+without any Azure SDK.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import importer
 from importer.entry.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-LIGHT = ("yaml", "_yaml", "urllib3")  # import names of the base dependencies, linked into the fresh venv
+LIGHT = ("yaml", "_yaml", "urllib3", "prometheus_client")  # import names of the base dependencies, linked in
 SCAFFOLDING = ("testbed", "tests", "bench", "scripts", "docs", "infra", "function_app.py", "host.json")
 NOT_IN_THE_EXTRA = {"azure-functions"}  # the Functions host's binding library: only function_app.py imports it
 
@@ -103,7 +104,7 @@ def test_metadata_names_light_dependencies_and_the_azure_extra(wheel: Path) -> N
     requirements = [Requirement(text) for text in metadata.get_all("Requires-Dist") or ()]
     base = {_name(r.name): r for r in requirements if r.marker is None}
     azure = {_name(r.name): r for r in requirements if r.marker is not None and r.marker.evaluate({"extra": "azure"})}
-    assert set(base) == {"pyyaml", "urllib3"}, base
+    assert set(base) == {"pyyaml", "urllib3", "prometheus-client"}, base
     assert "azure" in (metadata.get_all("Provides-Extra") or ())
     # The deployment's pins (requirements.txt) are the extra's packages plus the base, each inside its range.
     pins = {}
@@ -113,6 +114,9 @@ def test_metadata_names_light_dependencies_and_the_azure_extra(wheel: Path) -> N
             name, _, version = line.partition("==")
             pins[_name(name)] = version
     assert set(azure) == set(pins) - set(base) - NOT_IN_THE_EXTRA, azure
+    # The CLI's metrics library is not the Functions app's (it never imports it): pinned for development only.
+    pins.setdefault("prometheus-client", (ROOT / "requirements-dev.txt").read_text().split("prometheus_client==")[1]
+                    .split()[0])
     for name, requirement in {**base, **azure}.items():
         assert requirement.specifier.contains(pins[name]), f"requirements.txt pins {name}=={pins[name]}: " \
                                                            f"outside {requirement.specifier}"

@@ -32,6 +32,11 @@ which ends a blocked read or write at once); the request then raises OutOfTime, 
 host and what was slow, and is not tried again here (a drip would only start over; the event is retried later).
 A streamed body's deadline counts while the caller uses its chunks: when a copy streams one registry into another,
 the two together must keep the minimum rate.
+
+Metrics: `observer` (importer.ports.metrics.RegistryRequestObserver), when set, is told of every request sent (each
+hop of a redirect, each retry, token requests) and how it ended: a status class (`status_class`) or the failure to
+get an answer (`failure_class`). The 401 that opens every token exchange and the 404 of an existence check are
+counted like any other answer: this is what the registry said, not what the work made of it.
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ import email.utils
 import heapq
 import http.client
 import itertools
+import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -59,7 +66,19 @@ import urllib3.exceptions
 
 from importer.core.reference import is_loopback_host
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy, retry_call
+from importer.core.words import counted
 from importer.ports.deadlines import OutOfTime, TimeLimit, current_time_limit
+from importer.ports.metrics import (
+    CLIENT_ERROR,
+    CONNECTION,
+    NOT_FOUND,
+    SERVER_ERROR,
+    THROTTLED,
+    TIMEOUT,
+    UNAUTHORIZED,
+    UNREACHABLE,
+    RegistryRequestObserver,
+)
 from importer.ports.registry import (
     InsecureTransportRefused,
     ProtocolError,
@@ -355,8 +374,26 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def _retryable(raw: urllib3.BaseHTTPResponse, body: bytes) -> _RetryableStatus:
-    text = body[:512].decode("utf-8", "replace").strip().replace("\n", " ")
+    text = _answer_text(body[:512])
     return _RetryableStatus(f"HTTP {raw.status} {text}".strip(), parse_retry_after(raw.headers.get("Retry-After")))
+
+
+_ERROR_ENTRY = re.compile(r'"code"\s*:\s*"([^"\\]*)"(?:\s*,\s*"message"\s*:\s*"([^"\\]*)")?')
+
+
+def _answer_text(body: bytes) -> str:
+    """An error answer's body as a message shows it, on one line: `CODE: message` for each entry of an OCI error
+    document (never the JSON itself), else the body's printable text."""
+    text = body.decode("utf-8", "replace")
+    try:
+        errors = json.loads(text)["errors"]
+        described = "; ".join(": ".join(part for part in (entry.get("code"), entry.get("message"))
+                                        if isinstance(part, str) and part)
+                              for entry in errors if isinstance(entry, dict))
+    except (ValueError, KeyError, TypeError, AttributeError):  # a document cut at the bytes read: its first entries
+        described = "; ".join(": ".join(part for part in found if part) for found in _ERROR_ENTRY.findall(text))
+    shown = described or text
+    return " ".join("".join(character if character.isprintable() else " " for character in shown).split())
 
 
 def _describe(error: BaseException) -> str:
@@ -502,6 +539,7 @@ class HttpTransport:
         user_agent: str = USER_AGENT,
         request_deadline: float = REQUEST_DEADLINE_SECONDS,
         min_transfer_rate: float = MIN_TRANSFER_RATE,
+        observer: RegistryRequestObserver | None = None,
     ) -> None:
         if not timeout > 0 or pool_size < 1:
             raise ValueError(f"timeout ({timeout}) and pool_size ({pool_size}) must be positive")
@@ -524,6 +562,7 @@ class HttpTransport:
         }
         self._count_lock = threading.Lock()
         self._requests_made = 0
+        self.observer = observer  # may be set after construction (the composition root counts a client's requests)
 
     @property
     def requests_made(self) -> int:
@@ -709,7 +748,7 @@ class HttpTransport:
             )
         except (_RetryableStatus, *_CONNECTION_ERRORS) as error:
             last = _problem(error)
-        raise TransientRegistryError(f"{context}: gave up after {attempts} attempts; last: {last}")
+        raise TransientRegistryError(f"{context}: gave up after {counted(attempts, 'attempt')}; last: {last}")
 
     def _send_once(
         self,
@@ -727,7 +766,12 @@ class HttpTransport:
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 self.check_url(url, context)
-                raw = self._send_hop(method, url, request_headers, body, context, clock)
+                try:
+                    raw = self._send_hop(method, url, request_headers, body, context, clock)
+                except Exception as error:
+                    self._observe(method, failure_class(error))
+                    raise
+                self._observe(method, status_class(raw.status))
                 location = raw.headers.get("Location")
                 if not (follow_redirects and raw.status in REDIRECT_STATUSES and method in ("GET", "HEAD")
                         and location):
@@ -745,6 +789,14 @@ class HttpTransport:
             raise
         clock.finish()
         raise ProtocolError(f"{context}: more than {MAX_REDIRECTS} redirects, the last to {redact_url(url)}")
+
+    def _observe(self, method: str, error_class: str | None) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer.request_sent(method, error_class)
+        except Exception:  # counting must never fail a request
+            LOG.debug("request observer failed", exc_info=True)
 
     def _send_hop(
         self,
@@ -791,6 +843,29 @@ class HttpTransport:
             raise
         finally:
             _SENDING.clock = None
+
+
+def status_class(status: int) -> str | None:
+    """The error class of an HTTP answer (importer.ports.metrics), None for 1xx-3xx."""
+    if status < 400:
+        return None
+    if status in (401, 403):
+        return UNAUTHORIZED
+    if status == 404:
+        return NOT_FOUND
+    if status == 429:
+        return THROTTLED
+    return CLIENT_ERROR if status < 500 else SERVER_ERROR
+
+
+def failure_class(error: BaseException) -> str:
+    """The error class of a request that got no answer: past its deadline or timed out, never connected, or broken."""
+    # NewConnectionError subclasses urllib3's ConnectTimeoutError, so it is asked first.
+    if isinstance(error, urllib3.exceptions.NewConnectionError | ConnectionRefusedError | socket.gaierror):
+        return UNREACHABLE
+    if isinstance(error, OutOfTime | urllib3.exceptions.TimeoutError | TimeoutError):
+        return TIMEOUT
+    return CONNECTION
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -1,0 +1,1 @@
+"""Metrics adapters: prometheus_client for the local host's /metrics, and a no-op default."""
