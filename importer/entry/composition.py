@@ -3,6 +3,7 @@
     pipeline = pipeline_for(settings)        # the pipeline every entry point runs, wired from the settings
     queue = queue_for(settings)              # the events between intake and workers: Storage Queues, else SQLite
     directory = registry_directory_for(settings)  # ACR adapter for *.azurecr.io (managed identity), else OCI
+                                             # with credentials from the settings, else from the docker config
     ledger = ledger_for(settings)            # TableLedger with PLATFORM_GUARD_TABLES_*, else SQLite
     ledger = existing_ledger_for(settings)   # the same choice for readers; None while the SQLite file does not exist
     importer = server_importer_for(settings) # ARM importImage for the guarded ACR, else None (the copy engine)
@@ -15,8 +16,12 @@ Azure SDKs are imported only when a setting asks for them, so a local run (and a
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from importer.adapters.registry.docker_config import DockerCredentialStore
+from importer.adapters.registry.http import HttpTransport
 from importer.adapters.registry.oci import OciRegistry
 from importer.adapters.sinks.log import LogSink
 from importer.app import failpoints
@@ -24,6 +29,7 @@ from importer.app.pipeline import Pipeline
 from importer.app.registries import ACR_SUFFIX, RegistryDirectory
 from importer.app.settings import PREFIX, Settings, SettingsError
 from importer.ports.ledger import Ledger
+from importer.ports.metrics import Metrics
 from importer.ports.queue import Doorbell, EventQueue
 from importer.ports.registry import Registry
 from importer.ports.sinks import OutcomeSink
@@ -150,30 +156,59 @@ def sinks_for(settings: Settings) -> list[OutcomeSink]:
     return sinks
 
 
-def registry_client_for(settings: Settings, host: str) -> Registry:
+def registry_client_for(
+    settings: Settings, host: str, *, docker_credentials: DockerCredentialStore | None = None
+) -> Registry:
     """A client for `host`: ACR with the managed identity for `*.azurecr.io` and the guarded ACR's login server without
-    username/password settings, the generic OCI client for everything else."""
+    username/password settings, the generic OCI client for everything else.
+
+    The OCI client's credentials: the username/password settings for the host when there are some, else what
+    `docker_credentials` (the docker config: `auths`, `credHelpers`, `credsStore`) has for it, looked up when the
+    registry first asks for credentials, so an anonymous registry never runs a credential helper."""
+    configured = settings.credentials_for(host)
     is_acr = host.endswith(ACR_SUFFIX) or host == settings.acr_login_server
-    if is_acr and settings.credentials_for(host) is None:
+    if is_acr and configured is None:
         from importer.adapters.registry.acr import AcrRegistry
 
         return AcrRegistry(host, credential=azure_credential(settings))
-    return OciRegistry(host, credentials=settings.credentials_for(host), allow_http=settings.allows_http(host))
+    if configured is None and docker_credentials is not None:
+        return OciRegistry(host, credential_source=functools.partial(docker_credentials.lookup, host),
+                           allow_http=settings.allows_http(host))
+    return OciRegistry(host, credentials=configured, allow_http=settings.allows_http(host))
 
 
-def registry_directory_for(settings: Settings) -> RegistryDirectory:
-    """The guarded registries of the settings, with one client per host made by `registry_client_for`."""
-    return RegistryDirectory(settings, factory=functools.partial(registry_client_for, settings))
+def docker_credentials_for(environ: Mapping[str, str] | None = None) -> DockerCredentialStore:
+    """The docker config's credentials (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), read on first use;
+    each host is looked up once per store."""
+    return DockerCredentialStore.from_environment(os.environ if environ is None else environ)
 
 
-def pipeline_for(settings: Settings, *, ledger: Ledger | None = None) -> Pipeline:
-    """The pipeline the entry points use, with the adapters the settings select (and the test-only failpoints)."""
+def registry_directory_for(settings: Settings, *, metrics: Metrics | None = None) -> RegistryDirectory:
+    """The guarded registries of the settings, with one client per host made by `registry_client_for`, sharing one
+    docker config store (a credential helper runs at most once per host for the directory)."""
+    factory = functools.partial(registry_client_for, settings, docker_credentials=docker_credentials_for())
+    if metrics is not None:
+        factory = functools.partial(_observed_client, factory, metrics)
+    return RegistryDirectory(settings, factory=factory)
+
+
+def _observed_client(factory: Callable[[str], Registry], metrics: Metrics, host: str) -> Registry:
+    """The client `factory` makes for `host`, each HTTP request it sends counted by `metrics`."""
+    client = factory(host)
+    if isinstance(getattr(client, "http", None), HttpTransport):
+        client.http.observer = metrics.registry_observer(host)  # type: ignore[attr-defined]
+    return client
+
+
+def pipeline_for(settings: Settings, *, ledger: Ledger | None = None, metrics: Metrics | None = None) -> Pipeline:
+    """The pipeline the entry points use, with the adapters the settings select (and the test-only failpoints);
+    `metrics` (the local host's) sees every outcome and every registry request."""
     failpoints.arm(settings.failpoints)
     return Pipeline(
         policy=settings.policy,
         ledger=ledger or ledger_for(settings),
-        registries=registry_directory_for(settings),
-        sinks=sinks_for(settings),
+        registries=registry_directory_for(settings, metrics=metrics),
+        sinks=[*sinks_for(settings), *([metrics] if metrics is not None else [])],
         loop_limit=settings.loop_limit,
         loop_window=settings.loop_window,
         paused_repositories=settings.paused_repositories,

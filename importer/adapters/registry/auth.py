@@ -13,6 +13,13 @@ shortly before it expires. Once a registry has challenged, later requests get a 
 streamed uploads never meet a 401. A `Basic` challenge makes us send the credentials on every request.
 The realm must obey the same plain-http rule as the registry (the transport checks every URL).
 Secrets (password, tokens) never appear in messages, logs or reprs.
+
+An `IdentityToken` (docker's identity token, a refresh token from the docker config or a credential helper) is
+exchanged with the distribution OAuth2 flow instead: `POST realm` with the form `grant_type=refresh_token`,
+`refresh_token`, `service`, `scope` (space-separated) and `client_id`, answered with `access_token` (or `token`) and
+`expires_in`. It cannot answer a `Basic` challenge. `credential_source` defers finding the credentials until the
+registry first challenges (so an anonymous registry never costs a credential helper); it is called at most once,
+and what it raises (an Unauthorized) is raised again on every later challenge.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from importer.core.bounded_json import loads_object
 from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 
 DEFAULT_TOKEN_LIFETIME = 60.0
+OAUTH_CLIENT_ID = "platform-guard"  # names this client to the token service's audit log (the spec asks for one)
 MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
 TOKEN_CACHE_ENTRIES = 1024
 _LOCK_STRIPES = 16
@@ -41,6 +49,14 @@ _TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|$)')
 _ESCAPE = re.compile(r"\\(.)")
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityToken(Credentials):
+    """A refresh token for the token service (docker's `identitytoken`); `password` holds it, left out of repr."""
+
+
+CredentialSource = Callable[[], "Credentials | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +109,15 @@ class RegistryAuth:
         *,
         registry: str,
         credentials: Credentials | None,
+        credential_source: CredentialSource | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._registry = registry
         self._credentials = credentials
+        self._source = credential_source if credentials is None else None
+        self._source_error: RegistryError | None = None
+        self._source_lock = threading.Lock()
         self._clock = clock
         self._lock = threading.Lock()
         self._basic = False
@@ -106,8 +126,27 @@ class RegistryAuth:
         self._fetch_locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
 
     def __repr__(self) -> str:
-        user = self._credentials.username if self._credentials else None
-        return f"RegistryAuth(registry={self._registry!r}, user={user!r})"
+        return f"RegistryAuth(registry={self._registry!r}, user={self.username!r})"
+
+    @property
+    def username(self) -> str | None:
+        """The user of the credentials in use (None: anonymous, or not looked up yet); never a secret."""
+        credentials = self._credentials
+        return credentials.username if credentials else None
+
+    def _resolved_credentials(self) -> Credentials | None:
+        """The credentials, asking `credential_source` the first time (once, whichever thread comes first)."""
+        if self._source is not None:
+            with self._source_lock:
+                if self._source is not None:
+                    try:
+                        self._credentials = self._source()
+                    except RegistryError as error:
+                        self._source_error = error
+                    self._source = None
+        if self._source_error is not None:
+            raise type(self._source_error)(str(self._source_error))
+        return self._credentials
 
     def authorization(self, scopes: Scopes, context: str) -> str | None:
         """The Authorization header value for a request needing `scopes`, or None (anonymous, or not challenged yet)."""
@@ -132,8 +171,11 @@ class RegistryAuth:
         if header is None:
             return False
         challenge = read_challenge(header, context)
+        credentials = self._resolved_credentials()
         if challenge.scheme == "basic":
-            if self._credentials is None or (sent is not None and sent.startswith("Basic ")):
+            if credentials is None or isinstance(credentials, IdentityToken) or (
+                sent is not None and sent.startswith("Basic ")
+            ):
                 return False  # nothing to send, or the credentials were just refused
             with self._lock:
                 self._basic = True
@@ -177,18 +219,34 @@ class RegistryAuth:
         if bearer.service:
             query.append(("service", bearer.service))
         query.extend(("scope", scope) for scope in scopes)
-        separator = "&" if urlsplit(bearer.realm).query else "?"
-        url = bearer.realm + (separator + urlencode(query) if query else "")
         realm_host = urlsplit(bearer.realm).netloc
         token_context = f"{context}: token from {realm_host}"
         headers = {"Accept": "application/json"}
-        if self._credentials is not None:
-            headers["Authorization"] = self._basic_header()
         started = self._clock()
-        response = self._transport.request(
-            "GET", url, context=token_context, headers=headers, max_body=MAX_TOKEN_RESPONSE_BYTES
-        )
-        who = f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
+        if isinstance(self._credentials, IdentityToken):
+            form = [("grant_type", "refresh_token"), ("refresh_token", self._credentials.password),
+                    ("client_id", OAUTH_CLIENT_ID)]
+            if bearer.service:
+                form.append(("service", bearer.service))
+            if scopes:
+                form.append(("scope", " ".join(scopes)))
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            response = self._transport.request(
+                "POST", bearer.realm, context=token_context, headers=headers, body=urlencode(form).encode(),
+                max_body=MAX_TOKEN_RESPONSE_BYTES,
+            )
+        else:
+            separator = "&" if urlsplit(bearer.realm).query else "?"
+            url = bearer.realm + (separator + urlencode(query) if query else "")
+            if self._credentials is not None:
+                headers["Authorization"] = self._basic_header()
+            response = self._transport.request(
+                "GET", url, context=token_context, headers=headers, max_body=MAX_TOKEN_RESPONSE_BYTES
+            )
+        if isinstance(self._credentials, IdentityToken):
+            who = "the identity token"
+        else:
+            who = f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
         if response.status in (401, 403):
             raise Unauthorized(
                 f"{token_context}: the token service {redact_url(bearer.realm)} refused {who} "

@@ -9,7 +9,8 @@
 - Scheme: https, except plain http for loopback hosts (127.0.0.0/8, ::1, localhost) when `scheme` is not
   given. Plain http to any other host (registry, token realm, redirect, upload location) raises
   InsecureTransportRefused unless `allow_http=True`. `docker.io` talks to `registry-1.docker.io`.
-- Auth: see `auth.py` (Docker token auth, basic). Credentials are only ever sent to the registry's own origin
+- Auth: see `auth.py` (Docker token auth, basic, identity tokens). `credential_source` (instead of `credentials`)
+  is asked for them when the registry first challenges. Credentials are only ever sent to the registry's own origin
   and to the token realm it names; redirects to other hosts (blob storage) go without them.
 - Retries, timeouts and deadlines: see `http.py`; `retry` is the policy (importer.core.retry.REGISTRY_RETRY by
   default); `request_deadline` and `min_transfer_rate` bound each request in all (a registry that drips its answer
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from importer.adapters.registry.auth import CATALOG_SCOPE, RegistryAuth, Scopes, repository_scope
+from importer.adapters.registry.auth import CATALOG_SCOPE, CredentialSource, RegistryAuth, Scopes, repository_scope
 from importer.adapters.registry.http import (
     MIN_TRANSFER_RATE,
     REQUEST_DEADLINE_SECONDS,
@@ -99,6 +100,7 @@ class OciRegistry:
         host: str,
         *,
         credentials: Credentials | None = None,
+        credential_source: CredentialSource | None = None,
         allow_http: bool = False,
         scheme: str | None = None,
         timeout: float = 10.0,
@@ -134,12 +136,12 @@ class OciRegistry:
             min_transfer_rate=min_transfer_rate,
         )
         self.http.check_url(self.base_url, f"registry {host}")
-        self._username = credentials.username if credentials else None
-        self._auth = RegistryAuth(self.http, registry=host, credentials=credentials)
+        self._auth = RegistryAuth(self.http, registry=host, credentials=credentials,
+                                  credential_source=credential_source)
         self._cache = _ImmutableCache(max_entries=config_cache, max_bytes=cache_bytes)
 
     def __repr__(self) -> str:
-        return f"OciRegistry({self.host!r}, base_url={self.base_url!r}, user={self._username!r})"
+        return f"OciRegistry({self.host!r}, base_url={self.base_url!r}, user={self._auth.username!r})"
 
     @property
     def requests_made(self) -> int:
@@ -630,7 +632,8 @@ class OciRegistry:
         self, status: int, codes: frozenset[str], detail: str, readable: bool, context: str
     ) -> RegistryError:
         if status == 401:
-            who = f" as user {self._username!r}" if self._username else " (no credentials configured)"
+            username = self._auth.username
+            who = f" as user {username!r}" if username else " (no credentials configured)"
             return Unauthorized(f"{context}: authentication failed{who} (HTTP 401{detail})")
         if status == 403:
             return Unauthorized(f"{context}: access denied (HTTP 403{detail})")
