@@ -198,6 +198,7 @@ def copy_image(
     progress: Callable[[CopyEvent], None] | None = None,
     retry: RetryPolicy = CONCURRENT_WRITE_RETRY,
     referrers: bool = False,
+    vet: Callable[[FetchedManifest, Sequence[FetchedManifest]], None] | None = None,
 ) -> CopyResult:
     """Copy `source_repository:source_reference` to `target_repository:target_tag` (see the module docstring).
 
@@ -206,6 +207,8 @@ def copy_image(
     the retries of a manifest PUT refused because a concurrent writer into the same repository is still linking a
     blob (transient errors are retried by the clients, under their own policies). `referrers`: carry the referrers
     of every manifest copied unchanged (importer.app.referrers), after the manifests and before the tag.
+    `vet`: called with the manifest the tag will hold and the child manifests to be written, once the source is read
+    and before anything is written; what it raises stops the copy (importer.app.copy_policy judges them).
     """
     if parallel < 1:
         raise ValueError(f"parallel={parallel}: at least one blob must be copied at a time")
@@ -222,6 +225,8 @@ def copy_image(
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="copy") as pool:
         reader = _SourceReader(source, source_repository, pool, where)
         plan = _plan(reader, source_reference, platforms, strict=strict, exclude=exclude, flatten=flatten)
+        if vet is not None:
+            vet(plan.top, plan.children)
         job = _CopyJob(source, source_repository, target, target_repository, _Events(progress), retry)
         job.events.emit(CopyEvent("planned", size=sum(blob.size for blob in plan.blobs), blobs=len(plan.blobs)))
         job.copy_blobs(plan.blobs, pool)

@@ -1,25 +1,35 @@
-"""`copy SRC DST`: copy an image, a whole index or some of its platforms, with their referrers."""
+"""`copy SRC DST`: copy an image, a whole index or some of its platforms, with their referrers.
+
+Into a guarded registry (PLATFORM_GUARD_REGISTRIES), or with `--policy FILE`, what the target tag would hold is judged
+by the policy first (importer.app.copy_policy): a violation is refused (exit 1, nothing written) unless `--force`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from importer.core.reference import ReferenceError, parse_reference
 from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
     EXIT_USAGE,
+    EXIT_VIOLATION,
     MOST_THREADS,
     Subcommands,
     UsageError,
     client_for,
     settings_for,
     whole_number,
+    with_examples,
 )
 from importer.entry.terminal import sanitise
 from importer.ports.registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from importer.app.copy_policy import CopyGate
 
 
 def _has_explicit_tag(text: str) -> bool:
@@ -27,7 +37,18 @@ def _has_explicit_tag(text: str) -> bool:
     name = text.partition("@")[0]
     return ":" in name.rsplit("/", 1)[-1]
 
+
+def _judgement(gate: CopyGate, reference: str) -> dict[str, object]:
+    """The verdict on what the target tag holds (or would hold), as the JSON of `check` names its fields."""
+    from importer.core.decide import verdict_fields
+
+    assert gate.verdict is not None
+    return {"reference": reference, "repository": gate.target_repository, "tag": gate.target_tag,
+            **verdict_fields(gate.facts, gate.verdict)}
+
+
 def command_copy(args: argparse.Namespace) -> int:
+    from importer.app.copy_policy import CopyGate, CopyRefused
     from importer.app.copying import CopyError, CopyEvent, copy_image
     from importer.core.platforms import PlatformError, parse, validate_pattern
     from importer.entry.progress import ProgressBar, format_megabytes
@@ -49,11 +70,15 @@ def command_copy(args: argparse.Namespace) -> int:
             validate_pattern(pattern)
     except PlatformError as error:
         raise UsageError(str(error)) from None
-    settings = settings_for(None)
+    settings = settings_for(args.policy)
     clients: dict[str, Registry] = {}
     for host in dict.fromkeys((source.registry, target.registry)):
         clients[host] = client_for(settings, host)
     destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")
+    gate = None
+    if args.policy or target.registry.lower() in settings.registries:
+        gate = CopyGate(settings.policy, clients[source.registry], source.repository,
+                        target_repository=target.repository, target_tag=target_tag, force=args.force)
     bar = ProgressBar(f"copying {args.src}")
 
     def show(event: CopyEvent) -> None:
@@ -69,8 +94,14 @@ def command_copy(args: argparse.Namespace) -> int:
             clients[source.registry], source.repository, source.manifest_reference,
             clients[target.registry], target.repository, target_tag,
             platforms=platforms, strict=args.strict, exclude=tuple(args.exclude or ()), flatten=args.flatten,
-            parallel=args.parallel, progress=show, referrers=not args.no_referrers,
+            parallel=args.parallel, progress=show, referrers=not args.no_referrers, vet=gate,
         )
+    except CopyRefused as refused:
+        print(sanitise(f"error: {destination}: {refused}; nothing was copied (--force copies anyway)"),
+              file=sys.stderr)
+        if args.json and gate is not None:
+            print(json.dumps({"copied": False, **_judgement(gate, destination)}, indent=2))
+        return EXIT_VIOLATION
     except CopyError as error:
         print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_USAGE
@@ -81,8 +112,16 @@ def command_copy(args: argparse.Namespace) -> int:
         bar.finish()
         for client in clients.values():
             client.close()
+    forced = gate is not None and gate.violation
+    if forced:
+        assert gate is not None and gate.verdict is not None
+        print(sanitise(f"warning: {destination} violates the policy, copied anyway (--force): {gate.verdict.reason}"),
+              file=sys.stderr)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        document: dict[str, object] = dict(result.as_dict())
+        if gate is not None and gate.verdict is not None:
+            document.update(forced=forced, policy=_judgement(gate, destination))
+        print(json.dumps(document, indent=2))
     else:
         stats = result.stats
         print(sanitise(
@@ -98,12 +137,25 @@ def command_copy(args: argparse.Namespace) -> int:
 def register(commands: Subcommands) -> None:
     copy = commands.add_parser(
         "copy",
+        **with_examples(
+            "platform-guard copy docker.io/library/nginx:1.27 myreg.example.com/mirror/nginx:1.27 "
+            "--platform linux/amd64,linux/arm64",
+            "# a single platform's image under the tag, no index (consumers that refuse indexes)",
+            "platform-guard copy quay.io/team/tool:2.1 myreg.example.com/tools/tool:2.1 --platform linux/amd64 "
+            "--flatten",
+            "# judge against a policy file first; refused with exit 1 when the tag would violate it",
+            "platform-guard copy docker.io/library/redis:7 myreg.example.com/cache/redis:7 --exclude 'windows/*' "
+            "--policy policy.yaml --json",
+        ),
         help="copy an image, a whole index or some of its platforms",
         description="Copy SRC to DST: every blob (skipped when present, mounted within one registry, streamed "
         "otherwise), then child manifests, then the tag. With --platform, a new index holds the best child for each "
         "platform plus their attestations; --exclude drops platforms; --flatten points the tag at the one chosen "
         "manifest. The signatures, attestations and SBOMs (referrers) of every manifest copied unchanged come too, "
-        "unless --no-referrers. Exit codes: 0 copied, 2 usage error or platform not offered, 3 registry or network error.",
+        "unless --no-referrers. Into a guarded registry (PLATFORM_GUARD_REGISTRIES), or with --policy, what the target tag "
+        "would hold is first judged by the policy the guard applies to that repository and tag: a violation is "
+        "refused before anything is written, unless --force. Exit codes: 0 copied, 1 refused: the target would "
+        "violate the policy (nothing written), 2 usage error or platform not offered, 3 registry or network error.",
     )
     copy.add_argument("src", metavar="SRC", help="source reference, e.g. 127.0.0.1:5000/team/app:1.0 or …@sha256:…")
     copy.add_argument("dst", metavar="DST", help="target reference; without a tag, the source's tag is used")
@@ -121,5 +173,9 @@ def register(commands: Subcommands) -> None:
                       help=f"blobs at a time, 1 to {MOST_THREADS} (default 4)")
     copy.add_argument("--no-referrers", action="store_true",
                       help="leave the signatures, attestations and SBOMs of what is copied behind (default: copied)")
-    copy.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    copy.add_argument("--policy", metavar="FILE",
+                      help="judge the copy by this policy YAML (default: the settings' policy, for a guarded target)")
+    copy.add_argument("--force", action="store_true",
+                      help="copy even when the target would violate the policy (the guard then remediates it)")
+    copy.add_argument("--json", action="store_true", help="print the result (or the refusal) as one JSON object")
     copy.set_defaults(run=command_copy)
