@@ -358,3 +358,29 @@ def test_identity_tokens_are_exchanged_with_the_refresh_token_grant(
                 or ("POST", USER, (f"repository:{target}:push,pull",)) in tokens.requests), tokens.requests
     else:
         assert "refused the identity token" in err
+
+
+@pytest.mark.parametrize(
+    ("failure_retry", "expected_calls"),
+    [
+        pytest.param(3600.0, 1, id="failure-kept-within-its-time"),
+        pytest.param(0.0, 2, id="failure-asked-again-after-its-time"),
+    ],
+)
+def test_a_helper_failure_is_kept_for_a_while_then_asked_again(
+    tmp_path: Path, failure_retry: float, expected_calls: int
+) -> None:
+    """A long-running host heals once the helper works again, without running it on every request meanwhile."""
+    write_credential_helper(tmp_path / "bin", "flaky", {}, behaviour="garbage")
+    config = write_config(tmp_path, {"credsStore": "flaky"})
+    store = DockerCredentialStore(config, environ={**os.environ, "PATH": str(tmp_path / "bin")},
+                                  failure_retry=failure_retry)
+    with pytest.raises(CredentialHelperError):
+        store.lookup("registry.example:5000")
+    fixed = write_credential_helper(tmp_path / "bin", "flaky", {"registry.example:5000": (USER, PASSWORD)})
+    if expected_calls == 1:
+        with pytest.raises(CredentialHelperError):
+            store.lookup("registry.example:5000")
+    else:
+        assert store.lookup("registry.example:5000") == Credentials(USER, PASSWORD)
+    assert len(fixed.calls()) == expected_calls

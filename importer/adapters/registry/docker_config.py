@@ -66,6 +66,7 @@ DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT_SECONDS = 30.0  # a keychain may ask the user to unlock it; no registry request waits longer
 HELPER_OUTPUT_LIMIT = 64 * 1024
+FAILURE_RETRY_SECONDS = 30.0  # how long a failed lookup stands before the helper is asked again
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _REAP_SECONDS = 2.0
 _NOT_FOUND = "credentials not found"
@@ -134,7 +135,8 @@ class DockerCredentialStore:
     """The docker config's credentials for any host; the file is read on first use, each host looked up once."""
 
     def __init__(self, path: Path, *, environ: Mapping[str, str] | None = None,
-                 helper_timeout: float = HELPER_TIMEOUT_SECONDS, output_limit: int = HELPER_OUTPUT_LIMIT) -> None:
+                 helper_timeout: float = HELPER_TIMEOUT_SECONDS, output_limit: int = HELPER_OUTPUT_LIMIT,
+                 failure_retry: float = FAILURE_RETRY_SECONDS) -> None:
         self.path = path
         self._environ = dict(environ) if environ is not None else None
         self._helper_timeout = helper_timeout
@@ -143,6 +145,8 @@ class DockerCredentialStore:
         self._config: _DockerConfig | None = None
         self._answers: dict[str, Credentials | None | Unauthorized] = {}
         self._host_locks: dict[str, threading.Lock] = {}
+        self._failed_until: dict[str, float] = {}  # a failure is kept this long, so that a long-running host heals
+        self._failure_retry = failure_retry
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> DockerCredentialStore:
@@ -154,17 +158,21 @@ class DockerCredentialStore:
 
     def lookup(self, host: str) -> Credentials | None:
         """The credentials for `host`, or None (anonymous); DockerConfigError or CredentialHelperError when they cannot
-        be had. The answer (or failure) is kept: a second lookup of the host runs nothing."""
+        be had. An answer is kept: a second lookup of the host runs nothing. A failure is kept for `failure_retry`
+        seconds (a burst of requests runs no helper again), then asked again (a long-running `serve` heals)."""
         host = host.lower()
         with self._lock:
             host_lock = self._host_locks.setdefault(host, threading.Lock())
         with host_lock:
-            if host not in self._answers:
+            answer = self._answers.get(host)
+            if host not in self._answers or (
+                isinstance(answer, Unauthorized) and time.monotonic() >= self._failed_until.get(host, 0.0)
+            ):
                 try:
-                    self._answers[host] = self._resolve(host)
+                    answer = self._answers[host] = self._resolve(host)
                 except Unauthorized as error:
-                    self._answers[host] = error
-            answer = self._answers[host]
+                    answer = self._answers[host] = error
+                    self._failed_until[host] = time.monotonic() + self._failure_retry
         if isinstance(answer, Unauthorized):
             raise type(answer)(str(answer))  # a fresh exception each time: one object raised in many threads tangles
         return answer
