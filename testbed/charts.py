@@ -4,6 +4,9 @@
                      subcharts=(ChartSpec("redis", "18.0.0"),), packaged=(ChartSpec("common", "2.0.0"),))
     archive = chart_archive(spec)                                  # `helm package` output: shop/Chart.yaml, ...
     push_chart(builder, archive, chart_config(spec), registry.host, "charts/shop", "1.0.0")
+    declared = ChartSpec("web", annotations={ARTIFACTHUB_IMAGES: artifacthub_images(
+        ArtifactHubImage("web", "registry.example/team/web:1.0", ("linux/amd64", "linux/arm64")))})
+    descriptor = chart_descriptor(builder, declared)               # stored only; push it with testbed.push.push
     bomb = raw_archive([RawEntry("x/Chart.yaml", b"name: x"), RawEntry("x/big", zeros=100 * 1024 * 1024)])
 
 Everything is deterministic (the helpers of `testbed.images`: sorted entries, owner 0:0, mtime 0,
@@ -35,6 +38,7 @@ from testbed.images import (
 )
 from testbed.push import push
 
+ARTIFACTHUB_IMAGES = "artifacthub.io/images"  # the Chart.yaml annotation that declares a chart's images
 _ZERO_CHUNK = bytes(1024 * 1024)
 _END_OF_ARCHIVE = bytes(2 * tarfile.BLOCKSIZE)
 
@@ -64,6 +68,26 @@ class ChartSpec:
         if self.annotations:
             chart["annotations"] = dict(self.annotations)
         return chart
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactHubImage:
+    """One entry of the `artifacthub.io/images` annotation: a name, an image reference and, optionally, platforms."""
+
+    name: str
+    image: str
+    platforms: Sequence[str] = ()
+
+
+def artifacthub_images(*images: ArtifactHubImage) -> str:
+    """The value of the `artifacthub.io/images` annotation (a YAML list of `{name, image, platforms?}`) for `images`."""
+    entries: list[dict[str, Any]] = []
+    for image in images:
+        entry: dict[str, Any] = {"name": image.name, "image": image.image}
+        if image.platforms:
+            entry["platforms"] = list(image.platforms)
+        entries.append(entry)
+    return yaml.safe_dump(entries, sort_keys=False)
 
 
 def chart_files(spec: ChartSpec) -> dict[str, bytes]:
@@ -213,6 +237,12 @@ def chart_artifact(
         },
     }
     return builder.add_blob(canonical_json(document), OCI_MANIFEST)
+
+
+def chart_descriptor(builder: ImageBuilder, spec: ChartSpec) -> Descriptor:
+    """Store the chart `spec` describes as `helm push` would (see `chart_artifact`); push it under
+    `chart_tag(spec.version)`."""
+    return chart_artifact(builder, chart_archive(spec), chart_config(spec))
 
 
 def push_chart(

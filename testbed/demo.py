@@ -3,9 +3,12 @@
 Starts two CNCF distribution registries on free loopback ports — a guarded one whose notifications go to the local
 host, and an upstream one holding the right variants — pushes right and wrong images with skopeo (built in code by
 `testbed`), waits for every push to be decided, releases the quarantined image on purpose, and prints the
-outcomes. Before the first push it runs the post-deploy smoke check, `python -m importer doctor`, in a process of its
-own with the stack's settings in its environment (as the app reads them): every check must pass. Needs
-`docker-registry` and `skopeo` (scripts/setup installs them).
+outcomes. A Helm chart pushed last references an image that only the upstream holds (in its values and in its
+`artifacthub.io/images` annotation): the chart manager imports it into the guarded registry with the platforms it
+needs, and the demo reads it back there. Before the first push it runs the post-deploy smoke check, `python -m
+importer doctor`, in a process of its own with the stack's settings in its environment (as the app reads them): every
+check must pass. Needs `docker-registry` and `skopeo` (`scripts/setup --demo` installs them, and nothing the demo does
+not use).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from importer.app.inspection import evaluate
 from importer.app.remediation import release
+from importer.core.decide import COMPLIANT
 from importer.core.events.model import DELETE_EVENT_REASON
 from importer.core.outcome import Outcome
 from importer.entry.terminal import format_outcomes
+from testbed.charts import ARTIFACTHUB_IMAGES, ArtifactHubImage, ChartSpec, artifacthub_images, chart_descriptor
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
@@ -59,7 +65,23 @@ class DemoPush:
     tag: str
     story: str
     expected: str
-    build: Callable[[ImageBuilder], Descriptor]
+    build: Callable[[ImageBuilder, str], Descriptor]  # (builder, the upstream registry's host)
+
+
+@dataclass(frozen=True)
+class ChartImageExpectation:
+    """An image the demo's chart references: where the chart manager must put it, from where, on which platforms."""
+
+    repository: str  # in the guarded registry
+    tag: str
+    upstream_repository: str  # in the upstream registry; the shop rule's upstream maps it onto `repository`
+    platforms: tuple[str, ...]
+    expected: str  # the per-image outcome: the image is not in the guarded registry before the chart, so imported
+
+
+CHART_NAME, CHART_VERSION = "shop", "0.1.0"
+CHART_IMAGE = ChartImageExpectation("shop/frontend", "1.0", "vendor/frontend", ("linux/amd64", "linux/arm64"),
+                                    "reimported")
 
 
 def _inconsistent(builder: ImageBuilder) -> Descriptor:
@@ -67,23 +89,38 @@ def _inconsistent(builder: ImageBuilder) -> Descriptor:
     return builder.index([amd64, builder.image("linux/arm64", seed="batch")])
 
 
+def demo_chart(upstream_host: str) -> ChartSpec:
+    """The shop chart: its frontend image named as the vendor publishes it, in values (registry, repository, tag, as
+    most charts write it) and declared in the `artifacthub.io/images` annotation with the platforms it runs on."""
+    image = CHART_IMAGE
+    reference = f"{upstream_host}/{image.upstream_repository}:{image.tag}"
+    return ChartSpec(
+        CHART_NAME, CHART_VERSION, app_version=image.tag,
+        annotations={ARTIFACTHUB_IMAGES: artifacthub_images(ArtifactHubImage("frontend", reference, image.platforms))},
+        values={"replicaCount": 2,
+                "image": {"registry": upstream_host, "repository": image.upstream_repository, "tag": image.tag}},
+    )
+
+
 PUSHES = (
     DemoPush("shop/web", "1.0", "buildx multi-arch index with attestations", "compliant",
-             lambda b: multi(b, ["linux/amd64", "linux/arm64"], attestations=True, seed="web")),
+             lambda b, _: multi(b, ["linux/amd64", "linux/arm64"], attestations=True, seed="web")),
     DemoPush("shop/api", "2.1", "arm64 image pushed from a laptop", "reimported",
-             lambda b: single(b, "linux/arm64", seed="laptop")),
+             lambda b, _: single(b, "linux/arm64", seed="laptop")),
     DemoPush("shop/cart", "3.0", "Docker manifest list amd64 + arm64/v8", "compliant",
-             lambda b: multi(b, ["linux/amd64", "linux/arm64/v8"], docker=True, seed="cart")),
-    DemoPush("shop/batch", "5", "index entry says amd64, its config says arm64", "reimported", _inconsistent),
+             lambda b, _: multi(b, ["linux/amd64", "linux/arm64/v8"], docker=True, seed="cart")),
+    DemoPush("shop/batch", "5", "index entry says amd64, its config says arm64", "reimported",
+             lambda b, _: _inconsistent(b)),
     DemoPush("shop/win", "ltsc2022", "index with a Windows image in a Linux-only repository", "reimported",
-             lambda b: multi(b, ["linux/amd64", "linux/arm64", "windows/amd64"], seed="win")),
-    DemoPush("tools/report", "1", "amd64 image", "compliant", lambda b: single(b, "linux/amd64", seed="report")),
+             lambda b, _: multi(b, ["linux/amd64", "linux/arm64", "windows/amd64"], seed="win")),
+    DemoPush("tools/report", "1", "amd64 image", "compliant", lambda b, _: single(b, "linux/amd64", seed="report")),
     DemoPush("tools/legacy", "1", "arm/v7 image, no upstream to fix it from", "quarantined",
-             lambda b: single(b, "linux/arm/v7", seed="legacy")),
+             lambda b, _: single(b, "linux/arm/v7", seed="legacy")),
     DemoPush("sandbox/experiment", "x", "anything goes in the sandbox", "ignored",
-             lambda b: single(b, "linux/riscv64", seed="sandbox")),
-    DemoPush("charts/shop", "0.1.0", "Helm chart: the images it references are checked (none in this one)",
-             "compliant", lambda b: b.helm_chart("shop", "0.1.0")),
+             lambda b, _: single(b, "linux/riscv64", seed="sandbox")),
+    DemoPush(f"charts/{CHART_NAME}", CHART_VERSION,
+             f"Helm chart whose image {CHART_IMAGE.upstream_repository}:{CHART_IMAGE.tag} is only upstream: imported",
+             "reimported", lambda b, upstream_host: chart_descriptor(b, demo_chart(upstream_host))),
 )
 
 # What the upstream ("vendor") registry offers for the shop images: the right variants.
@@ -91,6 +128,7 @@ UPSTREAM = {
     "shop/api:2.1": lambda b: multi(b, ["linux/amd64", "linux/arm64"], attestations=True, seed="api"),
     "shop/batch:5": lambda b: multi(b, ["linux/amd64", "linux/arm64"], seed="batch-fixed"),
     "shop/win:ltsc2022": lambda b: multi(b, ["linux/amd64", "linux/arm64", "windows/amd64"], seed="win"),
+    f"{CHART_IMAGE.repository}:{CHART_IMAGE.tag}": lambda b: multi(b, list(CHART_IMAGE.platforms), seed="frontend"),
 }
 
 
@@ -102,23 +140,29 @@ def _story(outcomes: list[Outcome], quarantine_prefix: str = "quarantine/") -> l
     ]
 
 
-def run_demo(*, keep: bool = False, out: Callable[[str], None] = print) -> int:
-    """Run the demo; 0 when every push ended in the outcome the policy calls for."""
+def run_demo(*, keep: bool = False, out: Callable[[str], None] = print, root: Path | None = None) -> int:
+    """Run the demo; 0 when every push ended in the outcome the policy calls for and the chart's image is in the
+    guarded registry on the platforms it needs.
+
+    `root`: where the registries' storage (`registry/`, `upstream/`) and the ledger (`ledger.db`) go, left in place
+    for the caller; default: a new temporary directory, removed at the end unless `keep`.
+    """
     for tool in ("/usr/bin/docker-registry", "skopeo"):
         if shutil.which(tool) is None:
             print(f"demo: {tool} is not installed (run scripts/demo, which installs it)", file=sys.stderr)
             return 2
-    root = Path(tempfile.mkdtemp(prefix="platform-guard-demo-"))
+    owned = root is None
+    workdir = Path(tempfile.mkdtemp(prefix="platform-guard-demo-")) if root is None else root
     try:
-        with LocalRegistry(root / "upstream") as upstream:
+        with LocalRegistry(workdir / "upstream") as upstream:
             policy_text = DEMO_POLICY.format(upstream=upstream.host)
-            with GuardedRegistry(root, policy_text) as stack:
-                return _run(stack, upstream, root, keep, out, policy_text)
+            with GuardedRegistry(workdir, policy_text) as stack:
+                return _run(stack, upstream, workdir, keep or not owned, out, policy_text)
     finally:
         if keep:
-            print(f"demo files kept in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+            print(f"demo files kept in {workdir}", file=sys.stderr)
+        elif owned:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _doctor(stack: GuardedRegistry, policy_text: str, out: Callable[[str], None]) -> int:
@@ -134,7 +178,8 @@ def _doctor(stack: GuardedRegistry, policy_text: str, out: Callable[[str], None]
     out("smoke check        python -m importer doctor (the stack's settings in its environment, as the app reads them)")
     try:
         checked = subprocess.run([sys.executable, "-m", "importer", "doctor", "--timeout", "20"], env=environment,
-                                 cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=DOCTOR_SECONDS)
+                                 cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=DOCTOR_SECONDS,
+                                 check=False)
     except subprocess.TimeoutExpired:
         print(f"demo: doctor did not finish within {DOCTOR_SECONDS} s", file=sys.stderr)
         return 3
@@ -160,7 +205,7 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
     out("")
     started = time.monotonic()
     for item in PUSHES:
-        push(builder, item.build(builder), stack.registry.host, item.repository, item.tag)
+        push(builder, item.build(builder, upstream.host), stack.registry.host, item.repository, item.tag)
         out(f"pushed    {item.repository + ':' + item.tag:<22} {item.story}")
 
     def decided(found: list[Outcome]) -> bool:
@@ -178,6 +223,7 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
         )
         out(f"released  {released.source} → {released.destination}  (python -m importer release …)")
         stack.wait_until(lambda found: sum((o.repository, o.tag) == ("tools/legacy", "1") for o in _story(found)) >= 2)
+    chart_problems = _chart_image(stack, first[(f"charts/{CHART_NAME}", CHART_VERSION)], out)
     # Our own writes (re-imports, the release) cause pushes too: wait for them to settle.
     time.sleep(0.5)
     story = _story(stack.outcomes())
@@ -191,6 +237,41 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
                   if first[(p.repository, p.tag)].result != p.expected]
     for item, result in mismatches:
         print(f"demo: {item.repository}:{item.tag} ended {result}, expected {item.expected}", file=sys.stderr)
+    for problem in chart_problems:
+        print(f"demo: {problem}", file=sys.stderr)
     if doctor != 0:
         print(f"demo: the smoke check (python -m importer doctor) exited {doctor}, expected 0", file=sys.stderr)
-    return 1 if mismatches or doctor != 0 else 0
+    return 1 if mismatches or chart_problems or doctor != 0 else 0
+
+
+def _chart_image(stack: GuardedRegistry, chart: Outcome, out: Callable[[str], None]) -> list[str]:
+    """Wait for the chart image's own outcome and for the push its import caused, then read the image back from the
+    guarded registry and judge it with the policy; what is not as expected, as sentences (none: all is well)."""
+    image = CHART_IMAGE
+    mine = f"{chart.event_id}/image/"  # importer.app.chart_guard.image_event_id, for each image of the chart
+
+    def imported(found: list[Outcome]) -> bool:
+        pushes = [o for o in found if is_push_of(o, image.repository, image.tag)]
+        return any(o.event_id.startswith(mine) for o in pushes) and any(
+            not o.event_id.startswith(mine) for o in pushes)
+
+    try:
+        outcomes = stack.wait_until(imported, timeout=15)
+    except AssertionError:
+        return [(f"the chart's image {image.repository}:{image.tag} has no outcome of its own, or its import no "
+                 f"push outcome, within 15 s")]
+    own = next(o for o in outcomes if is_push_of(o, image.repository, image.tag) and o.event_id.startswith(mine))
+    problems = []
+    if own.result != image.expected:
+        problems.append(f"the chart's image {image.repository}:{image.tag} ended {own.result}, expected "
+                        f"{image.expected}: {own.reason}")
+    registry = stack.pipeline.registries.client(stack.registry.host)
+    _, verdict = evaluate(stack.settings.policy, registry, image.repository, image.tag, tag=image.tag)
+    offered = ", ".join(verdict.platforms) or "nothing runnable"
+    out(f"chart     {chart.repository}:{chart.tag} referenced {image.upstream_repository}:{image.tag} (upstream only): "
+        f"now {stack.registry.host}/{image.repository}:{image.tag}, {verdict.verdict}, offers {offered}")
+    missing = [platform for platform in image.platforms if platform not in verdict.platforms]
+    if verdict.verdict != COMPLIANT or missing:
+        problems.append(f"{image.repository}:{image.tag} in the guarded registry is {verdict.verdict} and offers "
+                        f"{offered}; the chart needs {', '.join(image.platforms)}")
+    return problems
