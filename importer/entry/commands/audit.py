@@ -1,12 +1,20 @@
-"""`audit [REGISTRY[/GLOB]]`: every tag of a registry against the policy, a dry run unless --remediate."""
+"""`audit [REGISTRY[/GLOB] | REGISTRY/REPOSITORY:TAG]`: every tag of a registry (or one tag) against the policy, a dry
+run unless --remediate.
+
+--remediate changes a registry only when it is guarded (PLATFORM_GUARD_REGISTRIES) or named on the command line: the
+scope is the consent, so the per-tag commands a report prints (`platform-guard audit REG/REPO:TAG --remediate`) run
+as printed, and a registry nobody named is never changed.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
+from importer.app.settings import Settings
+from importer.core.words import counted
 from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
@@ -17,41 +25,61 @@ from importer.entry.commands.common import (
     UsageError,
     settings_for,
     whole_number,
+    with_examples,
 )
 from importer.entry.composition import existing_ledger_for, pipeline_for, registry_directory_for
+from importer.entry.formats import REPORT_EXTENSIONS, add_output_flags, describe_error, output_format, report_format
+from importer.entry.formats.cases import Run
 from importer.entry.terminal import sanitise
 
-
-def command_audit(args: argparse.Namespace) -> int:
+if TYPE_CHECKING:
     from pathlib import Path
 
+    from importer.app.sweep import SweepReport
+
+def command_audit(args: argparse.Namespace) -> int:
+    """The sweep, with its output in the format asked for; with machine output, usage errors are documents too."""
+    from pathlib import Path
+
+    from importer.entry.formats.emit import emit_error
+
+    output = output_format(args.output, args.json)
+    run = Run("audit", f"platform-guard audit {args.scope or ''}".strip())
+    try:
+        report = (Path(args.report), report_format(args.report, REPORT_EXTENSIONS)) if args.report else None
+        return _audit(args, output, run, report)
+    except UsageError as error:
+        emit_error(describe_error(error, reference=args.scope), run=run, output=output, report=None, stderr=False)
+        raise
+
+
+def _audit(args: argparse.Namespace, output: str, run: Run, report_file: tuple[Path, str] | None) -> int:
     from importer.adapters.sinks.log import OUTCOME_LOGGER
     from importer.app.sweep import DRY_RUN, REMEDIATE, Sweep, SweepError, SweepOptions, parse_scope
-    from importer.entry.audit_report import format_summary, write_report
+    from importer.entry.audit_report import format_summary
+    from importer.entry.formats.emit import emit_error, machine_text
     from importer.entry.progress import TagProgressBar
 
     settings = settings_for(args.policy)
     if args.scope:
         try:
-            host, glob = parse_scope(args.scope)
+            host, glob, tag = parse_scope(args.scope)
         except ValueError as error:
             raise UsageError(str(error)) from None
     elif len(settings.registries) == 1:
-        host, glob = settings.registries[0], None
+        host, glob, tag = settings.registries[0], None, None
     else:
         raise UsageError(f"name the registry to audit as REGISTRY[/REPOSITORY_GLOB] (PLATFORM_GUARD_REGISTRIES has "
                          f"{len(settings.registries)})")
-    report_path = Path(args.report) if args.report else None
-    if report_path is not None and report_path.suffix.lower() not in (".md", ".html", ".htm"):
-        raise UsageError(f"--report {args.report!r}: the name must end in .md or .html")
     try:
-        options = SweepOptions(mode=REMEDIATE if args.remediate else DRY_RUN, repositories=glob,
+        options = SweepOptions(mode=REMEDIATE if args.remediate else DRY_RUN, repositories=glob, tag=tag,
                                parallel=args.parallel, page_size=args.page_size, policy_hint=args.policy)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.remediate and host not in settings.registries:
-        raise UsageError(f"--remediate changes {host}: only guarded registries are remediated "
-                         f"(add it to PLATFORM_GUARD_REGISTRIES)")
+    if args.remediate and host not in settings.registries:  # only a scope names one: without, the host is guarded
+        settings = _guarding(settings, host)
+        print(sanitise(f"note: remediating {host}, named on the command line (PLATFORM_GUARD_REGISTRIES does not "
+                       f"list it)"), file=sys.stderr)
     pipeline = pipeline_for(settings) if args.remediate else None
     ledger = pipeline.ledger if pipeline is not None else existing_ledger_for(settings)  # releases it reads
     outcome_log = logging.getLogger(OUTCOME_LOGGER)
@@ -64,25 +92,73 @@ def command_audit(args: argparse.Namespace) -> int:
     try:
         report = sweep.run(progress=bar)
     except SweepError as error:
-        print(sanitise(f"error: {error}"), file=sys.stderr)
-        return EXIT_REGISTRY
+        return emit_error(describe_error(error, reference=args.scope or host), run=run, output=output,
+                          report=report_file, line=f"error: {error}")
     finally:
         bar.finish()
         outcome_log.setLevel(level)
         sweep.registry.close()
         if ledger is not None:
             ledger.close()
-    if report_path is not None:
-        write_report(report, report_path)
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
+    run = _run_of(report, run.title)
+    if report_file is not None:
+        _write_report(report, run, *report_file)
+    if output == "table":
         print(format_summary(report))
-        if report_path is not None:
-            print(sanitise(f"report written to {report_path}"))
+        if report_file is not None:
+            print(sanitise(f"report written to {report_file[0]}"))
+    else:
+        print(machine_text(output, run=run, document=report.as_dict()))
     if report.failures or not report.complete:
         return EXIT_REGISTRY
     return EXIT_VIOLATION if report.pending else EXIT_OK
+
+
+def _run_of(report: SweepReport, title: str) -> Run:
+    """The sweep as JUnit and SARIF see it: a case per tag swept, and per repository whose tags could not be listed;
+    a sweep that ran out of time says so."""
+    from importer.entry.formats.cases import ERROR, Case, case_from_sweep_item
+
+    cases = [case_from_sweep_item(item) for item in report.items]
+    cases += [Case(f"{report.registry}/{name}", ERROR, f"its tags could not be listed: {error}",
+                   error_kind="unreadable") for name, error in report.repository_errors]
+    warnings: list[str] = []
+    if not report.catalog_complete:
+        warnings.append("incomplete: the time budget ran out before the repositories were all listed")
+    if report.not_swept or report.not_reached:
+        warnings.append(f"incomplete: {counted(report.not_swept, 'tag')} not swept, "
+                        f"{counted(len(report.not_reached), 'repository')} not reached")
+    return Run("audit", title, cases=tuple(cases), warnings=tuple(warnings), started_at=report.started_at,
+               duration_seconds=report.duration_seconds,
+               properties={"mode": report.mode, "totals": report.totals(), "pending": len(report.pending)})
+
+
+def _write_report(report: SweepReport, run: Run, path: Path, kind: str) -> None:
+    """The report file, in the format its name says: Markdown and HTML by importer.entry.audit_report."""
+    from importer.entry.audit_report import write_report
+    from importer.entry.formats.emit import machine_text, write_report_text
+
+    if kind in ("markdown", "html"):
+        try:
+            write_report(report, path)
+        except OSError as error:
+            raise UsageError(f"--report {str(path)!r}: cannot write it ({error.strerror or error})") from None
+    else:
+        write_report_text(path, machine_text(kind, run=run, document=report.as_dict()))
+
+
+def _guarding(settings: Settings, host: str) -> Settings:
+    """The settings read again as if PLATFORM_GUARD_REGISTRIES listed `host` too: the pipeline then treats it as
+    guarded (its events are judged, not rejected) and the credentials settings for it are read."""
+    import os
+
+    from importer.app.settings import PREFIX, SettingsError, load_settings
+
+    environ = {**os.environ, PREFIX + "REGISTRIES": ",".join((*settings.registries, host))}
+    try:
+        return load_settings(environ, policy=settings.policy)
+    except SettingsError as error:
+        raise UsageError(str(error)) from None
 
 
 def register(commands: Subcommands) -> None:
@@ -96,13 +172,20 @@ def register(commands: Subcommands) -> None:
         "re-imports and quarantines happen, with every safety rule, and outcomes are recorded (trigger: sweep). "
         "Exit codes: 0 nothing left to do, 1 violations left, 2 usage or policy error, 3 tags or repositories "
         "that could not be read.",
+        **with_examples(
+            "platform-guard audit myregistry.azurecr.io --policy policy.yaml --report audit.html",
+            "platform-guard audit 'myregistry.azurecr.io/team/**' -o junit > audit.xml",
+            "platform-guard audit myregistry.azurecr.io/team/api:2.4.1 --remediate",
+        ),
     )
-    audit.add_argument("scope", nargs="?", metavar="REGISTRY[/REPO_GLOB]",
-                       help="e.g. 127.0.0.1:5000 or myreg.azurecr.io/team/** (default: the one guarded registry)")
+    audit.add_argument("scope", nargs="?", metavar="REGISTRY[/REPO_GLOB|/REPO:TAG]",
+                       help="e.g. 127.0.0.1:5000, myreg.azurecr.io/team/** or myreg.azurecr.io/team/app:1.0 (that tag "
+                       "only; default: the one guarded registry)")
     audit.add_argument("--policy", metavar="FILE", help="policy YAML (default: settings, else the embedded default)")
-    audit.add_argument("--remediate", action="store_true", help="re-import or quarantine violations, as events do")
-    audit.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    audit.add_argument("--report", metavar="FILE", help="write the report to FILE.md (Markdown) or FILE.html")
+    audit.add_argument("--remediate", action="store_true",
+                       help="re-import or quarantine violations, as events do, in the guarded registry or the one "
+                       "named here")
+    add_output_flags(audit, what="the report", reports=REPORT_EXTENSIONS)
     audit.add_argument("--parallel", type=whole_number(1, MOST_THREADS), default=8, metavar="N",
                        help=f"tags read at once, 1 to {MOST_THREADS} (default 8)")
     audit.add_argument("--page-size", type=whole_number(1, MOST_PAGE_SIZE), metavar="N",

@@ -1,4 +1,5 @@
-"""`chart-images REF_OR_TGZ`: the images a Helm chart references."""
+"""`chart-images REF_OR_TGZ`: the images a Helm chart references (`oci://` before a reference is taken off, as Helm
+does)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from importer.entry.commands.common import (
     UsageError,
     client_for,
     settings_for,
+    with_examples,
 )
+from importer.entry.oci_reference import strip_oci_scheme
 from importer.entry.terminal import sanitise
 from importer.ports.registry import RegistryError
 
@@ -26,9 +29,9 @@ def command_chart_images(args: argparse.Namespace) -> int:
     from importer.app.chart_reading import read_chart_from_registry
     from importer.core.charts import ChartError
     from importer.entry.chart_file import read_chart_file
-    from importer.entry.terminal import format_chart_table
+    from importer.entry.terminal import display_for, format_chart_table
 
-    target: str = args.chart
+    target: str = strip_oci_scheme(args.chart)
     try:
         if Path(target).is_dir():
             raise UsageError(f"{target!r} is a directory: give a packaged chart (helm package) or a chart reference")
@@ -50,7 +53,8 @@ def command_chart_images(args: argparse.Namespace) -> int:
     except ChartError as error:
         print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(info.as_dict(), indent=2) if args.json else format_chart_table(info))
+    print(json.dumps(info.as_dict(), indent=2) if args.json
+          else format_chart_table(info, display_for(sys.stdout, wide=args.wide)))
     return EXIT_OK
 
 
@@ -62,9 +66,17 @@ def register(commands: Subcommands) -> None:
         "to disk, and list the images it references: from the artifacthub.io/images annotation (declared) and from "
         "values conventions (image maps and strings; heuristic, templates are not rendered). Exit codes: 0 listed, "
         "2 not a chart or refused (unsafe or unreadable archive), 3 registry or network error.",
+        **with_examples(
+            "platform-guard chart-images oci://myregistry.azurecr.io/charts/shop:1.0.0",
+            "platform-guard chart-images ./shop-1.0.0.tgz --json",
+            "platform-guard chart-images myregistry.azurecr.io/charts/shop@sha256:<digest>",
+        ),
     )
     chart_images.add_argument(
-        "chart", metavar="REF_OR_TGZ", help="chart reference (e.g. 127.0.0.1:5000/charts/shop:1.0.0) or a .tgz file"
+        "chart", metavar="REF_OR_TGZ", help="chart reference (e.g. 127.0.0.1:5000/charts/shop:1.0.0, or with oci:// as Helm writes it) or a .tgz file"
     )
     chart_images.add_argument("--json", action="store_true", help="print the chart and its images as one JSON object")
+    chart_images.add_argument("--wide", action="store_true",
+                              help="print every value whole, never shortened to the terminal's width (the default "
+                                   "when stdout is not a terminal)")
     chart_images.set_defaults(run=command_chart_images)
