@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from importer.app.pipeline import Pipeline, TransientFailure
 from importer.core.events import PushEvent
 from importer.core.outcome import Outcome
+from importer.core.words import counted
 from importer.ports.ledger import LedgerUnavailable
 
 log = logging.getLogger("platform_guard.worker")
@@ -86,7 +87,7 @@ def _after_failure(
 ) -> Ending:
     if last_try(failure):
         if known is not None:
-            ending = f"{failure} (gave up after {attempt} attempt{'s' if attempt != 1 else ''})"
+            ending = f"{failure} (gave up after {counted(attempt, 'attempt')})"
             try:
                 pipeline.record_outcome(known.replace(result="failed", error=ending, attempt=attempt))
             except LedgerUnavailable:  # cannot end it now: try again later, it ends then

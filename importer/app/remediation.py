@@ -46,6 +46,7 @@ from importer.core.quarantine_origin import EMPTY_BLOB, EMPTY_DIGEST, digest_of,
 from importer.core.reference import ReferenceError, is_digest, parse_reference
 from importer.core.referrers import Referrer, index_entry, referrers_in_index, referrers_tag, signature_status
 from importer.core.selection import ImportPlan, plan_import
+from importer.core.words import counted, noun_for
 from importer.ports.abilities import DeletesTags, ListsReferrers, LocksManifests, ServerImport
 from importer.ports.ledger import Ledger, LedgerUnavailable
 from importer.ports.registry import FetchedManifest, NotFound, Registry, RegistryError
@@ -465,8 +466,8 @@ class Remediator:
         failpoint("after-quarantine-delete")
         return Remedy(
             "quarantined",
-            prefix + f"moved to {preserved}{_with_referrers(carried)}; removed tag(s) {', '.join(tags)} from "
-            f"{target.repository}",
+            prefix + f"moved to {preserved}{_with_referrers(carried)}; removed {noun_for(len(tags), 'tag')} "
+            f"{', '.join(tags)} from {target.repository}",
             preserved_as=preserved,
             affected_tags=tuple(tags),
             referrers_copied=carried,
@@ -526,7 +527,7 @@ def _signatures_note(brought: _Brought) -> str:
 
 
 def _with_referrers(count: int) -> str:
-    return f" with {count} referrer{'' if count == 1 else 's'}" if count else ""
+    return f" with {counted(count, 'referrer')}" if count else ""
 
 
 def _how_imported(rule: Rule, *, flatten: bool, changed: bool) -> str:

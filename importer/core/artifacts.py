@@ -63,6 +63,7 @@ from importer.core.media_types import (
     SIGSTORE_BUNDLE_VERSIONED_PREFIX,
     SYFT_JSON,
 )
+from importer.core.words import counted
 
 __all__ = [
     "ARTIFACT",
@@ -96,9 +97,8 @@ _COSIGN_SUFFIX_KINDS = {"sig": SIGNATURE, "att": ATTESTATION, "sbom": SBOM}
 # The OCI referrers tag schema: `<alg>-<ref>`, ref the digest's hex cut to 64 characters.
 _REFERRERS_TAG = re.compile(r"([a-z0-9]{1,32})-([0-9a-f]{64})")
 _UNKNOWN_PLATFORM_VALUES = ("", "unknown")
-_NOUNS = {SIGNATURE: ("signature", "signatures"), ATTESTATION: ("attestation", "attestations"),
-          SBOM: ("SBOM", "SBOMs"), REFERRERS: ("referrers index", "referrers indexes"),
-          ARTIFACT: ("other artifact", "other artifacts")}
+_NOUNS = {SIGNATURE: "signature", ATTESTATION: "attestation", SBOM: "SBOM", REFERRERS: "referrers index",
+          ARTIFACT: "other artifact"}  # counted by importer.core.words
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,7 @@ class Artifact:
 
 
 def _describe_listing(listing: Mapping[str, int]) -> str:
-    parts = [f"{count} {_NOUNS[kind][count != 1]}" for kind, count in listing.items() if count]
+    parts = [counted(count, _NOUNS[kind]) for kind, count in listing.items() if count]
     return ", ".join(parts) or "nothing"
 
 
@@ -306,5 +306,5 @@ def _describe(manifest: ImageManifest, tag: str | None, *, cosign_shaped: bool) 
     kind, media_type = found
     label = _label(kind, media_type)
     if cosign is not None and cosign_shaped and not label.startswith("cosign"):
-        label = f"cosign {_NOUNS[kind][0]}"  # `cosign attest` / `attach sbom`: the media type says the format
+        label = f"cosign {_NOUNS[kind]}"  # `cosign attest` / `attach sbom`: the media type says the format
     return Artifact(kind, media_type, label, subject)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importer.core.artifacts import Artifact
 from importer.core.platforms import Platform, best_candidate, matches_pattern, satisfies
 from importer.core.policy import Rule
+from importer.core.words import agreeing, counted
 
 COMPLIANT = "compliant"
 VIOLATION = "violation"
@@ -109,10 +110,15 @@ def ignored(rule: Rule, reason: str) -> Verdict:
     )
 
 
+# The index entries not counted as platforms, by kind (importer.core.manifests.ChildKind), as nouns to count.
+_SKIPPED_NOUNS = {"unknown-platform": ("entry of unknown platform", "entries of unknown platform")}
+
+
 def _describe_skipped(facts: Facts) -> str:
-    parts = [f"{count} {kind}" for kind, count in sorted(facts.not_platforms.items()) if count]
+    parts = [counted(count, *_SKIPPED_NOUNS.get(kind, (kind, None)))
+             for kind, count in sorted(facts.not_platforms.items()) if count]
     if facts.no_platform:
-        parts.append(f"{len(facts.no_platform)} child(ren) with no platform")
+        parts.append(f"{counted(len(facts.no_platform), 'child', 'children')} with no platform")
     return f" (not counted as platforms: {', '.join(parts)})" if parts else ""
 
 
@@ -146,7 +152,8 @@ def decide(facts: Facts, rule: Rule) -> Verdict:
     if forbidden:
         problems.append(f"offers forbidden {', '.join(forbidden)}")
     if inconsistent:
-        problems.append(f"{len(inconsistent)} index entr{'y' if len(inconsistent) == 1 else 'ies'} disagree with the image config")
+        disagree = agreeing(len(inconsistent), "disagrees", "disagree")
+        problems.append(f"{counted(len(inconsistent), 'index entry')} {disagree} with the image config")
     offers_text = ", ".join(offered) if offered else "no runnable platform"
     skipped = _describe_skipped(facts)
     if problems:

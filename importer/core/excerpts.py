@@ -19,6 +19,8 @@ import itertools
 import json
 from collections.abc import Mapping
 
+from importer.core.words import counted
+
 __all__ = ["MAX_EXCERPT_CHARACTERS", "MAX_EXCERPT_TEXT_CHARACTERS", "excerpt", "excerpt_text", "json_excerpt"]
 
 MAX_EXCERPT_CHARACTERS = 80
@@ -58,9 +60,9 @@ def json_excerpt(value: object, limit: int = MAX_EXCERPT_CHARACTERS) -> str:
     if isinstance(value, float):
         return json.dumps(value)[:limit]
     if isinstance(value, list | tuple):
-        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
+        return f"an array of {counted(len(value), 'item')}"
     if isinstance(value, Mapping):
-        return f"an object with {len(value)} key{'' if len(value) == 1 else 's'}"
+        return f"an object with {counted(len(value), 'key')}"
     return f"a {type(value).__name__}"
 
 

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from importer import __version__
 from importer.entry.commands import audit, charts, check, copy, demo, doctor, hosting, outcomes, release
@@ -49,7 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a program SIGPIPE ended (128 + 13), as `yes | head -1` ends `yes`: the reader of stdout
+# went away before all was written. Not 1, which means "violations" to `check` and `audit`.
+EXIT_CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. When the reader of stdout goes away first (`platform-guard outcomes | head
+    -1`), stop quietly with EXIT_CLOSED_PIPE, as the Python docs' "Note on SIGPIPE" advises: catch BrokenPipeError and
+    point stdout at os.devnull so that the flush at exit does not fail again. SIGPIPE keeps Python's disposition
+    (ignored): with the default one, a registry or sender closing a socket mid-write would kill the process."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()  # here, not at exit: a reader that has gone shows in this try
+    except BrokenPipeError:
+        if sys.stdout is None or not _reader_gone(sys.stdout):
+            raise  # a socket's, not stdout's: an error like any other
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     to_stderr = logging.StreamHandler()  # log lines quote registries and senders: sanitised for the terminal
@@ -60,3 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(sanitise(f"error: {error}"), file=sys.stderr)
         return EXIT_USAGE
+
+
+def _reader_gone(stream: TextIO) -> bool:
+    """Whether `stream` is a pipe whose reader has closed it (poll reports an error on its end); True when that
+    cannot be told (no poll on this platform, no file behind the stream), as the BrokenPipeError then most likely
+    came from it."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True

@@ -32,6 +32,7 @@ from importer.app.doctor import (
 from importer.app.registries import ACR_SUFFIX
 from importer.app.settings import Settings, SettingsError, load_settings
 from importer.core.policy import DEFAULT_POLICY
+from importer.core.words import counted
 from importer.entry.composition import (
     azure_credential,
     ledger_for,
@@ -147,7 +148,7 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
                   else "Not decided here, and how to fix it:"]
         lines += _fixes(other)
     counts = ", ".join(f"{count} {result}" for result, count in diagnosis.counts().items())
-    lines += ["", f"{len(diagnosis.findings)} checks: {counts}; exit {diagnosis.exit_code}"]
+    lines += ["", f"{counted(len(diagnosis.findings), 'check')}: {counts}; exit {diagnosis.exit_code}"]
     return "\n".join(lines)
 
 

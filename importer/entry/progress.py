@@ -10,7 +10,9 @@
     bar.finish()
 
 Redraws are throttled to one every `interval` seconds; calls may come from several threads. The label names a
-reference or a registry, text from outside: it is sanitised (importer.entry.terminal) once, here.
+reference or a registry, text from outside: it is sanitised (importer.entry.terminal) once, here. On a terminal the
+line is kept narrower than the terminal (the label shortened in the middle): a line that wrapped could not be
+redrawn in place, and each redraw would add a line.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from importer.entry.terminal import sanitise
+from importer.core.words import noun_for
+from importer.entry.terminal import is_terminal, sanitise, shorten_end, shorten_middle, terminal_columns, text_width
 
 if TYPE_CHECKING:
     from importer.app.sweep import SweepItem
@@ -44,14 +47,22 @@ class ProgressBar:
         enabled: bool | None = None,
         width: int = 30,
         interval: float = 0.1,
-        item_name: str = "blobs",
+        item_noun: str = "blob",
+        columns: int | None = None,
     ) -> None:
+        """`width`: of the bar itself; `columns`: what the whole line must fit (the terminal's when None and the
+        stream is one; no limit otherwise)."""
         self._stream = stream if stream is not None else sys.stderr
-        self.enabled = _is_terminal(self._stream) if enabled is None else enabled
+        self.enabled = is_terminal(self._stream) if enabled is None else enabled
         self._label = sanitise(label)
         self._width = width
         self._interval = interval
-        self._item_name = item_name
+        self._item_noun = item_noun
+        if columns is None and self.enabled and is_terminal(self._stream):
+            columns = terminal_columns(self._stream)
+        self._columns = columns
+        if columns is not None:  # a narrow terminal: a narrower bar, so that the counts still show
+            self._width = min(width, max(5, columns // 4))
         self._lock = threading.Lock()
         self._total = 0
         self._done = 0
@@ -90,12 +101,20 @@ class ProgressBar:
         fraction = self._done / self._total if self._total else (1.0 if self._started else 0.0)
         filled = round(fraction * self._width)
         text = (
-            f"{self._label} [{'#' * filled}{'.' * (self._width - filled)}]  "
+            f" [{'#' * filled}{'.' * (self._width - filled)}]  "
             f"{self._done / MEGABYTE:.1f}/{self._total / MEGABYTE:.1f} MB  {fraction:4.0%}"
         )
         if self._total_items:
-            text += f"  {self._items_done}/{self._total_items} {self._item_name}"
-        return text
+            text += f"  {self._items_done}/{self._total_items} {noun_for(self._total_items, self._item_noun)}"
+        return self._fitted(text)
+
+    def _fitted(self, rest: str) -> str:
+        """The label, then `rest`, in one column less than the terminal has (a line that fills the last column
+        wraps on some terminals): the label gives way first, in the middle."""
+        if self._columns is None:
+            return self._label + rest
+        room = self._columns - 1 - text_width(rest)
+        return shorten_end(shorten_middle(self._label, max(room, 1)) + rest, self._columns - 1)
 
     def _draw(self, *, force: bool) -> None:
         if not self.enabled or not self._started:
@@ -112,7 +131,7 @@ class TagProgressBar(ProgressBar):
     """`auditing 127.0.0.1:5000 [######........]  450/1000 tags  45%` on a terminal; silent otherwise."""
 
     def __init__(self, label: str, **options: Any) -> None:
-        super().__init__(label, item_name="tags", **options)
+        super().__init__(label, item_noun="tag", **options)
 
     def listed(self, tags: int) -> None:
         """`tags` listed so far: the first call starts the bar, later ones (more repositories listed) raise it."""
@@ -130,11 +149,5 @@ class TagProgressBar(ProgressBar):
         done, total = self._done, self._total
         fraction = done / total if total else 1.0
         filled = round(fraction * self._width)
-        return f"{self._label} [{'#' * filled}{'.' * (self._width - filled)}]  {done}/{total} tags  {fraction:4.0%}"
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # detached or closed streams
-        return False
+        return self._fitted(f" [{'#' * filled}{'.' * (self._width - filled)}]  {done}/{total} "
+                            f"{noun_for(total, self._item_noun)}  {fraction:4.0%}")

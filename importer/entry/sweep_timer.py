@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from importer.app.pipeline import Pipeline
 from importer.app.settings import sweep_timer_configured
+from importer.core.words import counted
 
 if TYPE_CHECKING:
     from importer.app.sweep import RegistrySweep, SweepReport
@@ -89,8 +90,9 @@ def _left_over(report: SweepReport) -> str:
     parts = [] if report.catalog_complete else ["the repositories were not all listed"]
     if report.not_reached:
         shown = ", ".join(report.not_reached[:5]) + (" …" if len(report.not_reached) > 5 else "")
-        parts.append(f"{len(report.not_reached)} repositories not reached ({report.repositories_not_listed} not "
-                     f"listed, {report.not_swept} tags listed but not judged); the next run starts with {shown}")
+        parts.append(f"{counted(len(report.not_reached), 'repository')} not reached ({report.repositories_not_listed} "
+                     f"not listed, {counted(report.not_swept, 'tag')} listed but not judged); the next run starts with "
+                     f"{shown}")
     return "; ".join(parts)
 
 

@@ -36,6 +36,7 @@ from importer.app.sweep import (
 from importer.app.sweep.handoff import PipelineHandoff
 from importer.app.sweep.model import ListedTag
 from importer.core.decide import Verdict
+from importer.core.words import counted
 from importer.entry.composition import registry_directory_for
 from importer.entry.runtime import Runtime
 from importer.entry.sweep_timer import TIMER_BUDGET_SECONDS, TIMER_MARGIN_SECONDS, run_scheduled_sweep
@@ -174,7 +175,8 @@ def test_a_tiny_budget_stops_the_run_logs_what_it_left_and_the_next_run_starts_t
         assert summary["registries_out_of_time"] == [first.host, second.host]
         assert summary["repositories_not_reached"] == len(cut.not_reached)
         assert summary["tags_not_judged"] == cut.not_swept
-        assert any(f"of {first.host} ran out of time: {len(cut.not_reached)} repositories not reached" in message
+        not_reached = counted(len(cut.not_reached), "repository")
+        assert any(f"of {first.host} ran out of time: {not_reached} not reached" in message
                    for message in caplog.messages)
     finally:
         runtime.pipeline.ledger.close()

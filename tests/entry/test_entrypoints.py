@@ -573,7 +573,7 @@ def test_eventgrid_message_poisoned_after_the_last_try_is_listed_and_redriven(
 
         proxy.configure(rate=0.0)
         redriven = run_cli(cli, "redrive", "--all")
-        assert f"1 event(s) back in the Storage queue {settings.queue_name}" in redriven.stdout
+        assert f"1 event back in the Storage queue {settings.queue_name}" in redriven.stdout
         queue = StorageQueue(connection_string=azurite.connection_string, queue_name=settings.queue_name)
         assert queue.dead_letters() == []
         queue.close()

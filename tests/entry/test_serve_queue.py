@@ -120,7 +120,7 @@ def test_a_push_whose_upstream_is_down_delays_no_other_push_and_is_redriven(serv
     upstream_proxy.configure(rate=0.0)
     push(builder, multi(builder, ["linux/amd64", "linux/arm64"]), upstream.host, "mirror/fix/app", "1")
     redriven = _cli(environment, "redrive", "--all")
-    assert redriven.returncode == 0 and redriven.stdout.startswith("1 event(s) back"), redriven
+    assert redriven.returncode == 0 and redriven.stdout.startswith("1 event back"), redriven
     _wait(lambda: "reimported" in [o.result for o in _finals(ledger, "fix/app")], "fix/app re-imported after the re-drive")
     oldest_first = [o.result for o in reversed(_finals(ledger, "fix/app"))]
     assert oldest_first[:2] == ["failed", "reimported"]  # then our own write's push settles as compliant

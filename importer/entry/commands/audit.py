@@ -59,6 +59,7 @@ def _audit(args: argparse.Namespace, output: str, run: Run, report_file: tuple[P
     from importer.entry.audit_report import format_summary
     from importer.entry.formats.emit import emit_error, machine_text
     from importer.entry.progress import TagProgressBar
+    from importer.entry.terminal import display_for
 
     settings = settings_for(args.policy)
     if args.scope:
@@ -104,7 +105,8 @@ def _audit(args: argparse.Namespace, output: str, run: Run, report_file: tuple[P
     if report_file is not None:
         _write_report(report, run, *report_file)
     if output == "table":
-        print(format_summary(report))
+        display = display_for(sys.stdout, wide=args.wide)
+        print(format_summary(report, display.width, colour=display.colour))
         if report_file is not None:
             print(sanitise(f"report written to {report_file[0]}"))
     else:
@@ -186,6 +188,9 @@ def register(commands: Subcommands) -> None:
                        help="re-import or quarantine violations, as events do, in the guarded registry or the one "
                        "named here")
     add_output_flags(audit, what="the report", reports=REPORT_EXTENSIONS)
+    audit.add_argument("--wide", action="store_true",
+                       help="print every value whole, never shortened to the terminal's width (the default when "
+                            "stdout is not a terminal)")
     audit.add_argument("--parallel", type=whole_number(1, MOST_THREADS), default=8, metavar="N",
                        help=f"tags read at once, 1 to {MOST_THREADS} (default 8)")
     audit.add_argument("--page-size", type=whole_number(1, MOST_PAGE_SIZE), metavar="N",

@@ -10,6 +10,8 @@ import time
 
 from importer.app.settings import Settings
 from importer.core.numbers import shown
+from importer.core.program import PROGRAM
+from importer.core.words import counted
 from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
@@ -19,9 +21,10 @@ from importer.entry.commands.common import (
     ledger_errors,
     settings_for,
     whole_number,
+    with_examples,
 )
 from importer.entry.composition import existing_ledger_for
-from importer.entry.terminal import format_dead_letters, format_outcomes, sanitise
+from importer.entry.terminal import display_for, format_dead_letters, format_outcomes, sanitise
 
 _MESSAGE_ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # a SQLite queue's number, a Storage queue's GUID
 
@@ -56,7 +59,7 @@ def command_outcomes(args: argparse.Namespace) -> int:
         for outcome in outcomes:
             print(json.dumps(outcome.as_dict()))
     else:
-        print(format_outcomes(outcomes))
+        print(format_outcomes(outcomes, display_for(sys.stdout, wide=args.wide)))
     return EXIT_OK
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
@@ -75,9 +78,9 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps({"message_id": letter.message_id, "key": letter.key, "attempts": letter.attempts,
                               "dead_at": letter.dead_at, "error": letter.error, "body": letter.body}))
     else:
-        print(format_dead_letters(dead))
+        print(format_dead_letters(dead, display_for(sys.stdout, wide=args.wide)))
         if dead:
-            print("\nre-drive: python -m importer redrive --all   (or: redrive MESSAGE_ID …)")
+            print(f"\nre-drive: {PROGRAM} redrive --all   (or: redrive MESSAGE_ID …)")
     return EXIT_OK
 
 def command_redrive(args: argparse.Namespace) -> int:
@@ -97,19 +100,29 @@ def command_redrive(args: argparse.Namespace) -> int:
             doorbell.ring()
         doorbell.close()
     where = f"Storage queue {settings.queue_name}" if settings.uses_storage_queue else f"queue {settings.queue_path}"
-    print(sanitise(f"{moved} event(s) back in the {where}; the workers decide them again"))
+    print(sanitise(f"{counted(moved, 'event')} back in the {where}; the workers decide them again"))
     return EXIT_OK
 
 
 def register(commands: Subcommands) -> None:
     outcomes = commands.add_parser(
-        "outcomes", help="show recorded outcomes", description="Show the newest outcomes in the ledger."
+        "outcomes",
+        help="show recorded outcomes",
+        description="Show the newest outcomes in the ledger.",
+        **with_examples(
+            "platform-guard outcomes --limit 20                # a table of the newest final outcomes",
+            "platform-guard outcomes --repository team/app --json | jq -r .result",
+            "platform-guard outcomes --failed                  # dead letters, with the command that re-drives them",
+        ),
     )
     outcomes.add_argument("--json", action="store_true", help="one JSON record per line, newest first")
     outcomes.add_argument("--limit", type=whole_number(1, MOST_OUTCOMES), default=50, metavar="N",
                           help=f"how many, 1 to {MOST_OUTCOMES} (default 50)")
     outcomes.add_argument("--repository", help="only this repository")
     outcomes.add_argument("--all", action="store_true", help="also the attempts (`retrying`) before each final outcome")
+    outcomes.add_argument("--wide", action="store_true",
+                          help="print every value whole, never shortened to the terminal's width (the default when "
+                               "stdout is not a terminal)")
     outcomes.add_argument("--failed", action="store_true",
                           help="the events the workers gave up on (dead letters), with the command that re-drives them")
     outcomes.set_defaults(run=command_outcomes)
@@ -118,6 +131,10 @@ def register(commands: Subcommands) -> None:
         "redrive",
         help="put dead-lettered events back in the queue",
         description="Put events the workers gave up on (see `outcomes --failed`) back in the queue, attempts reset.",
+        **with_examples(
+            "platform-guard redrive --all",
+            "platform-guard redrive 12 15                      # the message ids `outcomes --failed` lists",
+        ),
     )
     redrive.add_argument("message_ids", nargs="*", type=_message_id, metavar="MESSAGE_ID",
                          help="dead letters to re-drive")

@@ -53,7 +53,7 @@ _RULES: dict[str, dict[str, Any]] = {
         "id": "PG002", "level": "error",
         "short": "A forbidden platform is offered",
         "full": "The image offers a platform that a forbid pattern of the policy excludes.",
-        "help": "Copy the index without the forbidden platforms (platform-guard copy SRC DST --platform …).",
+        "help": "Copy the index without the forbidden platforms (platform-guard copy SRC DST --exclude PATTERN).",
     },
     INCONSISTENT: {
         "id": "PG003", "level": "error",
