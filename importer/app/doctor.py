@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 from importer.app.settings import PREFIX, Settings, credentials_key
 from importer.core.policy import Policy
+from importer.core.program import PROGRAM
+from importer.core.words import counted, noun_for
 from importer.ports.abilities import IMPORT_ROLE, DeletesTags, ListsTagDigests, LocksManifests
 from importer.ports.deadlines import time_limit
 from importer.ports.ledger import Ledger, LedgerUnavailable
@@ -244,10 +246,10 @@ class Doctor:
         policy = self.settings.policy
         if self.policy_problem is not None:
             fix = ("# correct the policy the message names (PLATFORM_GUARD_POLICY wins over PLATFORM_GUARD_POLICY_FILE);"
-                   " python -m importer check REF --policy FILE reports the same problems",)
+                   f" {PROGRAM} check REF --policy FILE reports the same problems",)
             return Finding("policy", "settings", ERROR, self.policy_problem, fix)
         return Finding("policy", policy.source, OK,
-                       f"parsed: {len(policy.rules)} rule(s), quarantine mode {policy.quarantine.mode}, "
+                       f"parsed: {counted(len(policy.rules), 'rule')}, quarantine mode {policy.quarantine.mode}, "
                        f"{'quarantines' if _quarantines(policy) else 'never quarantines'}")
 
     def _identity(self, source: KnowsIdentity) -> Finding:
@@ -330,7 +332,8 @@ class Doctor:
         api = "/acr/v1/_catalog" if acr else "/v2/_catalog"
         if not first:
             return f"{api} answered: no repository yet"
-        return f"{api} answered: {len(first)}{'+' if len(first) == CATALOG_PAGE else ''} repositories on the first page"
+        more = "+" if len(first) == CATALOG_PAGE else ""
+        return f"{api} answered: {len(first)}{more} {noun_for(len(first), 'repository')} on the first page"
 
     def _ignored(self, repository: str) -> bool:
         return self.settings.policy.rule_for(repository).ignore

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from importer.core.outcome import Outcome
+from importer.core.program import command_line
 
 DEFAULT_TYPE_PREFIX = "io.platformguard"
 
@@ -28,7 +29,7 @@ def event_kind(outcome: Outcome) -> str | None:
 
 def alert_summary(outcome: Outcome) -> dict[str, Any]:
     """What on-call needs first, in plain fields."""
-    release = f"python -m importer release {outcome.preserved_as}" if outcome.preserved_as else None
+    release = command_line("release", outcome.preserved_as) if outcome.preserved_as else None
     return {
         "pushed": {"reference": outcome.reference, "actor": outcome.actor, "user_agent": outcome.user_agent,
                    "platforms": list(outcome.platforms)},

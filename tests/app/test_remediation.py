@@ -254,7 +254,7 @@ def test_quarantine_alert_reaches_the_webhook_as_a_cloud_event(
     assert summary["expected"]["missing"] == ["linux/amd64"]
     assert summary["done"]["result"] == "quarantined"
     assert summary["kept_at"] == outcome.preserved_as
-    assert summary["release_command"] == f"python -m importer release {outcome.preserved_as}"
+    assert summary["release_command"] == f"platform-guard release {outcome.preserved_as}"
 
 
 # -- long names: quarantined under a shortened name, released to exactly their origin ---------------------------

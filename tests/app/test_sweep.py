@@ -236,11 +236,11 @@ def test_each_tag_is_read_once_and_each_distinct_child_and_config_once_per_repos
 
 
 SUGGESTIONS = {
-    "reimport-copies-from-upstream": (("mirror/lib-01", "t06"), "python -m importer copy {upstream}/library/lib-01:t06 "
-                                                                 "{host}/mirror/lib-01:t06"),
-    "quarantine-runs-the-sweep": (("team/app-02", "t07"), "python -m importer audit {host}/team/app-02 --policy "
-                                                          "policy.yaml --remediate"),
-    "alert-checks-the-image": (("alerts/svc-01", "t09"), "python -m importer check {host}/alerts/svc-01:t09 --policy "
+    "reimport-sweeps-that-tag": (("mirror/lib-01", "t06"), "platform-guard audit {host}/mirror/lib-01:t06 --policy "
+                                                           "policy.yaml --remediate"),
+    "quarantine-sweeps-that-tag": (("team/app-02", "t07"), "platform-guard audit {host}/team/app-02:t07 --policy "
+                                                           "policy.yaml --remediate"),
+    "alert-checks-the-image": (("alerts/svc-01", "t09"), "platform-guard check {host}/alerts/svc-01:t09 --policy "
                                                          "policy.yaml"),
 }
 
@@ -248,7 +248,8 @@ SUGGESTIONS = {
 @pytest.mark.parametrize(("key", "command"), SUGGESTIONS.values(), ids=SUGGESTIONS.keys())
 def test_each_violation_comes_with_the_command_that_deals_with_it(seeded: Seed, key: tuple[str, str],
                                                                  command: str) -> None:
-    """A dry-run violation suggests the copy from its upstream, the remediating sweep, or a check, by its action."""
+    """A dry-run violation to re-import or quarantine suggests the remediating sweep of that one tag; an alert a
+    check."""
     options = SweepOptions(repositories=key[0], policy_hint="policy.yaml")
     report = Sweep(seeded.host, policy=seeded.policy, registries=directory_for(seeded), options=options).run()
     [item] = [item for item in report.items if (item.repository, item.tag) == key]
@@ -533,7 +534,7 @@ def test_audit_writes_markdown_and_html_reports_with_the_totals(seeded: Seed, tm
         assert f"<td>{status}</td><td class=\"n\">{count}</td>" in page.read_text()
     assert "| **total** | **200** |" in text and "<strong>200</strong>" in page.read_text()
     assert "| team/app-07 | 10 | 6 | 4 | 0 | 0 | 0 |" in text
-    assert f"`python -m importer copy {seeded.upstream}/library/lib-03:t08 {seeded.host}/mirror/lib-03:t08`" in text
+    assert f"`platform-guard audit {seeded.host}/mirror/lib-03:t08 --policy {policy} --remediate`" in text
     assert "62 violation" in second.stdout and "report written to" in second.stdout
     assert not (tmp_path / "ledger.db").exists()
 
@@ -560,14 +561,14 @@ def test_audit_remediate_fixes_a_guarded_registry_and_exits_0_when_nothing_is_le
     ("args", "message"),
     [
         (["127.0.0.1:1/Team/App"], "lower-case"),
-        (["127.0.0.1:1", "--report", "audit.txt"], "must end in .md or .html"),
-        (["127.0.0.1:1", "--remediate"], "only guarded registries are remediated"),
+        (["127.0.0.1:1", "--report", "audit.txt"], "must end in .md (Markdown), .html (HTML)"),
+        (["127.0.0.1:1/team/*:1.0", "--remediate"], "no wildcard"),
         ([], "name the registry to audit"),
     ],
-    ids=["bad-glob", "bad-report-name", "remediate-unguarded", "no-registry"],
+    ids=["bad-glob", "bad-report-name", "tag-of-a-glob", "no-registry"],
 )
 def test_audit_usage_errors_exit_2_naming_the_problem(args: list[str], message: str, tmp_path: Path) -> None:
-    """Bad scopes, report names and an unguarded --remediate are refused before anything is read."""
+    """Bad scopes and report names are refused before anything is read."""
     result = run_cli("audit", *args, env={"PLATFORM_GUARD_LEDGER": str(tmp_path / "l.db")})
     assert result.returncode == 2 and message in result.stderr, result.stderr
 
@@ -666,12 +667,13 @@ def test_timer_sweeps_every_guarded_registry_and_records_outcomes(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("127.0.0.1:5000", ("127.0.0.1:5000", None)), ("MyReg.azurecr.io/team/**", ("myreg.azurecr.io", "team/**")),
-     ("127.0.0.1:5000/team/app", ("127.0.0.1:5000", "team/app"))],
+    [("127.0.0.1:5000", ("127.0.0.1:5000", None, None)),
+     ("MyReg.azurecr.io/team/**", ("myreg.azurecr.io", "team/**", None)),
+     ("127.0.0.1:5000/team/app", ("127.0.0.1:5000", "team/app", None))],
     ids=["registry-only", "host-lower-cased-with-glob", "one-repository"],
 )
-def test_parse_scope_splits_registry_and_glob(text: str, expected: tuple[str, str | None]) -> None:
-    """REGISTRY[/REPO_GLOB] becomes the host and the repository glob."""
+def test_parse_scope_splits_registry_and_glob(text: str, expected: tuple[str, str | None, str | None]) -> None:
+    """REGISTRY[/REPO_GLOB] becomes the host and the repository glob (and no tag: tests/entry/test_audit_tag_scope.py)."""
     assert parse_scope(text) == expected
 
 
@@ -735,8 +737,9 @@ def test_reports_render_every_section(seeded: Seed) -> None:
     report = Sweep(seeded.host, policy=seeded.policy, registries=directory_for(seeded),
                    options=SweepOptions(repositories="alerts/*")).run()
     markdown, page = render_markdown(report), render_html(report)
-    assert f"# Platform Guard audit of {seeded.host}/alerts/*" in markdown
-    assert "## Violations (10)" in markdown and "<h2>Violations (10)</h2>" in page
+    assert f"# Platform Guard audit of {seeded.host}/alerts/\\*" in markdown  # `*` escaped: Markdown, not emphasis
+    assert "## Violations (10 tags in 2 repositories)" in markdown
+    assert "<h2>Violations (10 tags in 2 repositories)</h2>" in page
     assert "| alerts/svc-00 | 10 | 5 | 5 | 0 | 0 | 0 |" in markdown
     assert page.startswith("<!doctype html>") and "<script" not in page
 
@@ -758,7 +761,7 @@ def test_a_tag_that_cannot_be_judged_is_failed_with_a_check_command(registry: Lo
     assert report.totals() == {"compliant": 1, "violation": 0, "ignored": 0, "failed": 1, "gone": 0}
     [failed] = report.failures
     assert failed.tag == "broken" and "config" in (failed.error or "")
-    assert failed.suggestion == f"python -m importer check {registry.host}/team/odd:broken"
+    assert failed.suggestion == f"platform-guard check {registry.host}/team/odd:broken"
     assert failed.pending and report.pending == (failed,)
 
 

@@ -5,8 +5,9 @@ for registry events that were missed (Event Grid gave up, images predate the dep
     sweep = Sweep(host, policy=pipeline.policy, registries=pipeline.registries, pipeline=pipeline,
                   options=SweepOptions(mode=REMEDIATE, repositories="team/**", parallel=8))
     report = sweep.run()                  # SweepReport: totals by status and repository, the violations
+    host, glob, tag = parse_scope("127.0.0.1:5000/team/app:1.0")    # `audit` of one tag: only team/app:1.0 is swept
 
-Modes (`SweepOptions.mode`): `dry-run` (the default, `python -m importer audit`) reads only and says what the event
+Modes (`SweepOptions.mode`): `dry-run` (the default, `platform-guard audit`) reads only and says what the event
 path would do; `remediate` (`audit --remediate`, the timer with PLATFORM_GUARD_SWEEP_REMEDIATE=true) hands each tag to
 the pipeline as a synthetic push event; `record` (the timer otherwise) does the same through a pipeline whose
 remediation is paused everywhere, so violations are recorded as `alerted` and nothing changes.
@@ -31,6 +32,7 @@ from importer.app.sweep.model import (
     SweepItem,
     SweepOptions,
     SweepReport,
+    SweepScope,
     parse_scope,
 )
 from importer.app.sweep.resume import (
@@ -42,7 +44,7 @@ from importer.app.sweep.resume import (
     sweep_registries,
 )
 from importer.app.sweep.scan import Sweep, SweepProgress, new_sweep_id
-from importer.app.sweep.suggestions import suggested_command
+from importer.app.sweep.suggestions import remedy, repository_command, suggested_command
 
 __all__ = [
     "DRY_RUN",
@@ -59,11 +61,14 @@ __all__ = [
     "SweepOptions",
     "SweepProgress",
     "SweepReport",
+    "SweepScope",
     "deadline_after",
     "new_sweep_id",
     "next_registry_order",
     "parse_scope",
     "registry_order",
+    "remedy",
+    "repository_command",
     "resume_order",
     "suggested_command",
     "sweep_event_id",

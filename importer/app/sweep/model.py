@@ -1,7 +1,7 @@
 """What a sweep is asked to do (SweepOptions, parse_scope) and what it reports (SweepItem per tag, SweepReport).
 
-    host, glob = parse_scope("127.0.0.1:5000/team/**")
-    options = SweepOptions(mode=REMEDIATE, repositories=glob, parallel=8)   # ValueError names a bad option
+    host, glob, tag = parse_scope("127.0.0.1:5000/team/**")          # tag None; "…/team/app:1.0" names one tag
+    options = SweepOptions(mode=REMEDIATE, repositories=glob, tag=tag, parallel=8)   # ValueError names a bad option
     report.totals()        # {"compliant": 180, "violation": 12, "ignored": 6, "failed": 2, "gone": 0}
     report.as_dict()       # the `audit --json` object
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from importer.core.policy import repository_matcher
-from importer.core.reference import ReferenceError, reference_of, validate_host
+from importer.core.reference import ReferenceError, reference_of, validate_host, validate_repository, validate_tag
 
 DRY_RUN = "dry-run"
 RECORD = "record"
@@ -36,10 +36,12 @@ class SweepError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SweepOptions:
-    """How to sweep: mode, which repositories (a policy-style glob, None for all), workers, listing page size."""
+    """How to sweep: mode, which repositories (a policy-style glob, None for all) or which one tag of one repository,
+    workers, listing page size."""
 
     mode: str = DRY_RUN
     repositories: str | None = None
+    tag: str | None = None  # sweep this tag only; `repositories` then names one repository, without wildcards
     parallel: int = DEFAULT_PARALLEL
     page_size: int | None = None
     policy_hint: str | None = None  # the --policy path, repeated in suggested commands
@@ -56,19 +58,46 @@ class SweepOptions:
             raise ValueError(f"sweep page size must be at least 1 (got {self.page_size})")
         if self.repositories is not None:
             _check_glob(self.repositories, "sweep repositories")
+        if self.tag is not None:
+            _check_tag(self.repositories, self.tag, "sweep tag")
 
 
-def parse_scope(text: str) -> tuple[str, str | None]:
-    """`REGISTRY[/REPO_GLOB]` → (host, glob or None); ValueError names what is wrong."""
-    host, _, glob = text.strip().partition("/")
+class SweepScope(NamedTuple):
+    """What `audit` was asked to sweep: a registry, a repository glob (None: all) and one tag (None: every tag)."""
+
+    host: str
+    repositories: str | None = None
+    tag: str | None = None
+
+
+def parse_scope(text: str) -> SweepScope:
+    """`REGISTRY[/REPO_GLOB]` or `REGISTRY/REPOSITORY:TAG` → (host, glob or None, tag or None); ValueError names what
+    is wrong."""
+    host, _, rest = text.strip().partition("/")
     try:
         validate_host(host)
     except ReferenceError as error:
-        raise ValueError(f"{text!r}: expected REGISTRY[/REPOSITORY_GLOB] ({error})") from None
-    if not glob:
-        return host.lower(), None
+        raise ValueError(f"{text!r}: expected REGISTRY[/REPOSITORY_GLOB] or REGISTRY/REPOSITORY:TAG ({error})") from None
+    if not rest:
+        return SweepScope(host.lower())
+    glob, colon, tag = rest.partition(":")  # a repository name never holds a colon: what follows one is a tag
     _check_glob(glob, repr(text))
-    return host.lower(), glob
+    if not colon:
+        return SweepScope(host.lower(), glob)
+    _check_tag(glob, tag, repr(text))
+    return SweepScope(host.lower(), glob, tag)
+
+
+def _check_tag(repository: str | None, tag: str, subject: str) -> None:
+    """ValueError `subject: why` unless `tag` is a tag and `repository` names one repository outright."""
+    if repository is None or "*" in repository or "?" in repository:
+        raise ValueError(f"{subject}: a tag names one tag of one repository, so the repository takes no wildcard "
+                         f"(got {repository or 'every repository'!r} with tag {tag!r})")
+    try:
+        validate_repository(repository)
+        validate_tag(tag)
+    except ReferenceError as error:
+        raise ValueError(f"{subject}: {error}") from None
 
 
 def _check_glob(glob: str, subject: str) -> None:
@@ -115,7 +144,8 @@ class SweepItem:
     preserved_as: str | None = None
     source: str | None = None
     affected_tags: tuple[str, ...] = ()
-    suggestion: str | None = None
+    suggestion: str | None = None  # the command that deals with this tag by hand (importer/app/sweep/suggestions.py)
+    remedy: str | None = None  # what fixing it means, for people: "re-import from docker.io/library/nginx"
 
     @classmethod
     def failed(cls, host: str, entry: ListedTag, digest: str | None, error: str, *,
@@ -169,6 +199,14 @@ class SweepReport:
     catalog_complete: bool = True
     registry_requests: int | None = None  # HTTP requests to the swept registry (None when the client cannot tell)
     policy_source: str | None = None
+    tag: str | None = None  # the one tag swept (of the one repository `repositories` names), None for every tag
+    policy_hint: str | None = None  # the --policy path, repeated in suggested commands
+
+    @property
+    def scope(self) -> str:
+        """What was swept, as `audit` takes it: `REGISTRY`, `REGISTRY/GLOB` or `REGISTRY/REPOSITORY:TAG`."""
+        scope = f"{self.registry}/{self.repositories}" if self.repositories else self.registry
+        return f"{scope}:{self.tag}" if self.tag else scope
 
     def totals(self) -> dict[str, int]:
         """Tags per status, every status present, in STATUSES order."""
@@ -222,6 +260,7 @@ class SweepReport:
             "sweep_id": self.sweep_id,
             "registry": self.registry,
             "repositories": self.repositories,
+            "tag": self.tag,
             "mode": self.mode,
             "policy": self.policy_source,
             "started_at": self.started_at,

@@ -111,14 +111,21 @@ class Sweep:
         return sorted(set(swept)), sorted(set(skipped))
 
     def _list_tags(self, repository: str, deadline: float | None) -> list[ListedTag] | None:
-        """The tags of `repository`; None when the deadline passed before they were all listed."""
+        """The tags of `repository` (only `options.tag` when set: NotFound if it has no such tag); None when the
+        deadline passed before they were all listed."""
         if passed(deadline):
             return None
         try:
-            return list_tags(self.registry, self.policy, repository, page_size=self.options.page_size,
-                             clock=self._clock, deadline=deadline)
+            listed = list_tags(self.registry, self.policy, repository, page_size=self.options.page_size,
+                               clock=self._clock, deadline=deadline)
         except OutOfTime:
             return None
+        if self.options.tag is None:
+            return listed
+        wanted = [entry for entry in listed if entry.tag == self.options.tag]
+        if not wanted:
+            raise NotFound(f"{self.host}/{repository} has no tag {self.options.tag}")
+        return wanted
 
     def run(self, progress: SweepProgress | None = None, *, deadline: float | None = None,
             resume: Sequence[str] = ()) -> SweepReport:
@@ -161,6 +168,8 @@ class Sweep:
             if isinstance(requests_before, int) and isinstance(requests_after, int)
             else None,
             policy_source=self.policy.source,
+            tag=self.options.tag,
+            policy_hint=self.options.policy_hint,
         )
 
     def _sweep_in_order(self, repositories: list[str], deadline: float | None,
