@@ -7,7 +7,9 @@ platforms it needs. What is missing is imported from the policy's upstream, and 
 
 The pipeline hands a tagged chart push here (ACR `ChartPushed`, or an OCI manifest whose config is the Helm config
 media type). `handle` reads the chart by digest (importer/core/charts: in memory, hostile archives refused: the push
-ends `failed` and nothing is written) and takes its images in order (sorted by reference, numbered from 1):
+ends `failed` and nothing is written) and takes its images in order (sorted by reference, numbered from 1). Steps 1
+and 2, and whether the image is there and compliant, are `importer.app.chart_judgement.judge_chart_image`, the
+judgement `check` on a chart reports too; the manager acts on it:
 
 1. Where the image lives: `importer.core.policy.guarded_repository_for` maps its upstream name onto a guarded
    repository (`docker.io/library/nginx` → `dockerhub/library/nginx` with `upstream: "docker.io/{path}"`); an
@@ -39,19 +41,25 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from importer.app.chart_judgement import (
+    ChartImageCase,
+    ChartImageJudgement,
+    alert_only_reason,
+    judge_chart_image,
+    no_upstream_reason,
+    pinned_digest_reason,
+    required_platforms,
+)
 from importer.app.chart_reading import read_chart_from_registry
 from importer.app.inspection import inspect_manifest
 from importer.app.registries import RegistryDirectory
 from importer.app.remediation import Remediator, Remedy, Target
 from importer.core.charts import ChartError, ChartImage, ChartInfo
-from importer.core.decide import COMPLIANT, IGNORED, Facts, Verdict, decide, verdict_fields
+from importer.core.decide import COMPLIANT, IGNORED, decide, verdict_fields
 from importer.core.manifests import ManifestError
 from importer.core.outcome import Outcome
-from importer.core.platforms import Platform, matches_pattern
-from importer.core.platforms import parse as parse_platform
 from importer.core.policy import Policy, Rule
-from importer.core.policy.upstream import guarded_repository_for
-from importer.core.reference import reference_of
+from importer.core.words import counted
 from importer.ports.ledger import Ledger
 from importer.ports.registry import CopyError, Registry, RegistryError
 
@@ -65,18 +73,6 @@ _SHOWN_SOURCES = 3
 def image_event_id(chart_event_id: str, number: int) -> str:
     """The event id of the outcome of a chart's `number`-th image (from 1): `<chart event id>/image/<n>`."""
     return f"{chart_event_id}/image/{number}"
-
-
-def required_platforms(
-    rule: Rule, chart_platforms: Sequence[str], image_platforms: Sequence[str]
-) -> tuple[Platform, ...]:
-    """The rule's `require`, then the platforms the chart declares, then those listed for the image; each once."""
-    platforms = list(rule.require)
-    for text in (*chart_platforms, *image_platforms):
-        platform = parse_platform(text)
-        if platform not in platforms:
-            platforms.append(platform)
-    return tuple(platforms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +90,7 @@ def summarize(info: ChartInfo, images: Sequence[tuple[ChartImage, Outcome]]) -> 
     counts = Counter(outcome.result for _, outcome in images)
     total = len(images)
     reason = (
-        f"chart {info.name} {info.version}: {total} image{'' if total == 1 else 's'}: {counts['compliant']} compliant, "
+        f"chart {info.name} {info.version}: {counted(total, 'image')}: {counts['compliant']} compliant, "
         f"{counts['reimported']} imported; {counts['failed']} failed"
     )
     others = [f"{counts[result]} {result}" for result in _OTHER_RESULTS if counts[result]]
@@ -110,7 +106,7 @@ def summarize(info: ChartInfo, images: Sequence[tuple[ChartImage, Outcome]]) -> 
     if heuristic:
         reason += f"; {heuristic} found only by heuristics in values"
     if info.unresolved:
-        reason += f"; {len(info.unresolved)} image-like value(s) not resolved (templates are not rendered)"
+        reason += f"; {counted(len(info.unresolved), 'image-like value')} not resolved (templates are not rendered)"
     if counts["failed"]:
         error = f"{counts['failed']} of {total} images could not be made compliant"
         return ChartSummary("failed", reason, error=error)
@@ -211,49 +207,40 @@ class ChartManager:
             self.ledger.release(event_id)
 
     def _check(self, start: Outcome, registry: Registry, info: ChartInfo, image: ChartImage, context: str) -> Outcome:
-        host = registry.host
-        mapping = guarded_repository_for(self.policy, image.reference, guarded_host=host)
-        if mapping is None:
-            return start.replace(
-                result="alerted", alert="unguarded", action="alert",
-                reason=f"{image.reference} is not in {host} and no policy rule's upstream maps it to a repository "
-                       f"there: not checked ({context})",
-            )
-        rule, repository = mapping
-        outcome = start.replace(repository=repository, tag=image.tag, digest=image.digest,
-                                reference=reference_of(host, repository, image.tag, image.digest))
-        if rule.ignore or self.policy.quarantine.holds(repository):
-            why = "is ignored by the policy" if rule.ignore else "is a quarantine repository"
-            return outcome.replace(result="ignored", verdict=IGNORED, action="none",
-                                   reason=f"{repository} {why} ({context})")
-        required = required_platforms(rule, info.platforms, image.platforms)
-        wanted = dataclasses.replace(rule, require=required)
-        clashes = [f"{platform} (forbidden by {pattern!r})"
-                   for platform in required for pattern in rule.forbid if matches_pattern(pattern, platform)]
-        if clashes:
-            return outcome.replace(result="failed", required=tuple(map(str, required)),
-                                   reason=f"the chart requires {', '.join(clashes)} ({context})",
-                                   error="required platform is forbidden by the policy")
-        head = registry.head_manifest(repository, image.digest or image.tag or "")
-        if head is None:
-            return self._missing(outcome, registry, repository, image, rule, wanted, context)
-        facts = inspect_manifest(registry, repository, head.digest, wanted)
-        verdict = decide(facts, wanted)
-        outcome = outcome.replace(**verdict_fields(facts, verdict))
-        if verdict.verdict == COMPLIANT:
-            return outcome.replace(result="compliant", reason=f"{verdict.reason} ({context})")
-        if verdict.verdict == IGNORED:
-            return outcome.replace(result="failed", reason=f"{verdict.reason} ({context})", error=verdict.reason)
-        return self._fix(outcome, registry, repository, image, facts, verdict, rule, wanted, context)
+        """Act on the image's judgement (importer/app/chart_judgement.py): import or re-import it where needed."""
+        judgement = judge_chart_image(self.policy, registry, info, image)
+        case, in_context = judgement.case, f"{judgement.reason} ({context})"
+        if case is ChartImageCase.UNGUARDED:
+            return start.replace(result="alerted", alert="unguarded", action="alert", reason=in_context)
+        if judgement.error is not None:  # unreadable: handled by `_image` as if it had been raised here
+            raise judgement.error
+        outcome = start.replace(repository=judgement.repository, tag=image.tag, digest=image.digest,
+                                reference=judgement.reference)
+        match case:
+            case ChartImageCase.IGNORED:
+                return outcome.replace(result="ignored", verdict=IGNORED, action="none", reason=in_context)
+            case ChartImageCase.FORBIDDEN:
+                return outcome.replace(result="failed", required=judgement.required, reason=in_context,
+                                       error="required platform is forbidden by the policy")
+            case ChartImageCase.MISSING:
+                return self._missing(outcome, registry, judgement, context)
+        assert judgement.verdict is not None
+        outcome = outcome.replace(**verdict_fields(judgement.facts, judgement.verdict))
+        if case is ChartImageCase.COMPLIANT:
+            return outcome.replace(result="compliant", reason=in_context)
+        if case is ChartImageCase.NOT_AN_IMAGE:
+            return outcome.replace(result="failed", reason=in_context, error=judgement.verdict.reason)
+        return self._fix(outcome, registry, judgement, context)
 
-    def _missing(self, outcome: Outcome, registry: Registry, repository: str, image: ChartImage, rule: Rule,
-                 wanted: Rule, context: str) -> Outcome:
+    def _missing(self, outcome: Outcome, registry: Registry, judgement: ChartImageJudgement, context: str) -> Outcome:
         """The image is not in the guarded registry: import it from the rule's upstream."""
-        outcome = outcome.replace(required=tuple(map(str, wanted.require)))
-        absent = f"not in {registry.host}/{repository}"
+        rule, repository, wanted, image = judgement.rule, judgement.repository, judgement.wanted, judgement.image
+        assert rule is not None and repository is not None and wanted is not None
+        outcome = outcome.replace(required=judgement.required)
+        absent = judgement.reason
         if rule.upstream is None:
             return outcome.replace(result="failed", error="no upstream to import from",
-                                   reason=f"{absent} and {rule.key_path} has no upstream to import it from ({context})")
+                                   reason=f"{absent} and {no_upstream_reason(rule)} ({context})")
         stop = self._why_not_import(repository, rule)
         if stop is not None:
             return outcome.replace(result="alerted", alert="violation", action="alert",
@@ -261,14 +248,16 @@ class ChartManager:
         remedy = self.remediator.import_missing(registry.host, repository, image.tag, image.digest, wanted)
         return self._remedied(outcome, remedy, registry, repository, wanted, context)
 
-    def _fix(self, outcome: Outcome, registry: Registry, repository: str, image: ChartImage, facts: Facts,
-             verdict: Verdict, rule: Rule, wanted: Rule, context: str) -> Outcome:
+    def _fix(self, outcome: Outcome, registry: Registry, judgement: ChartImageJudgement, context: str) -> Outcome:
         """The image is there but short of a platform (or offers a forbidden one): re-import it, never quarantine."""
-        if image.digest is not None:
+        rule, repository, wanted, image = judgement.rule, judgement.repository, judgement.wanted, judgement.image
+        facts, verdict = judgement.facts, judgement.verdict
+        assert rule is not None and repository is not None and wanted is not None
+        assert facts is not None and verdict is not None
+        if judgement.pinned:
             return outcome.replace(
                 result="failed", error="pinned digest does not satisfy the requirements",
-                reason=f"{verdict.reason}; pinned by digest, so it cannot be replaced: the chart must pin a digest "
-                       f"that offers {', '.join(verdict.required)} ({context})",
+                reason=f"{verdict.reason}; {pinned_digest_reason(verdict.required)} ({context})",
             )
         stop = self._why_not_import(repository, rule)
         if stop is None and self.ledger.is_released(f"{registry.host}/{repository}", facts.digest):
@@ -278,8 +267,7 @@ class ChartManager:
                                    reason=f"{verdict.reason}; {stop}, so it was left as it is ({context})")
         if rule.upstream is None:
             return outcome.replace(result="failed", error="no upstream to import from",
-                                   reason=f"{verdict.reason}; {rule.key_path} has no upstream to import it from "
-                                          f"({context})")
+                                   reason=f"{verdict.reason}; {no_upstream_reason(rule)} ({context})")
         fixing = dataclasses.replace(wanted, on_violation="reimport")
         assert image.tag is not None  # no digest, so parse_reference gave it a tag
         remedy = self.remediator.remediate(Target(registry.host, repository, image.tag, facts.digest), facts,
@@ -307,7 +295,7 @@ class ChartManager:
     def _why_not_import(self, repository: str, rule: Rule) -> str | None:
         """Why the policy says not to write to `repository` now, or None."""
         if rule.on_violation == "alert":
-            return f"{rule.key_path} says on_violation: alert"
+            return alert_only_reason(rule)
         if self._paused(repository):
             return f"remediation is paused for {repository}"
         return None

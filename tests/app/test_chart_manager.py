@@ -216,7 +216,7 @@ def _result(result: str) -> Outcome:
          "docker.io/library/img1:1 (alerted)"),
         (["compliant"], True, 2, ("linux/arm64",), "compliant",
          "chart shop 1.0.0: 1 image: 1 compliant, 0 imported; 0 failed; the chart requires linux/arm64; 1 found only "
-         "by heuristics in values; 2 image-like value(s) not resolved (templates are not rendered)"),
+         "by heuristics in values; 2 image-like values not resolved (templates are not rendered)"),
     ],
     ids=["imported", "all-compliant", "no-images", "one-failed", "alerted-and-ignored", "heuristics-and-templates"],
 )
