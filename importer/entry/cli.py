@@ -31,12 +31,23 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from importer import __version__
-from importer.entry.commands import audit, charts, check, copy, demo, doctor, hosting, outcomes, release
+from importer.entry.commands import (
+    audit,
+    charts,
+    check,
+    completion,
+    copy,
+    demo,
+    doctor,
+    hosting,
+    outcomes,
+    release,
+)
 from importer.entry.commands.common import EXIT_USAGE, UsageError
 from importer.entry.terminal import TerminalLogFormatter, sanitise
 
 # In the order `--help` lists them.
-COMMANDS = (check, copy, hosting, outcomes, release, charts, audit, doctor, demo)
+COMMANDS = (check, copy, hosting, outcomes, release, charts, audit, doctor, demo, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(commands)
+    parser.set_defaults(root_parser=parser)  # `completion` writes its script from the whole parser
     return parser
 
 
