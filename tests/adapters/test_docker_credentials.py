@@ -384,3 +384,24 @@ def test_a_helper_failure_is_kept_for_a_while_then_asked_again(
     else:
         assert store.lookup("registry.example:5000") == Credentials(USER, PASSWORD)
     assert len(fixed.calls()) == expected_calls
+
+
+def test_a_client_asks_again_after_a_helper_failure_and_recovers(
+    basic_registry: LocalRegistry, docker_dir: Path
+) -> None:
+    """One long-lived client (as a running `serve` keeps one per registry): a request while the helper fails is
+    refused; once the helper works and the failure's time is over, the next request of the same client gets in."""
+    from importer.adapters.registry.oci import OciRegistry
+    from importer.ports.registry import Unauthorized
+
+    write_credential_helper(docker_dir / "bin", "flaky", {}, behaviour="garbage")
+    config = write_config(docker_dir, {"credsStore": "flaky"})
+    store = DockerCredentialStore(config, environ=dict(os.environ), failure_retry=0.0)
+    client = OciRegistry(basic_registry.host, credential_source=lambda: store.lookup(basic_registry.host))
+    try:
+        with pytest.raises(Unauthorized, match="docker-credential-flaky"):
+            list(client.catalog())
+        write_credential_helper(docker_dir / "bin", "flaky", {basic_registry.host: (USER, PASSWORD)})
+        assert isinstance(list(client.catalog()), list)
+    finally:
+        client.close()

@@ -19,8 +19,9 @@ Exported (every name in MetricNames):
 | platform_guard_registry_requests_total | counter | registry, method | HTTP requests to registries, retries included |
 | platform_guard_registry_errors_total | counter | registry, method, class | those that did not end 1xx-3xx |
 
-`registry` is a guarded registry's host, or `other` (upstreams, token realms, storage redirects: hosts that come
-from a policy or from a registry's answer share one label). `result`, `class`, `method` and `state` come from fixed
+`registry` is the label of the client that sent the request: a guarded registry's host, or `other` for the clients
+of every other host (upstreams named by a policy share one label). A client's token-realm and storage-redirect
+requests count under its own label. `result`, `class`, `method` and `state` come from fixed
 lists.
 
 With worker processes (`serve --workers N`), prometheus_client's multiprocess mode carries their counts to serve's

@@ -18,8 +18,8 @@ An `IdentityToken` (docker's identity token, a refresh token from the docker con
 exchanged with the distribution OAuth2 flow instead: `POST realm` with the form `grant_type=refresh_token`,
 `refresh_token`, `service`, `scope` (space-separated) and `client_id`, answered with `access_token` (or `token`) and
 `expires_in`. It cannot answer a `Basic` challenge. `credential_source` defers finding the credentials until the
-registry first challenges (so an anonymous registry never costs a credential helper); it is called at most once,
-and what it raises (an Unauthorized) is raised again on every later challenge.
+registry first challenges (so an anonymous registry never costs a credential helper); once it has answered it is
+not called again; what it raises (an Unauthorized) fails that request, and the next challenge asks it again.
 """
 
 from __future__ import annotations
@@ -116,7 +116,6 @@ class RegistryAuth:
         self._registry = registry
         self._credentials = credentials
         self._source = credential_source if credentials is None else None
-        self._source_error: RegistryError | None = None
         self._source_lock = threading.Lock()
         self._clock = clock
         self._lock = threading.Lock()
@@ -135,17 +134,17 @@ class RegistryAuth:
         return credentials.username if credentials else None
 
     def _resolved_credentials(self) -> Credentials | None:
-        """The credentials, asking `credential_source` the first time (once, whichever thread comes first)."""
+        """The credentials, asking `credential_source` until it answers (one thread at a time)."""
         if self._source is not None:
             with self._source_lock:
                 if self._source is not None:
                     try:
                         self._credentials = self._source()
                     except RegistryError as error:
-                        self._source_error = error
+                        # Asked again next time: the source decides how long a failure stands (the docker config
+                        # store: 30 s), so that a long-running host recovers once the helper works again.
+                        raise type(error)(str(error)) from None
                     self._source = None
-        if self._source_error is not None:
-            raise type(self._source_error)(str(self._source_error))
         return self._credentials
 
     def authorization(self, scopes: Scopes, context: str) -> str | None:
