@@ -28,7 +28,7 @@ from importer.app.remediation import release
 from importer.core.decide import COMPLIANT
 from importer.core.events.model import DELETE_EVENT_REASON
 from importer.core.outcome import Outcome
-from importer.entry.terminal import format_outcomes
+from importer.entry.terminal import display_for, format_outcomes
 from testbed.charts import ARTIFACTHUB_IMAGES, ArtifactHubImage, ChartSpec, artifacthub_images, chart_descriptor
 from testbed.images import Descriptor, ImageBuilder, multi, single
 from testbed.push import push
@@ -229,7 +229,7 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
     story = _story(stack.outcomes())
     elapsed = time.monotonic() - started
     out("")
-    out(format_outcomes(list(reversed(story))))
+    out(format_outcomes(list(reversed(story)), display=display_for(sys.stdout)))  # fits a terminal, whole in a pipe
     out("")
     out(f"{len(PUSHES)} pushes, {len(story)} decisions (our own re-import and release pushes included) in {elapsed:.1f} s")
     out(f"ledger: {stack.settings.ledger_path if keep else '(removed with the demo; --keep keeps it)'}")
