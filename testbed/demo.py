@@ -1,4 +1,4 @@
-"""`python -m importer demo`: the whole story on this machine, with nothing configured.
+"""`platform-guard demo` (`scripts/demo`): the whole story on this machine, with nothing configured.
 
 Starts two CNCF distribution registries on free loopback ports — a guarded one whose notifications go to the local
 host, and an upstream one holding the right variants — pushes right and wrong images with skopeo (built in code by
@@ -166,7 +166,7 @@ def run_demo(*, keep: bool = False, out: Callable[[str], None] = print, root: Pa
 
 
 def _doctor(stack: GuardedRegistry, policy_text: str, out: Callable[[str], None]) -> int:
-    """`python -m importer doctor` with the stack's settings in the environment, as the app would read them; its
+    """`platform-guard doctor` with the stack's settings in the environment, as the app would read them; its
     exit code (0: every check passed)."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith("PLATFORM_GUARD_")}
     environment.update({
@@ -175,7 +175,7 @@ def _doctor(stack: GuardedRegistry, policy_text: str, out: Callable[[str], None]
         "PLATFORM_GUARD_LEDGER": str(stack.settings.ledger_path),
         "PLATFORM_GUARD_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     })
-    out("smoke check        python -m importer doctor (the stack's settings in its environment, as the app reads them)")
+    out("smoke check        platform-guard doctor (the stack's settings in its environment, as the app reads them)")
     try:
         checked = subprocess.run([sys.executable, "-m", "importer", "doctor", "--timeout", "20"], env=environment,
                                  cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=DOCTOR_SECONDS,
@@ -221,7 +221,7 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
             stack.pipeline.registries.client(stack.registry.host), stack.settings.policy, stack.ledger,
             host=stack.registry.host, quarantine_repository=repository, quarantine_reference=reference,
         )
-        out(f"released  {released.source} → {released.destination}  (python -m importer release …)")
+        out(f"released  {released.source} → {released.destination}  (platform-guard release …)")
         stack.wait_until(lambda found: sum((o.repository, o.tag) == ("tools/legacy", "1") for o in _story(found)) >= 2)
     chart_problems = _chart_image(stack, first[(f"charts/{CHART_NAME}", CHART_VERSION)], out)
     # Our own writes (re-imports, the release) cause pushes too: wait for them to settle.
@@ -240,7 +240,7 @@ def _run(stack: GuardedRegistry, upstream: LocalRegistry, root: Path, keep: bool
     for problem in chart_problems:
         print(f"demo: {problem}", file=sys.stderr)
     if doctor != 0:
-        print(f"demo: the smoke check (python -m importer doctor) exited {doctor}, expected 0", file=sys.stderr)
+        print(f"demo: the smoke check (platform-guard doctor) exited {doctor}, expected 0", file=sys.stderr)
     return 1 if mismatches or chart_problems or doctor != 0 else 0
 
 

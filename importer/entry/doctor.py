@@ -1,8 +1,8 @@
-"""`python -m importer doctor`: the post-deploy smoke check (importer/app/doctor.py) wired from the app's own
+"""`platform-guard doctor`: the post-deploy smoke check (importer/app/doctor.py) wired from the app's own
 settings and identity, and its report: a table for people, `--json` for machines.
 
-    python -m importer doctor                 # exit 0 all ok, 1 something missing, 2 settings, 3 unreachable
-    python -m importer doctor --json          # {"exit_code", "counts", "checks": [{check, target, result, …}]}
+    platform-guard doctor                     # exit 0 all ok, 1 something missing, 2 settings, 3 unreachable
+    platform-guard doctor --json              # {"exit_code", "counts", "checks": [{check, target, result, …}]}
 
 Settings come from the environment, as the Functions app reads them (`local.settings.sample.json` names them); the
 clients are the ones the composition root makes for the app (importer/entry/composition.py), so the checks use the
