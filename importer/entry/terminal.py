@@ -389,7 +389,7 @@ _OUTCOME_COLUMNS = (
 # does until nothing else is left.
 _OUTCOME_STEPS = (
     (_REFERENCE, 44), (_REASON, 40), (_RECEIVED, 16), (_PLATFORMS, 13), (_REASON, 30), (_REFERENCE, 36),
-    (_PLATFORMS, 6), (_REASON, 20), (_REFERENCE, 28), (_RECEIVED, 10), (_REASON, 12), (_REFERENCE, 20),
+    (_REASON, 20), (_PLATFORMS, 6), (_REFERENCE, 28), (_RECEIVED, 10), (_REASON, 12), (_REFERENCE, 20),
 )  # fmt: skip
 
 
