@@ -23,6 +23,7 @@ registry needs none.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import select
@@ -43,7 +44,8 @@ from importer.entry.commands import (
     outcomes,
     release,
 )
-from importer.entry.commands.common import EXIT_USAGE, UsageError
+from importer.entry.commands.common import EXIT_USAGE, CommandFailed, UsageError
+from importer.entry.formats.errors import describe_error, error_document
 from importer.entry.terminal import TerminalLogFormatter, sanitise
 
 # In the order `--help` lists them.
@@ -96,8 +98,20 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return int(args.run(args))
     except UsageError as error:
-        print(sanitise(f"error: {error}"), file=sys.stderr)
+        _say_failure(args, f"error: {error}", error, None)
         return EXIT_USAGE
+    except CommandFailed as failure:
+        _say_failure(args, failure.line, failure.__cause__ or failure, failure.reference)
+        return failure.exit_code
+
+
+def _say_failure(args: argparse.Namespace, line: str, cause: BaseException, reference: str | None) -> None:
+    """The failure on stderr for people and, when the command was asked for `--json`, as an error document on stdout
+    (`{"error": {"kind", "message", "reference"}}`), so that a script reading stdout is never left with nothing. The
+    commands with `-o/--output` (check, audit) write their own, in the format asked for."""
+    print(sanitise(line), file=sys.stderr)
+    if getattr(args, "json", False) and getattr(args, "output", None) is None:
+        print(json.dumps(error_document(describe_error(cause, reference=reference)), indent=2))
 
 
 def _reader_gone(stream: TextIO) -> bool:

@@ -40,6 +40,7 @@ from importer.entry.composition import (
     registry_directory_for,
     server_importer_for,
 )
+from importer.entry.formats.errors import describe_error, error_document
 from importer.entry.terminal import sanitise
 
 _REFUSED_CODES = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure", "AuthorizationFailed",
@@ -174,7 +175,8 @@ def run_doctor(*, as_json: bool = False, timeout: float = 30.0, environ: Mapping
         settings, policy_problem = load_doctor_settings(environ)
     except SettingsError as error:
         if as_json:
-            print(json.dumps({"exit_code": EXIT_SETTINGS, "error": str(error), "checks": []}, indent=2))
+            failure = error_document(describe_error(error))  # {"error": {"kind": "usage", …}}, as every --json says it
+            print(json.dumps({"exit_code": EXIT_SETTINGS, **failure, "checks": []}, indent=2))
         print(sanitise(f"error: settings: {error}"), file=sys.stderr)
         return EXIT_SETTINGS
     diagnosis = Doctor(settings, services_for(settings, timeout=timeout), policy_problem=policy_problem,

@@ -12,6 +12,7 @@ from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
     EXIT_USAGE,
+    CommandFailed,
     Subcommands,
     UsageError,
     client_for,
@@ -19,7 +20,6 @@ from importer.entry.commands.common import (
     with_examples,
 )
 from importer.entry.oci_reference import strip_oci_scheme
-from importer.entry.terminal import sanitise
 from importer.ports.registry import RegistryError
 
 
@@ -46,13 +46,11 @@ def command_chart_images(args: argparse.Namespace) -> int:
             try:
                 info = read_chart_from_registry(registry, reference.repository, reference.manifest_reference)
             except RegistryError as error:
-                print(sanitise(f"error: {target}: {error}"), file=sys.stderr)
-                return EXIT_REGISTRY
+                raise CommandFailed(f"error: {target}: {error}", exit_code=EXIT_REGISTRY, reference=target) from error
             finally:
                 registry.close()
     except ChartError as error:
-        print(sanitise(f"error: {error}"), file=sys.stderr)
-        return EXIT_USAGE
+        raise CommandFailed(f"error: {error}", exit_code=EXIT_USAGE, reference=target) from error
     print(json.dumps(info.as_dict(), indent=2) if args.json
           else format_chart_table(info, display_for(sys.stdout, wide=args.wide)))
     return EXIT_OK

@@ -53,6 +53,18 @@ class UsageError(Exception):
     """Bad arguments, settings or policy: exit 2 with the message."""
 
 
+class CommandFailed(Exception):
+    """A command's failure, said once by the CLI (importer/entry/cli.py): `line` on stderr and, when the command was
+    asked for `--json`, an error document on stdout whose kind comes from the exception this one is raised from
+    (`raise CommandFailed(...) from error`). `exit_code` is the command's documented one."""
+
+    def __init__(self, line: str, *, exit_code: int, reference: str | None = None) -> None:
+        super().__init__(line)
+        self.line = line
+        self.exit_code = exit_code
+        self.reference = reference
+
+
 def settings_for(policy_path: str | None) -> Settings:
     """The settings from the environment, with the policy file named on the command line when there is one."""
     try:

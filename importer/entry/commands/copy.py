@@ -18,6 +18,7 @@ from importer.entry.commands.common import (
     EXIT_USAGE,
     EXIT_VIOLATION,
     MOST_THREADS,
+    CommandFailed,
     Subcommands,
     UsageError,
     client_for,
@@ -103,11 +104,10 @@ def command_copy(args: argparse.Namespace) -> int:
             print(json.dumps({"copied": False, **_judgement(gate, destination)}, indent=2))
         return EXIT_VIOLATION
     except CopyError as error:
-        print(sanitise(f"error: {error}"), file=sys.stderr)
-        return EXIT_USAGE
+        raise CommandFailed(f"error: {error}", exit_code=EXIT_USAGE, reference=args.src) from error
     except RegistryError as error:
-        print(sanitise(f"error: copying {args.src} to {destination}: {error}"), file=sys.stderr)
-        return EXIT_REGISTRY
+        raise CommandFailed(f"error: copying {args.src} to {destination}: {error}", exit_code=EXIT_REGISTRY,
+                            reference=args.src) from error
     finally:
         bar.finish()
         for client in clients.values():

@@ -16,6 +16,7 @@ from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
     MOST_OUTCOMES,
+    CommandFailed,
     Subcommands,
     UsageError,
     ledger_errors,
@@ -50,8 +51,7 @@ def command_outcomes(args: argparse.Namespace) -> int:
     try:
         fetched = ledger.outcomes(limit=args.limit if args.all else args.limit * 4, repository=args.repository)
     except ledger_errors() as error:
-        print(sanitise(f"error: reading outcomes: {error}"), file=sys.stderr)
-        return EXIT_REGISTRY
+        raise CommandFailed(f"error: reading outcomes: {error}", exit_code=EXIT_REGISTRY) from error
     finally:
         ledger.close()
     outcomes = (fetched if args.all else [outcome for outcome in fetched if outcome.final])[: args.limit]

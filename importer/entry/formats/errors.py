@@ -7,7 +7,7 @@
 | kind            | raised as                                                        | exit |
 |-----------------|------------------------------------------------------------------|------|
 | usage           | UsageError (arguments, settings), SettingsError                  | 2    |
-| invalid         | ReferenceError: a reference, repository name, tag or host        | 2    |
+| invalid         | ReferenceError: a reference, repository name, tag or host; CopyError: a copy that cannot be made as asked | 2 |
 | policy          | PolicyError                                                      | 2    |
 | not_found       | NotFound (404)                                                   | 3    |
 | unauthorized    | Unauthorized (401, or a 403 without the registry's DENIED code)  | 3    |
@@ -40,6 +40,7 @@ from importer.core.reference import ReferenceError
 from importer.entry.commands.common import EXIT_REGISTRY, EXIT_USAGE, UsageError
 from importer.ports.deadlines import OutOfTime
 from importer.ports.registry import (
+    CopyError,
     DigestMismatch,
     InsecureTransportRefused,
     NotFound,
@@ -103,7 +104,7 @@ def error_kind(error: BaseException) -> str:
 def _own_kind(error: BaseException) -> str | None:
     if isinstance(error, (UsageError, SettingsError)):
         return "usage"
-    if isinstance(error, ReferenceError):
+    if isinstance(error, (ReferenceError, CopyError)):  # a copy that cannot be made as asked (a platform not offered)
         return "invalid"
     if isinstance(error, PolicyError):
         return "policy"
