@@ -196,6 +196,16 @@ class Pipeline:
             reason = f"event from {event.origin or 'an unnamed registry'!r}, which is not a configured registry"
             return self._finish(base.replace(reason=reason), started)
         host = base.registry
+        if event.digest is None and sorting.disposition == "decide":
+            # A push named by its tag alone (Quay's repo_push) carries nothing that tells two pushes of one tag apart:
+            # its id, from the body, is the same each time. What the tag holds now does, so the event is named by
+            # both before it is claimed: a redelivery is still a duplicate, a new push of the tag is decided.
+            resolved = self._resolve_tag(event, host, base, started)
+            if isinstance(resolved, Outcome):
+                return resolved
+            event = resolved
+            base = base.replace(event_id=event.event_id, digest=event.digest, media_type=event.media_type,
+                                reference=reference_of(host, event.repository, event.tag, event.digest))
         try:
             claimed = self.ledger.claim(event.event_id) or (retaking and not self.has_final_outcome(event.event_id))
         except LedgerUnavailable as error:
@@ -210,9 +220,10 @@ class Pipeline:
         return self._decide(event, host, base, started, retaking=retaking)
 
     def _resolve_tag(self, event: PushEvent, host: str, base: Outcome, started: float) -> PushEvent | Outcome:
-        """The event with the digest its tag points at now, or its final outcome when there is nothing to judge (the
-        tag is gone: `ignored`) or the registry refused for good (`failed`); failures that may pass are raised as
-        TransientFailure, like any read of the decision, with the event's claim given back."""
+        """The event with the digest its tag points at now, and named `<event id>@<digest>`; or its final outcome
+        when there is nothing to judge (the tag is gone: `ignored`) or the registry refused for good (`failed`).
+        Failures that may pass are raised as TransientFailure, like any read of the decision (nothing is claimed yet:
+        the event is tried again)."""
         assert event.tag is not None
         try:
             head = self.registries.client(host).head_manifest(event.repository, event.tag)
@@ -223,7 +234,8 @@ class Pipeline:
             reason = f"{event.repository}:{event.tag} no longer exists: nothing to judge (deleted or moved since)"
             return self._finish(base.replace(result="ignored", verdict="ignored", action="none", reason=reason),
                                 started)
-        return dataclasses.replace(event, digest=head.digest, media_type=event.media_type or head.media_type)
+        return dataclasses.replace(event, event_id=f"{event.event_id}@{head.digest}", digest=head.digest,
+                                   media_type=event.media_type or head.media_type)
 
     def _raise_if_it_may_pass(self, error: RegistryError, event_id: str, known: Outcome) -> None:
         """For a registry failure that may pass (401/403 while role assignments propagate, or a transient one): give the
@@ -280,14 +292,7 @@ class Pipeline:
         )
 
     def _decide(self, event: PushEvent, host: str, base: Outcome, started: float, *, retaking: bool) -> Outcome:
-        if event.digest is None:  # a push named by its tag alone (Quay's repo_push): judge what the tag holds now
-            resolved = self._resolve_tag(event, host, base, started)
-            if isinstance(resolved, Outcome):
-                return resolved
-            event = resolved
-            base = base.replace(digest=event.digest, media_type=event.media_type,
-                                reference=reference_of(host, event.repository, event.tag, event.digest))
-        assert event.digest is not None
+        assert event.digest is not None  # a push named by its tag alone was resolved before its claim
         known = base  # what an attempt record or a final failure can say: the verdict fields once judged
         try:
             restored = self._restore_newer_push(event, host)

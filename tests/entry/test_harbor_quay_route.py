@@ -143,3 +143,24 @@ def test_a_quay_push_of_a_tag_that_is_gone_is_ignored_and_ends(bed: Bed) -> None
                           {"code": TOKEN})
     assert (status, results(answer)) == (200, ["ignored"]), answer
     assert "no longer exists" in answer["outcomes"][0]["reason"]  # type: ignore[index]
+
+
+def test_every_quay_push_of_one_tag_is_decided_and_only_a_redelivery_is_a_duplicate(
+    bed: Bed, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Quay's body is the same for every push of a tag (no time, no digest): the event is named by what the tag
+    holds when it is decided, so a second push of the tag is judged and not taken for a redelivery."""
+    builder = ImageBuilder(tmp_path_factory.mktemp("quay-pushes") / "layout")
+    quay = {"repository": REPOSITORY, "namespace": "library", "name": "app", "updated_tags": ["moving"],
+            "docker_url": f"{bed.registry.host}/{REPOSITORY}"}
+    seen: list[tuple[str, str | None]] = []
+    for seed, expected in (("first", "compliant"), ("first", "duplicate"), ("second", "compliant")):
+        image = builder.image("linux/amd64", seed=f"quay-{seed}")
+        push(builder, image, bed.registry.host, REPOSITORY, "moving")
+        status, answer = post(bed.api, "/api/registry-events", quay, {"Content-Type": "application/json"},
+                              {"code": TOKEN})
+        assert (status, results(answer)) == (200, [expected]), answer
+        seen.append((answer["outcomes"][0]["event_id"], image.digest))  # type: ignore[index]
+    (first_id, first_digest), (again_id, _), (second_id, second_digest) = seen
+    assert again_id == first_id and first_id.endswith(f"@{first_digest}")
+    assert second_id != first_id and second_id.endswith(f"@{second_digest}")
