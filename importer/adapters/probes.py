@@ -16,11 +16,11 @@ or shown, only the claims that name the principal.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from importer.adapters.registry.auth import jwt_claims
 from importer.adapters.registry.http import HttpTransport, Response, redact_url
 from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.bounded_json import loads_object
@@ -69,7 +69,7 @@ class AzureIdentity:
             ) from None
 
     def identity(self) -> Identity:
-        claims = _claims(self.token())
+        claims = jwt_claims(self.token())
         object_id = _text(claims.get("oid"))
         kind = _text(claims.get("idtyp"))
         principal_type = {"app": "ServicePrincipal", "user": "User"}.get((kind or "").lower())
@@ -165,18 +165,6 @@ def _without_path(message: str, url: str) -> str:
     for shown in (url, redact_url(url)):
         message = message.replace(shown, f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…")
     return message
-
-
-def _claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified (only to name the principal); {} when it is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = load_bounded_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _text(value: object) -> str | None:

@@ -29,12 +29,14 @@ from importer.core.events import PushEvent
 from importer.core.outcome import Outcome
 from importer.core.words import counted
 from importer.ports.ledger import LedgerUnavailable
+from importer.ports.metrics import SETTLED_COMPLETE, SETTLED_DEAD_LETTER, SETTLED_RETRY
 
 log = logging.getLogger("platform_guard.worker")
 
-COMPLETE = "complete"  # decided (or already decided): the message is done
-RETRY = "retry"  # a failure that may pass: try the message again later
-DEAD_LETTER = "dead-letter"  # given up: the final `failed` outcome is recorded, the message goes to the dead letters
+# How a message ends; the words are the metrics port's, which counts them.
+COMPLETE = SETTLED_COMPLETE  # decided (or already decided): the message is done
+RETRY = SETTLED_RETRY  # a failure that may pass: try the message again later
+DEAD_LETTER = SETTLED_DEAD_LETTER  # given up: the final `failed` outcome is recorded, the message is dead-lettered
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,7 @@ class Worker:
             problem = str(error)
             log.error("dead-lettering message %s: %s", message.message_id, problem)
             if self._settle(lease, lambda held: self.queue.dead_letter(held, error=problem, now=self._clock())):
-                self._count(DEAD_LETTER, message)
+                self._count(DEAD_LETTER)
             return
         ending = attempt_event(self.pipeline, event, received_at, attempt=message.attempts,
                                last_try=lambda failure: self._gives_up(failure, message, self._clock()))
@@ -112,11 +112,11 @@ class Worker:
         else:
             settled = self._retry(lease, ending.error, message.attempts)
         if settled:
-            self._count(ending.settle, message)
+            self._count(ending.settle)
 
-    def _count(self, settle: str, message: Message) -> None:
+    def _count(self, settle: str) -> None:
         if self._metrics is not None:
-            self._metrics.message_settled(settle, attempts=message.attempts)
+            self._metrics.message_settled(settle)
 
     def _gives_up(self, failure: TransientFailure, message: Message, now: float) -> bool:
         if failure.kind == AUTHORIZATION:

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from importer.adapters.registry.docker_config import DockerCredentialStore
-from importer.adapters.registry.http import HttpTransport
 from importer.adapters.registry.oci import OciRegistry
 from importer.adapters.sinks.log import LogSink
 from importer.app import failpoints
@@ -36,6 +33,7 @@ from importer.ports.sinks import OutcomeSink
 
 if TYPE_CHECKING:
     from importer.adapters.registry.acr_import import AcrImporter
+    from importer.adapters.registry.docker_config import DockerCredentialStore
     from importer.app.worker import WorkerPolicy
 
 
@@ -157,47 +155,42 @@ def sinks_for(settings: Settings) -> list[OutcomeSink]:
 
 
 def registry_client_for(
-    settings: Settings, host: str, *, docker_credentials: DockerCredentialStore | None = None
+    settings: Settings, host: str, *, docker_credentials: DockerCredentialStore, metrics: Metrics | None = None
 ) -> Registry:
     """A client for `host`: ACR with the managed identity for `*.azurecr.io` and the guarded ACR's login server without
-    username/password settings, the generic OCI client for everything else.
+    username/password settings, the generic OCI client for everything else; each HTTP request it sends is counted by
+    `metrics` when given.
 
     The OCI client's credentials: the username/password settings for the host when there are some, else what
     `docker_credentials` (the docker config: `auths`, `credHelpers`, `credsStore`) has for it, looked up when the
     registry first asks for credentials, so an anonymous registry never runs a credential helper."""
     configured = settings.credentials_for(host)
+    observer = metrics.registry_observer(host) if metrics is not None else None
     is_acr = host.endswith(ACR_SUFFIX) or host == settings.acr_login_server
     if is_acr and configured is None:
         from importer.adapters.registry.acr import AcrRegistry
 
-        return AcrRegistry(host, credential=azure_credential(settings))
-    if configured is None and docker_credentials is not None:
+        return AcrRegistry(host, credential=azure_credential(settings), observer=observer)
+    if configured is None:
         return OciRegistry(host, credential_source=functools.partial(docker_credentials.lookup, host),
-                           allow_http=settings.allows_http(host))
-    return OciRegistry(host, credentials=configured, allow_http=settings.allows_http(host))
+                           allow_http=settings.allows_http(host), observer=observer)
+    return OciRegistry(host, credentials=configured, allow_http=settings.allows_http(host), observer=observer)
 
 
-def docker_credentials_for(environ: Mapping[str, str] | None = None) -> DockerCredentialStore:
+def docker_credentials_for() -> DockerCredentialStore:
     """The docker config's credentials (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), read on first use;
     each host is looked up once per store."""
-    return DockerCredentialStore.from_environment(os.environ if environ is None else environ)
+    from importer.adapters.registry.docker_config import DockerCredentialStore
+
+    return DockerCredentialStore.from_environment(os.environ)
 
 
 def registry_directory_for(settings: Settings, *, metrics: Metrics | None = None) -> RegistryDirectory:
     """The guarded registries of the settings, with one client per host made by `registry_client_for`, sharing one
     docker config store (a credential helper runs at most once per host for the directory)."""
-    factory = functools.partial(registry_client_for, settings, docker_credentials=docker_credentials_for())
-    if metrics is not None:
-        factory = functools.partial(_observed_client, factory, metrics)
+    factory = functools.partial(registry_client_for, settings, docker_credentials=docker_credentials_for(),
+                                metrics=metrics)
     return RegistryDirectory(settings, factory=factory)
-
-
-def _observed_client(factory: Callable[[str], Registry], metrics: Metrics, host: str) -> Registry:
-    """The client `factory` makes for `host`, each HTTP request it sends counted by `metrics`."""
-    client = factory(host)
-    if isinstance(getattr(client, "http", None), HttpTransport):
-        client.http.observer = metrics.registry_observer(host)  # type: ignore[attr-defined]
-    return client
 
 
 def pipeline_for(settings: Settings, *, ledger: Ledger | None = None, metrics: Metrics | None = None) -> Pipeline:

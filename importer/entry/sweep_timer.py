@@ -21,7 +21,6 @@ import time
 from typing import TYPE_CHECKING
 
 from importer.app.pipeline import Pipeline
-from importer.app.settings import sweep_timer_configured
 from importer.core.words import counted
 
 if TYPE_CHECKING:
@@ -116,5 +115,4 @@ def _log_run(runs: list[RegistrySweep], seconds: float, budget_seconds: float) -
     log.log(level, "sweep run finished: %s", json.dumps(summary, separators=(",", ":")))
 
 
-__all__ = ["TIMER_BUDGET_SECONDS", "TIMER_MARGIN_SECONDS", "record_only", "run_scheduled_sweep",
-           "sweep_timer_configured"]
+__all__ = ["TIMER_BUDGET_SECONDS", "TIMER_MARGIN_SECONDS", "record_only", "run_scheduled_sweep"]

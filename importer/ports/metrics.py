@@ -1,7 +1,7 @@
 """The metrics port: what the work reports for `/metrics` on the local host (docs/design.md, "Metrics").
 
     metrics.emit(outcome)                                       # an OutcomeSink: outcomes by result, latency, attempts
-    metrics.message_settled(SETTLED_RETRY, attempts=2)          # a worker gave a message back, or dead-lettered it
+    metrics.message_settled(SETTLED_RETRY)                      # a worker gave a message back, or dead-lettered it
     observer = metrics.registry_observer("registry.example")    # handed to one registry client's transport
     observer.request_sent("GET", "not_found")                   # one HTTP request and how it ended (None: answered)
 
@@ -34,9 +34,15 @@ REGISTRY_ERROR_CLASSES: tuple[str, ...] = (
 REGISTRY_METHODS: tuple[str, ...] = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE")
 OTHER_METHOD = "other"
 
-# How a worker settled a message it did not complete (importer.app.attempt's endings, as the worker acts on them).
-SETTLED_RETRY = "retry"
-SETTLED_DEAD_LETTER = "dead-letter"
+# The environment variable naming the directory where the local host's processes (serve and its `work` processes)
+# share their counts: prometheus_client's multiprocess mode reads it when first imported, so it is named here, where
+# `serve` can set it before any metrics adapter is loaded.
+MULTIPROCESS_ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
+
+# How a worker settles a message: importer.app.attempt's endings (defined here, where the metrics count them).
+SETTLED_COMPLETE = "complete"  # decided (or already decided): the message is done
+SETTLED_RETRY = "retry"  # a failure that may pass: try the message again later
+SETTLED_DEAD_LETTER = "dead-letter"  # given up: the message goes to the dead letters
 
 
 class RegistryRequestObserver(Protocol):
@@ -50,9 +56,8 @@ class RegistryRequestObserver(Protocol):
 class WorkerMetrics(Protocol):
     """Told how each queued message a worker held was settled."""
 
-    def message_settled(self, settle: str, *, attempts: int) -> None:
-        """`settle`: "complete", SETTLED_RETRY or SETTLED_DEAD_LETTER; `attempts`: deliveries so far, this one
-        included."""
+    def message_settled(self, settle: str) -> None:
+        """`settle`: SETTLED_COMPLETE, SETTLED_RETRY or SETTLED_DEAD_LETTER."""
         ...
 
 

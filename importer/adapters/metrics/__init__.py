@@ -1,1 +1,1 @@
-"""Metrics adapters: prometheus_client for the local host's /metrics, and a no-op default."""
+"""Metrics adapters: prometheus_client for the local host's /metrics (without metrics, nothing counts)."""

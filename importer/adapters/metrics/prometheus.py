@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.exposition import choose_encoder
@@ -49,6 +50,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from importer.core.outcome import FINAL_RESULTS, RESULTS, Outcome
 from importer.ports.metrics import (
+    MULTIPROCESS_ENVIRONMENT,
     OTHER_METHOD,
     REGISTRY_METHODS,
     SETTLED_DEAD_LETTER,
@@ -59,7 +61,6 @@ from importer.ports.queue import EventQueue, QueueDepth
 
 log = logging.getLogger("platform_guard.metrics")
 
-MULTIPROCESS_ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
 OTHER_REGISTRY = "other"
 # 50 ms (a compliant push decided at once) to 5 minutes (EVENT_RETRY's longest wait between tries).
 LATENCY_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -129,7 +130,7 @@ class PrometheusMetrics:
         if latency is not None:
             self.latency.labels(outcome.result).observe(latency)
 
-    def message_settled(self, settle: str, *, attempts: int) -> None:
+    def message_settled(self, settle: str) -> None:
         if settle == SETTLED_RETRY:
             self.retries.inc()
         elif settle == SETTLED_DEAD_LETTER:
@@ -150,17 +151,24 @@ class PrometheusMetrics:
 
 
 class _RegistryRequests:
-    """The RegistryRequestObserver of one registry client: its label fixed when the client was made."""
+    """The RegistryRequestObserver of one registry client: its label fixed when the client was made. Each method's
+    label and request counter are bound on its first request and kept, so a later one costs a dictionary lookup and
+    an increment (bound on first use, not up front: a method never sent shows no series, as before)."""
 
     def __init__(self, metrics: PrometheusMetrics, registry: str) -> None:
         self._metrics = metrics
         self._registry = registry
+        self._requests: dict[str, tuple[str, Any]] = {}  # method as sent -> (its label, its request counter)
 
     def request_sent(self, method: str, error_class: str | None) -> None:
-        method = method.upper() if method.upper() in REGISTRY_METHODS else OTHER_METHOD
-        self._metrics.requests.labels(self._registry, method).inc()
+        bound = self._requests.get(method)
+        if bound is None:  # the transports send a handful of methods: this runs a few times per client
+            label = method.upper() if method.upper() in REGISTRY_METHODS else OTHER_METHOD
+            bound = self._requests.setdefault(method, (label, self._metrics.requests.labels(self._registry, label)))
+        label, requests = bound
+        requests.inc()
         if error_class is not None:
-            self._metrics.errors.labels(self._registry, method, error_class).inc()
+            self._metrics.errors.labels(self._registry, label, error_class).inc()
 
 
 class PrometheusScrape:
@@ -205,7 +213,8 @@ class _QueueCollector:
         self._queue = queue
         self._deadline = deadline
         self._reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-queue")
-        self._lock = threading.Lock()
+        self._reading: concurrent.futures.Future[QueueDepth] | None = None  # the one read in flight, or the last
+        self._lock = threading.Lock()  # scrapes may run at once: one of them starts a read, every one waits on it
 
     def collect(self) -> Iterator[Metric]:
         depth = self._read()
@@ -220,8 +229,12 @@ class _QueueCollector:
             yield messages
 
     def _read(self) -> QueueDepth | None:
+        """The depth from a read started now, or from the read still in flight: a queue that hangs holds one read,
+        not one more per scrape."""
         with self._lock:
-            future = self._reader.submit(self._queue.depth, now=time.time())
+            future = self._reading
+            if future is None or future.done():
+                future = self._reading = self._reader.submit(self._queue.depth, now=time.time())
         try:
             return future.result(timeout=self._deadline)
         except concurrent.futures.TimeoutError:

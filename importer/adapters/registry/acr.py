@@ -31,7 +31,6 @@ Against a plain distribution registry every `/acr/v1` operation raises RegistryE
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -46,16 +45,23 @@ from importer.adapters.registry.auth import (
     MAX_TOKEN_RESPONSE_BYTES,
     TOKEN_CACHE_ENTRIES,
     Scopes,
+    jwt_claims,
     read_challenge,
     repository_scope,
 )
-from importer.adapters.registry.http import MIN_TRANSFER_RATE, REQUEST_DEADLINE_SECONDS, HttpTransport, Response
-from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry, _error_detail
-from importer.core.bounded_json import loads as load_bounded_json
+from importer.adapters.registry.http import (
+    MIN_TRANSFER_RATE,
+    REQUEST_DEADLINE_SECONDS,
+    HttpTransport,
+    Response,
+    error_detail,
+)
+from importer.adapters.registry.oci import DEFAULT_CACHE_BYTES, OciRegistry
 from importer.core.bounded_json import loads_object
 from importer.core.reference import validate_digest, validate_repository, validate_tag
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
 from importer.ports.abilities import ManifestProperties, TagProperties
+from importer.ports.metrics import RegistryRequestObserver
 from importer.ports.registry import ProtocolError, RegistryError, TransientRegistryError, Unauthorized
 
 if TYPE_CHECKING:  # azure-core is only imported when a credential is actually used
@@ -283,7 +289,7 @@ class AcrTokenAuth:
         )
 
     def _token_failure(self, response: Response, path: str, what: str, context: str) -> RegistryError:
-        _, detail, readable = _error_detail(response.body)
+        _, detail, readable = error_detail(response.body)
         where = f"{self._endpoint}{path}"
         if response.status in (401, 403):
             return Unauthorized(f"{context}: {where} {what} (HTTP {response.status}{detail})")
@@ -320,6 +326,7 @@ class AcrRegistry(OciRegistry):
         clock: Callable[[], float] = time.time,
         request_deadline: float = REQUEST_DEADLINE_SECONDS,
         min_transfer_rate: float = MIN_TRANSFER_RATE,
+        observer: RegistryRequestObserver | None = None,
     ) -> None:
         super().__init__(
             host,
@@ -334,6 +341,7 @@ class AcrRegistry(OciRegistry):
             cache_bytes=cache_bytes,
             request_deadline=request_deadline,
             min_transfer_rate=min_transfer_rate,
+            observer=observer,
         )
         if endpoint is not None:
             self.base_url = _endpoint_base_url(endpoint, host)
@@ -447,7 +455,7 @@ class AcrRegistry(OciRegistry):
             yield _json_object(response.body, context)
 
     def _acr_failure(self, response: Response, context: str) -> RegistryError:
-        _, detail, readable = _error_detail(response.body)
+        _, detail, readable = error_detail(response.body)
         if response.status == 404 and not readable:
             # distribution answers unknown routes with a plain-text "404 page not found"
             return RegistryError(
@@ -458,7 +466,7 @@ class AcrRegistry(OciRegistry):
 
     def _failure(self, status: int, body: bytes, context: str) -> RegistryError:
         if status == 401 and self._credential_name is not None:
-            _, detail, _ = _error_detail(body)
+            _, detail, _ = error_detail(body)
             return Unauthorized(
                 f"{context}: the registry refused the token obtained with {self._credential_name} (HTTP 401{detail})"
             )
@@ -499,14 +507,7 @@ def _usable_until(started: float, expires_at: float | None, default_lifetime: fl
 
 def _jwt_expiry(token: str) -> float | None:
     """The `exp` claim of a JWT (not verified: only to know when to fetch a new one), or None."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = load_bounded_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:  # binascii.Error and JSONDecodeError are ValueErrors
-        return None
-    expiry = claims.get("exp") if isinstance(claims, dict) else None
+    expiry = jwt_claims(token).get("exp")
     if isinstance(expiry, (int, float)) and not isinstance(expiry, bool):
         return float(expiry)
     return None

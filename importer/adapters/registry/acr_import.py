@@ -95,10 +95,6 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 AUTHORIZATION_ERROR_CODES = frozenset(code.lower() for code in ("AuthorizationFailed", "LinkedAuthorizationFailed"))
 AUTHORIZATION_STATUSES = frozenset({401, 403})
 
-# The built-in role that lets an identity import into a registry and read it (Microsoft's import documentation): its
-# actions are registries/importImage/action, registries/read and registries/pull/read, its data actions
-# repositories/content/read, repositories/metadata/read and catalog/read.
-
 _REGISTRY_ID = re.compile(
     r"^/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.ContainerRegistry/registries/[A-Za-z0-9]+$",
     re.IGNORECASE,

@@ -31,9 +31,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from importer.adapters.registry.http import HttpTransport, redact_url
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.bounded_json import loads_object
 from importer.ports.registry import Credentials, ProtocolError, RegistryError, Unauthorized
 
@@ -134,16 +136,14 @@ class RegistryAuth:
         return credentials.username if credentials else None
 
     def _resolved_credentials(self) -> Credentials | None:
-        """The credentials, asking `credential_source` until it answers (one thread at a time)."""
+        """The credentials, asking `credential_source` until it answers (one thread at a time). What it raises goes to
+        the caller and leaves it in place, to be asked again next time: the source decides how long a failure stands
+        (the docker config store: 30 s, raising a fresh exception each time), so that a long-running host recovers
+        once the helper works again."""
         if self._source is not None:
             with self._source_lock:
                 if self._source is not None:
-                    try:
-                        self._credentials = self._source()
-                    except RegistryError as error:
-                        # Asked again next time: the source decides how long a failure stands (the docker config
-                        # store: 30 s), so that a long-running host recovers once the helper works again.
-                        raise type(error)(str(error)) from None
+                    self._credentials = self._source()
                     self._source = None
         return self._credentials
 
@@ -214,15 +214,12 @@ class RegistryAuth:
             return header
 
     def _fetch(self, bearer: _BearerSettings, key: Scopes, scopes: Scopes, context: str) -> str:
-        query: list[tuple[str, str]] = []
-        if bearer.service:
-            query.append(("service", bearer.service))
-        query.extend(("scope", scope) for scope in scopes)
         realm_host = urlsplit(bearer.realm).netloc
         token_context = f"{context}: token from {realm_host}"
         headers = {"Accept": "application/json"}
         started = self._clock()
         if isinstance(self._credentials, IdentityToken):
+            who = "the identity token"
             form = [("grant_type", "refresh_token"), ("refresh_token", self._credentials.password),
                     ("client_id", OAUTH_CLIENT_ID)]
             if bearer.service:
@@ -235,6 +232,9 @@ class RegistryAuth:
                 max_body=MAX_TOKEN_RESPONSE_BYTES,
             )
         else:
+            who = f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
+            query = [("service", bearer.service)] if bearer.service else []
+            query.extend(("scope", scope) for scope in scopes)
             separator = "&" if urlsplit(bearer.realm).query else "?"
             url = bearer.realm + (separator + urlencode(query) if query else "")
             if self._credentials is not None:
@@ -242,10 +242,6 @@ class RegistryAuth:
             response = self._transport.request(
                 "GET", url, context=token_context, headers=headers, max_body=MAX_TOKEN_RESPONSE_BYTES
             )
-        if isinstance(self._credentials, IdentityToken):
-            who = "the identity token"
-        else:
-            who = f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
         if response.status in (401, 403):
             raise Unauthorized(
                 f"{token_context}: the token service {redact_url(bearer.realm)} refused {who} "
@@ -273,6 +269,19 @@ def read_challenge(header: str, context: str) -> Challenge:
         return parse_challenge(header)
     except ValueError as problem:
         raise ProtocolError(f"{context}: {problem}") from None
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, not verified (only to read what it says of itself: its expiry, its principal); {} when
+    `token` is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = load_bounded_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
 
 def _key(scopes: Scopes) -> Scopes:
     """Scopes in one canonical form: one per resource, its actions merged and sorted.

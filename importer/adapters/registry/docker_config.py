@@ -131,6 +131,16 @@ class _DockerConfig:
     store: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A failed lookup as kept: what to raise again (not the exception itself, whose traceback holds the frames that
+    read the helper's answer) and until when (time.monotonic)."""
+
+    kind: type[Unauthorized]
+    message: str
+    until: float
+
+
 class DockerCredentialStore:
     """The docker config's credentials for any host; the file is read on first use, each host looked up once."""
 
@@ -143,9 +153,9 @@ class DockerCredentialStore:
         self._output_limit = output_limit
         self._lock = threading.Lock()
         self._config: _DockerConfig | None = None
-        self._answers: dict[str, Credentials | None | Unauthorized] = {}
+        self._answers: dict[str, Credentials | None] = {}
+        self._failures: dict[str, _Failure] = {}  # kept `failure_retry` seconds, so that a long-running host heals
         self._host_locks: dict[str, threading.Lock] = {}
-        self._failed_until: dict[str, float] = {}  # a failure is kept this long, so that a long-running host heals
         self._failure_retry = failure_retry
 
     @classmethod
@@ -164,18 +174,20 @@ class DockerCredentialStore:
         with self._lock:
             host_lock = self._host_locks.setdefault(host, threading.Lock())
         with host_lock:
-            answer = self._answers.get(host)
-            if host not in self._answers or (
-                isinstance(answer, Unauthorized) and time.monotonic() >= self._failed_until.get(host, 0.0)
-            ):
+            if host in self._answers:
+                return self._answers[host]
+            failure = self._failures.get(host)
+            if failure is None or time.monotonic() >= failure.until:
                 try:
-                    answer = self._answers[host] = self._resolve(host)
+                    answer = self._resolve(host)
                 except Unauthorized as error:
-                    answer = self._answers[host] = error
-                    self._failed_until[host] = time.monotonic() + self._failure_retry
-        if isinstance(answer, Unauthorized):
-            raise type(answer)(str(answer))  # a fresh exception each time: one object raised in many threads tangles
-        return answer
+                    failure = self._failures[host] = _Failure(type(error), str(error),
+                                                              time.monotonic() + self._failure_retry)
+                else:
+                    self._failures.pop(host, None)
+                    self._answers[host] = answer
+                    return answer
+        raise failure.kind(failure.message)  # a fresh exception each time: one object raised in many threads tangles
 
     def _resolve(self, host: str) -> Credentials | None:
         config = self._load()

@@ -45,7 +45,6 @@ import email.utils
 import heapq
 import http.client
 import itertools
-import json
 import logging
 import os
 import random
@@ -57,13 +56,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
+from importer.core.bounded_json import loads as load_bounded_json
 from importer.core.reference import is_loopback_host
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy, retry_call
 from importer.core.words import counted
@@ -381,16 +381,43 @@ def _retryable(raw: urllib3.BaseHTTPResponse, body: bytes) -> _RetryableStatus:
 _ERROR_ENTRY = re.compile(r'"code"\s*:\s*"([^"\\]*)"(?:\s*,\s*"message"\s*:\s*"([^"\\]*)")?')
 
 
+def error_entries(body: bytes | str) -> list[dict[str, Any]] | None:
+    """The entries of an OCI error document (`{"errors": [{"code": …, "message": …, "detail": …}, …]}`), or None
+    when `body` is not one: not JSON, no `errors`, or `errors` not a list of objects. The one reader of registry error
+    documents: `error_detail` (the clients' messages) and the transport's own retry messages are built on it."""
+    try:
+        errors = load_bounded_json(body)["errors"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(errors, list) or not all(isinstance(entry, dict) for entry in errors):
+        return None
+    return errors
+
+
+def error_detail(body: bytes) -> tuple[frozenset[str], str, bool]:
+    """(error codes, ': CODE: message; …' text for a message, whether the body was an OCI error document)."""
+    if not body.strip():
+        return frozenset(), "", True
+    errors = error_entries(body)
+    if errors is None:
+        excerpt = body[:200].decode("utf-8", "replace")
+        excerpt = "".join(character if character.isprintable() else " " for character in excerpt).strip()
+        return frozenset(), f": {excerpt}", False
+    codes = [str(error.get("code", "")) for error in errors]
+    texts = [f"{error.get('code', '?')}: {error.get('message', '')}".strip() for error in errors]
+    return frozenset(codes), (": " + "; ".join(texts)) if texts else "", True
+
+
 def _answer_text(body: bytes) -> str:
     """An error answer's body as a message shows it, on one line: `CODE: message` for each entry of an OCI error
     document (never the JSON itself), else the body's printable text."""
     text = body.decode("utf-8", "replace")
-    try:
-        errors = json.loads(text)["errors"]
+    errors = error_entries(text)
+    if errors is not None:
         described = "; ".join(": ".join(part for part in (entry.get("code"), entry.get("message"))
                                         if isinstance(part, str) and part)
-                              for entry in errors if isinstance(entry, dict))
-    except (ValueError, KeyError, TypeError, AttributeError):  # a document cut at the bytes read: its first entries
+                              for entry in errors)
+    else:  # a document cut at the bytes read: its first entries
         described = "; ".join(": ".join(part for part in found if part) for found in _ERROR_ENTRY.findall(text))
     shown = described or text
     return " ".join("".join(character if character.isprintable() else " " for character in shown).split())
@@ -562,7 +589,7 @@ class HttpTransport:
         }
         self._count_lock = threading.Lock()
         self._requests_made = 0
-        self.observer = observer  # may be set after construction (the composition root counts a client's requests)
+        self.observer = observer
 
     @property
     def requests_made(self) -> int:

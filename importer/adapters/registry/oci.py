@@ -36,6 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from importer.adapters.registry.auth import CATALOG_SCOPE, CredentialSource, RegistryAuth, Scopes, repository_scope
@@ -45,6 +46,7 @@ from importer.adapters.registry.http import (
     HttpTransport,
     Response,
     StreamedResponse,
+    error_detail,
     redact_url,
 )
 from importer.core.bounded_json import loads as load_bounded_json
@@ -59,8 +61,8 @@ from importer.core.reference import (
     validate_repository,
     validate_tag,
 )
-from importer.core.referrers import MAX_REFERRERS, Referrer, referrers_in_index
 from importer.core.retry import REGISTRY_RETRY, RetryPolicy
+from importer.ports.metrics import RegistryRequestObserver
 from importer.ports.registry import (
     MAX_MANIFEST_BYTES,
     Credentials,
@@ -74,6 +76,9 @@ from importer.ports.registry import (
     TransientRegistryError,
     Unauthorized,
 )
+
+if TYPE_CHECKING:
+    from importer.core.referrers import Referrer
 
 __all__ = ["OciRegistry"]
 
@@ -113,6 +118,7 @@ class OciRegistry:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         request_deadline: float = REQUEST_DEADLINE_SECONDS,
         min_transfer_rate: float = MIN_TRANSFER_RATE,
+        observer: RegistryRequestObserver | None = None,
     ) -> None:
         try:
             validate_host(host)
@@ -134,6 +140,7 @@ class OciRegistry:
             pool_size=pool_size,
             request_deadline=request_deadline,
             min_transfer_rate=min_transfer_rate,
+            observer=observer,
         )
         self.http.check_url(self.base_url, f"registry {host}")
         self._auth = RegistryAuth(self.http, registry=host, credentials=credentials,
@@ -416,6 +423,8 @@ class OciRegistry:
         pagination), at most MAX_REFERRERS; None when the registry does not offer the API (404 on the first page;
         distribution 2.8, for one). With `artifact_type`, only those: the registry's filter when it says it applied
         it (`OCI-Filters-Applied`), ours otherwise."""
+        from importer.core.referrers import MAX_REFERRERS, referrers_in_index
+
         validate_repository(repository)
         validate_digest(digest)
         context = f"referrers of {self._name(repository, digest)}"
@@ -623,7 +632,7 @@ class OciRegistry:
 
     def _failure(self, status: int, body: bytes, context: str) -> RegistryError:
         """The exception for an unexpected status, with the registry's own error codes when it sent some."""
-        codes, detail, readable = _error_detail(body)
+        codes, detail, readable = error_detail(body)
         error = self._failure_for(status, codes, detail, readable, context)
         error.codes = codes
         return error
@@ -843,19 +852,3 @@ def _string_list(body: bytes, key: str, context: str) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ProtocolError(f"{context}: expected a JSON object with a list of strings under {key!r}")
     return items
-
-
-def _error_detail(body: bytes) -> tuple[frozenset[str], str, bool]:
-    """(error codes, ': CODE: message; …' text for a message, whether the body was an OCI error document)."""
-    if not body.strip():
-        return frozenset(), "", True
-    try:
-        document = load_bounded_json(body)
-        errors = document["errors"]
-        codes = [str(error.get("code", "")) for error in errors]
-        texts = [f"{error.get('code', '?')}: {error.get('message', '')}".strip() for error in errors]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        excerpt = body[:200].decode("utf-8", "replace")
-        excerpt = "".join(character if character.isprintable() else " " for character in excerpt).strip()
-        return frozenset(), f": {excerpt}", False
-    return frozenset(codes), (": " + "; ".join(texts)) if texts else "", True

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from importer.core.words import counted
 from importer.entry.commands.common import (
@@ -32,11 +31,7 @@ from importer.entry.commands.common import (
 )
 from importer.entry.composition import pipeline_for
 from importer.entry.terminal import TerminalLogFormatter, sanitise
-
-if TYPE_CHECKING:
-    from importer.ports.metrics import Metrics
-
-MULTIPROCESS_ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's; repeated so the adapter loads lazily
+from importer.ports.metrics import MULTIPROCESS_ENVIRONMENT, Metrics
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -126,15 +121,14 @@ def command_work(args: argparse.Namespace) -> int:
         pipeline.ledger.close()
     return EXIT_OK
 
-def _worker_metrics(guarded_registries: tuple[str, ...]) -> Metrics:
-    """Counts into serve's directory when serve started this process (or the operator named one), else nowhere."""
+def _worker_metrics(guarded_registries: tuple[str, ...]) -> Metrics | None:
+    """Counts into serve's directory when serve started this process (or the operator named one), else None: nothing
+    counts."""
     if os.path.isdir(os.environ.get(MULTIPROCESS_ENVIRONMENT, "")):
         from importer.adapters.metrics.prometheus import PrometheusMetrics
 
         return PrometheusMetrics(guarded_registries=guarded_registries)
-    from importer.adapters.metrics.noop import NoMetrics
-
-    return NoMetrics()
+    return None
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) shuts down like Ctrl-C: work in hand is settled
