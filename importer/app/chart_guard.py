@@ -45,6 +45,7 @@ from importer.app.chart_judgement import (
     ChartImageCase,
     ChartImageJudgement,
     alert_only_reason,
+    chart_notes,
     judge_chart_image,
     no_upstream_reason,
     pinned_digest_reason,
@@ -100,13 +101,7 @@ def summarize(info: ChartInfo, images: Sequence[tuple[ChartImage, Outcome]]) -> 
                 for image, outcome in images if outcome.result in _PROBLEM_RESULTS]
     if problems:
         reason += "; not made compliant: " + ", ".join(problems)
-    if info.platforms:
-        reason += f"; the chart requires {', '.join(info.platforms)}"
-    heuristic = sum(1 for image, _ in images if image.heuristic)
-    if heuristic:
-        reason += f"; {heuristic} found only by heuristics in values"
-    if info.unresolved:
-        reason += f"; {counted(len(info.unresolved), 'image-like value')} not resolved (templates are not rendered)"
+    reason += chart_notes(info, heuristic=sum(1 for image, _ in images if image.heuristic))
     if counts["failed"]:
         error = f"{counts['failed']} of {total} images could not be made compliant"
         return ChartSummary("failed", reason, error=error)

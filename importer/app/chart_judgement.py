@@ -39,17 +39,19 @@ from importer.core.platforms import parse as parse_platform
 from importer.core.policy import Policy, Rule
 from importer.core.policy.upstream import guarded_repository_for
 from importer.core.reference import reference_of
+from importer.core.words import counted
 from importer.ports.registry import Registry, RegistryError
 
 __all__ = [
+    "PINNED_DIGEST_FORECAST",
     "ChartImageCase",
     "ChartImageJudgement",
     "alert_only_reason",
+    "chart_notes",
     "chart_push_action",
     "chart_push_forecast",
     "judge_chart_image",
     "no_upstream_reason",
-    "pinned_digest_forecast",
     "pinned_digest_reason",
     "required_platforms",
 ]
@@ -81,7 +83,6 @@ class ChartImageJudgement:
     wanted: Rule | None = None  # the rule with `require` replaced by every required platform
     required: tuple[str, ...] = ()
     clashes: tuple[tuple[str, str], ...] = ()  # (required platform, the forbid pattern it matches)
-    head_digest: str | None = None
     facts: Facts | None = None
     verdict: Verdict | None = None
     error: RegistryError | ManifestError | None = None
@@ -126,6 +127,20 @@ class ChartImageJudgement:
         return self.verdict.reason
 
 
+def chart_notes(info: ChartInfo, *, heuristic: int = 0) -> str:
+    """What a chart's reason says after its counts, for a chart push and `check` alike: the platforms the chart
+    requires, how many images were found only by heuristics (a chart push counts them), and how many image-like
+    values were not resolved; each note starts with "; ", and nothing to say is ""."""
+    notes = ""
+    if info.platforms:
+        notes += f"; the chart requires {', '.join(info.platforms)}"
+    if heuristic:
+        notes += f"; {heuristic} found only by heuristics in values"
+    if info.unresolved:
+        notes += f"; {counted(len(info.unresolved), 'image-like value')} not resolved (templates are not rendered)"
+    return notes
+
+
 def required_platforms(
     rule: Rule, chart_platforms: Sequence[str], image_platforms: Sequence[str]
 ) -> tuple[Platform, ...]:
@@ -164,7 +179,7 @@ def judge_chart_image(policy: Policy, registry: Registry, info: ChartInfo, image
     except (RegistryError, ManifestError) as error:
         return dataclasses.replace(judged, case=ChartImageCase.UNREADABLE, error=error)
     verdict = decide(facts, judged.wanted)
-    judged = dataclasses.replace(judged, head_digest=head.digest, facts=facts, verdict=verdict)
+    judged = dataclasses.replace(judged, facts=facts, verdict=verdict)
     if verdict.verdict == COMPLIANT:
         return dataclasses.replace(judged, case=ChartImageCase.COMPLIANT)
     if verdict.verdict == IGNORED:
@@ -190,9 +205,9 @@ def pinned_digest_reason(required: Sequence[str]) -> str:
     return f"pinned by digest, so it cannot be replaced: the chart must pin a digest that offers {', '.join(required)}"
 
 
-def pinned_digest_forecast() -> str:
-    """Why a chart push would leave an image pinned by digest as it is, as `check` says it."""
-    return "pinned by digest, so a chart push cannot replace it: the chart must pin a digest that complies"
+# Why a chart push would leave an image pinned by digest as it is, as `check` says it.
+PINNED_DIGEST_FORECAST = ("pinned by digest, so a chart push cannot replace it: "
+                          "the chart must pin a digest that complies")
 
 
 def chart_push_action(rule: Rule, *, pinned: bool) -> str:
@@ -204,7 +219,7 @@ def chart_push_action(rule: Rule, *, pinned: bool) -> str:
 def chart_push_forecast(rule: Rule, repository: str, *, pinned: bool) -> str:
     """What a chart push would do about a missing or short image, as the end of `check`'s reason."""
     if pinned:
-        return "; " + pinned_digest_forecast()
+        return "; " + PINNED_DIGEST_FORECAST
     if rule.upstream is None:
         return "; " + no_upstream_reason(rule)
     if rule.on_violation == "alert":

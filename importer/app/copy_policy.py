@@ -17,15 +17,13 @@ only (no tag) is not judged: the guard does not judge untagged pushes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import cast
+from collections.abc import Sequence
 
 from importer.app.inspection import evaluate
 from importer.core.decide import VIOLATION, Facts, Verdict
 from importer.core.manifests import FetchedManifest, ManifestError
 from importer.core.policy import Policy
-from importer.ports.registry import CopyError, ManifestHead, Registry
+from importer.ports.registry import CopyError, Registry
 
 __all__ = ["CopyGate", "CopyRefused"]
 
@@ -45,16 +43,12 @@ class _PlannedTarget:
     Only what inspection reads is offered (manifests and blobs); every read of the source is verified by its client.
     """
 
-    def __init__(
-        self, source: Registry, source_repository: str, tag: str, top: FetchedManifest,
-        children: Sequence[FetchedManifest],
-    ) -> None:
-        self.host = source.host
+    def __init__(self, source: Registry, source_repository: str, top: FetchedManifest,
+                 children: Sequence[FetchedManifest]) -> None:
         self._source = source
         self._source_repository = source_repository
         self._manifests = {child.digest: child for child in children}
         self._manifests[top.digest] = top
-        self._manifests[tag] = top
 
     def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
         planned = self._manifests.get(reference)
@@ -62,20 +56,8 @@ class _PlannedTarget:
             return planned
         return self._source.get_manifest(self._source_repository, reference)
 
-    def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
-        planned = self._manifests.get(reference)
-        if planned is not None:
-            return ManifestHead(planned.digest, planned.media_type, len(planned.raw))
-        return self._source.head_manifest(self._source_repository, reference)
-
     def get_blob(self, repository: str, digest: str, *, max_bytes: int) -> bytes:
         return self._source.get_blob(self._source_repository, digest, max_bytes=max_bytes)
-
-    def open_blob(self, repository: str, digest: str) -> AbstractContextManager[Iterator[bytes]]:
-        return self._source.open_blob(self._source_repository, digest)
-
-    def head_blob(self, repository: str, digest: str) -> int | None:
-        return self._source.head_blob(self._source_repository, digest)
 
 
 class CopyGate:
@@ -105,11 +87,11 @@ class CopyGate:
     def __call__(self, top: FetchedManifest, children: Sequence[FetchedManifest]) -> None:
         if self.target_tag is None:
             return
-        planned = _PlannedTarget(self.source, self.source_repository, self.target_tag, top, children)
+        planned = _PlannedTarget(self.source, self.source_repository, top, children)
         try:
-            # _PlannedTarget offers every read inspection makes; it writes nothing, so it is not a whole Registry.
+            # judged by the planned top's digest, under the tag it would get
             self.facts, self.verdict = evaluate(
-                self.policy, cast(Registry, planned), self.target_repository, top.digest, tag=self.target_tag
+                self.policy, planned, self.target_repository, top.digest, tag=self.target_tag
             )
         except ManifestError as error:
             raise CopyError(

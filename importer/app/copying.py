@@ -236,20 +236,23 @@ def copy_image(
     failpoint("after-children")
     unchanged = tuple(child.digest for child in plan.children) + ((plan.top.digest,) if plan.top_unchanged else ())
     carried = None
+    top_written: str | None = None  # the top's digest once it is written by digest
     if referrers:
-        top_written = False
 
         def bring(referrer: Referrer) -> None:
             nonlocal top_written
-            if not top_written:  # a referrer's subject is there before the referrer
-                job.write_manifest(plan.top, plan.top.digest)
-                top_written = True
-            _copy_referrer(source, source_repository, target, target_repository, referrer, parallel=parallel,
-                           retry=retry)
+            if top_written is None:  # a referrer's subject is there before the referrer
+                top_written = job.write_manifest(plan.top, plan.top.digest)
+            # as it is, by digest, or under its cosign tag when it has one
+            copy_image(source, source_repository, referrer.digest, target, target_repository, referrer.tag,
+                       parallel=parallel, retry=retry)
 
         carried = copy_referrers(source, source_repository, target, target_repository, unchanged,
                                  examine=(plan.source_digest,), parallel=parallel, bring=bring)
-    written = job.write_manifest(plan.top, target_tag or plan.top.digest)
+    if target_tag is None and top_written is not None:
+        written = top_written  # pushed by digest only, and that was done before the referrers
+    else:
+        written = job.write_manifest(plan.top, target_tag or plan.top.digest)
     return CopyResult(
         digest=written,
         media_type=plan.top.media_type,
@@ -259,16 +262,6 @@ def copy_image(
         unchanged=unchanged,
         referrers=carried,
     )
-
-
-def _copy_referrer(source: Registry, source_repository: str, target: Registry, target_repository: str,
-                   referrer: Referrer, *, parallel: int, retry: RetryPolicy) -> None:
-    """One referrer manifest, as it is, by digest (and under its cosign tag when it has one)."""
-    copy_image(source, source_repository, referrer.digest, target, target_repository, None, parallel=parallel,
-               retry=retry)
-    if referrer.tag is not None:
-        written = target.get_manifest(target_repository, referrer.digest)
-        target.put_manifest(target_repository, referrer.tag, written.raw, written.media_type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from importer.app.settings import PREFIX, Settings, credentials_key
+from importer.app.registries import ACR_SUFFIX
+from importer.app.settings import PREFIX, Settings, credentials_key, upstream_hosts
 from importer.core.policy import Policy
 from importer.core.program import PROGRAM
 from importer.core.words import counted, noun_for
@@ -101,7 +102,6 @@ REGISTRY_ROLES: Mapping[str, tuple[str, str]] = {
 }
 _VERBS = {"read": "pull", "push": "push", "delete": "delete", "lock": "change the attributes of manifests in",
           "catalog": "list the repositories of"}
-_ACR_SUFFIX = ".azurecr.io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +245,7 @@ class Doctor:
     def _policy(self) -> Finding:
         policy = self.settings.policy
         if self.policy_problem is not None:
-            fix = ("# correct the policy the message names (PLATFORM_GUARD_POLICY wins over PLATFORM_GUARD_POLICY_FILE);"
+            fix = (f"# correct the policy the message names ({PREFIX}POLICY wins over {PREFIX}POLICY_FILE);"
                    f" {PROGRAM} check REF --policy FILE reports the same problems",)
             return Finding("policy", "settings", ERROR, self.policy_problem, fix)
         return Finding("policy", policy.source, OK,
@@ -305,7 +305,7 @@ class Doctor:
         credentials = self.settings.credentials_for(host)
         if credentials is not None:
             return f"as {credentials.username}"
-        if host.endswith(_ACR_SUFFIX):
+        if host.endswith(ACR_SUFFIX):
             return "with the Azure identity"
         return "anonymously"
 
@@ -439,7 +439,7 @@ class Doctor:
 
     def _upstreams(self) -> list[Finding]:
         findings = []
-        for host in upstream_hosts(self.settings.policy):
+        for host in upstream_hosts(self.settings.policy, written_out=True):
             if host in self.settings.registries:
                 continue  # checked as a guarded registry
             def probe(host: str = host) -> str:
@@ -509,7 +509,7 @@ class Doctor:
 
         def probe() -> Finding:
             status = self.services.http.status(endpoint, method="OPTIONS")
-            how = "the key in PLATFORM_GUARD_EVENTGRID_TOPIC_KEY" if keyed else "the identity's send right"
+            how = f"the key in {PREFIX}EVENTGRID_TOPIC_KEY" if keyed else "the identity's send right"
             return Finding("topic", target, NOT_CHECKED,
                            f"the endpoint answers (HTTP {status}); {how} is not probed: there is no harmless probe, "
                            "any event sent reaches every subscriber", () if keyed else self.grants.topic())
@@ -561,8 +561,8 @@ class Grants:
     def registry_scope(self, host: str) -> str | None:
         if host in self.registry_ids:
             return self.registry_ids[host]
-        if host.endswith(_ACR_SUFFIX):
-            return f'"$(az acr show --name {host.removesuffix(_ACR_SUFFIX)} --query id --output tsv)"'
+        if host.endswith(ACR_SUFFIX):
+            return f'"$(az acr show --name {host.removesuffix(ACR_SUFFIX)} --query id --output tsv)"'
         return None
 
     def registry(self, host: str, right: str) -> tuple[str, ...]:
@@ -570,7 +570,7 @@ class Grants:
         if scope is None or self.settings.credentials_for(host) is not None:
             return self.registry_credentials(host, right)
         legacy, abac = REGISTRY_ROLES[right]
-        name = host.removesuffix(_ACR_SUFFIX)
+        name = host.removesuffix(ACR_SUFFIX)
         return (
             self.assign(legacy, scope),
             f"# a registry in ABAC mode (az acr show --name {name} --query roleAssignmentMode: "
@@ -663,13 +663,6 @@ def allows(permissions: Iterable[Permission], action: str, *, data: bool = False
 def _matches(pattern: str, action: str) -> bool:
     expression = ".*".join(re.escape(part) for part in pattern.split("*"))
     return re.fullmatch(expression, action, re.IGNORECASE) is not None
-
-
-def upstream_hosts(policy: Policy) -> tuple[str, ...]:
-    """The registry hosts the policy re-imports from (templates whose host part is a placeholder are skipped)."""
-    templates = [policy.defaults.upstream, *(rule.upstream for rule in policy.rules)]
-    hosts = (template.split("/", 1)[0].lower() for template in templates if template)
-    return tuple(dict.fromkeys(host for host in hosts if host and "{" not in host))
 
 
 def _quarantines(policy: Policy) -> bool:

@@ -1,6 +1,7 @@
 """Inspection: read a pushed manifest from a registry and gather the facts the decision needs.
 
     facts = inspect_manifest(registry, "team/app", "sha256:…", rule, tag="1.0")
+    facts = inspect_fetched(registry, "team/app", fetched, rule, tag="1.0")   # the manifest read already
     artifact = inspect_untagged(registry, "team/app", "sha256:…")   # an untagged push: a referrer? (one GET)
 
 Reads the manifest (by digest when the event gave one) and tells first whether it is an image to judge at all:
@@ -31,6 +32,7 @@ from importer.core.manifests import (
     MAX_CONFIG_BYTES,
     MAX_INDEX_DEPTH,
     ChildKind,
+    FetchedManifest,
     ImageManifest,
     Index,
     ManifestError,
@@ -44,9 +46,9 @@ from importer.core.media_types import IMAGE_CONFIG_MEDIA_TYPES
 from importer.core.platforms import Platform
 from importer.core.policy import Policy, Rule
 from importer.core.reference import is_valid_digest
-from importer.ports.registry import Registry
+from importer.ports.registry import RegistryReader
 
-__all__ = ["MAX_INDEX_DEPTH", "evaluate", "inspect_manifest", "inspect_untagged"]
+__all__ = ["MAX_INDEX_DEPTH", "evaluate", "inspect_fetched", "inspect_manifest", "inspect_untagged"]
 
 
 def _same_platform(entry: Platform, config: Platform) -> bool:
@@ -55,7 +57,7 @@ def _same_platform(entry: Platform, config: Platform) -> bool:
     return not (entry.os_version and config.os_version and entry.os_version != config.os_version)
 
 
-def _read_config(registry: Registry, repository: str, manifest: ImageManifest) -> Mapping[str, object] | None:
+def _read_config(registry: RegistryReader, repository: str, manifest: ImageManifest) -> Mapping[str, object] | None:
     """The image config of `manifest` as a JSON object, read once (capped at 1 MiB); None when its config is not an
     image config (a chart, an OCI artifact's empty config), which is never read. ManifestError names the config."""
     if manifest.config.media_type not in IMAGE_CONFIG_MEDIA_TYPES:
@@ -88,7 +90,7 @@ def _image_platform(
 class _IndexWalk:
     """One walk over the graph below a pushed index: what it offers, what it holds that is not a platform."""
 
-    def __init__(self, registry: Registry, repository: str, root: str) -> None:
+    def __init__(self, registry: RegistryReader, repository: str, root: str) -> None:
         self.registry = registry
         self.repository = repository
         self.budget = WalkBudget(root)
@@ -157,14 +159,21 @@ class _IndexWalk:
 
 
 def inspect_manifest(
-    registry: Registry, repository: str, reference: str, rule: Rule, *, tag: str | None = None
+    registry: RegistryReader, repository: str, reference: str, rule: Rule, *, tag: str | None = None
 ) -> Facts:
     """Read `repository@reference` (a digest or a tag) and return what it offers, or what it is when it is not an
     image to judge. `tag`: the tag it was pushed under (default: `reference` when that is a tag), which tells a
     referrers index and names a cosign signature's subject (importer.core.artifacts)."""
     if tag is None and not is_valid_digest(reference):
         tag = reference
-    fetched = registry.get_manifest(repository, reference)
+    return inspect_fetched(registry, repository, registry.get_manifest(repository, reference), rule, tag=tag)
+
+
+def inspect_fetched(
+    registry: RegistryReader, repository: str, fetched: FetchedManifest, rule: Rule, *, tag: str | None = None
+) -> Facts:
+    """`inspect_manifest` of a manifest already read from `repository` (verified by the registry's client): what it
+    offers, or what it is; its children and configs are read from `registry`. `tag`: the tag it was pushed under."""
     manifest = parse_manifest(fetched.raw, fetched.media_type)
     if isinstance(manifest, ImageManifest):
         found = _image_platform(manifest, _read_config(registry, repository, manifest), tag)
@@ -203,7 +212,7 @@ def _artifact_facts(repository: str, digest: str, media_type: str, artifact: Art
                  artifact_type=artifact.media_type, artifact=artifact)
 
 
-def inspect_untagged(registry: Registry, repository: str, digest: str) -> Artifact | None:
+def inspect_untagged(registry: RegistryReader, repository: str, digest: str) -> Artifact | None:
     """What an untagged push is when its manifest alone says it is a referrer or another artifact (a Notation
     signature pushed by digest, say); None for anything else (a child of a multi-arch push). One manifest GET,
     capped and verified by the client, under the event's time limit; no config is read. Registry and content errors
@@ -213,7 +222,7 @@ def inspect_untagged(registry: Registry, repository: str, digest: str) -> Artifa
 
 
 def evaluate(
-    policy: Policy, registry: Registry, repository: str, reference: str, *, tag: str | None = None
+    policy: Policy, registry: RegistryReader, repository: str, reference: str, *, tag: str | None = None
 ) -> tuple[Facts | None, Verdict]:
     """Inspect `repository@reference` (digest or tag; `tag`: the tag it was pushed under) and decide; ignored
     repositories are not read at all.

@@ -43,7 +43,7 @@ from importer.ports.abilities import ListsReferrers
 from importer.ports.deadlines import carrying_time_limit
 from importer.ports.registry import FetchedManifest, NotFound, ProtocolError, Registry
 
-__all__ = ["CarriedReferrers", "add_referrers", "copy_referrers", "find_referrers"]
+__all__ = ["CarriedReferrers", "add_referrers", "copy_referrers", "find_referrers", "manifest_or_none"]
 
 INDEX_UPDATE_ATTEMPTS = 5
 NOT_CARRIED = frozenset({QUARANTINE_ORIGIN_ARTIFACT})
@@ -97,7 +97,7 @@ class _Lister:
             self.has_api = listed is not None
             if listed is not None:
                 return tuple(map(self._typed, listed))
-        fetched = _manifest_or_none(self.registry, self.repository, referrers_tag(digest))
+        fetched = manifest_or_none(self.registry, self.repository, referrers_tag(digest))
         return tuple(map(self._typed, referrers_in_index(fetched.raw))) if fetched is not None else ()
 
     def _by_cosign_tag(self, digest: str) -> list[Referrer]:
@@ -212,12 +212,12 @@ def add_referrers(
     """
     tag = referrers_tag(subject)
     for attempt in range(INDEX_UPDATE_ATTEMPTS):
-        current = _manifest_or_none(registry, repository, tag)
+        current = manifest_or_none(registry, repository, tag)
         updated = with_entries(current.raw if current is not None else None, entries)
         if updated is None:
             return attempt > 0
         registry.put_manifest(repository, tag, updated, OCI_INDEX)
-        after = _manifest_or_none(registry, repository, tag)
+        after = manifest_or_none(registry, repository, tag)
         if after is not None and with_entries(after.raw, entries) is None:
             return True
         sleep(0.05 * (attempt + 1))
@@ -227,7 +227,8 @@ def add_referrers(
     )
 
 
-def _manifest_or_none(registry: Registry, repository: str, reference: str) -> FetchedManifest | None:
+def manifest_or_none(registry: Registry, repository: str, reference: str) -> FetchedManifest | None:
+    """The manifest at `repository:reference` (a tag or a digest), or None when there is none (NotFound)."""
     try:
         return registry.get_manifest(repository, reference)
     except NotFound:

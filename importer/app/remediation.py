@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 from importer.app.copying import CopyError, copy_image
 from importer.app.failpoints import failpoint
-from importer.app.inspection import inspect_manifest
-from importer.app.referrers import add_referrers, copy_referrers, find_referrers
+from importer.app.inspection import inspect_fetched, inspect_manifest
+from importer.app.referrers import add_referrers, copy_referrers, find_referrers, manifest_or_none
 from importer.app.registries import RegistryDirectory
 from importer.core.decide import COMPLIANT, Facts, Verdict, decide
 from importer.core.manifests import Descriptor, Index, ManifestError, parse_manifest
@@ -43,8 +43,16 @@ from importer.core.media_types import INDEX_MEDIA_TYPES, OCI_MANIFEST, QUARANTIN
 from importer.core.policy import Policy, Rule
 from importer.core.quarantine_names import QuarantineOrigin, parse_quarantine_tag, quarantine_tag
 from importer.core.quarantine_origin import EMPTY_BLOB, EMPTY_DIGEST, digest_of, origin_artifact, read_origin_artifact
-from importer.core.reference import ReferenceError, is_digest, parse_reference
-from importer.core.referrers import Referrer, index_entry, referrers_in_index, referrers_tag, signature_status
+from importer.core.reference import ReferenceError, is_digest, is_valid_digest, parse_reference
+from importer.core.referrers import (
+    SIGNATURE_LOST,
+    SIGNATURE_NONE,
+    Referrer,
+    index_entry,
+    referrers_in_index,
+    referrers_tag,
+    signature_status,
+)
 from importer.core.selection import ImportPlan, plan_import
 from importer.core.words import counted, noun_for
 from importer.ports.abilities import DeletesTags, ListsReferrers, LocksManifests, ServerImport
@@ -225,7 +233,7 @@ class Remediator:
                         rule: Rule) -> Remedy:
         reference = digest or tag
         assert reference is not None
-        upstream, upstream_repository, upstream_facts, _ = self._upstream(repository, reference, rule)
+        upstream, upstream_repository, upstream_facts, fetched = self._upstream(repository, reference, rule)
         if digest is not None:  # forbidden platforms cannot be filtered out of a pinned digest
             pinned = decide(upstream_facts, rule)
             if pinned.verdict != COMPLIANT:
@@ -233,7 +241,6 @@ class Remediator:
                                         f"({pinned.reason})")
         flatten = digest is None and rule.flatten and len(rule.require) == 1
         try:
-            fetched = upstream.get_manifest(upstream_repository, upstream_facts.digest)
             plan, flatten = self._import_plan(upstream, upstream_repository, fetched, rule, flatten)
             brought = self._bring_in(upstream, upstream_repository, fetched, plan, registry, repository, rule,
                                      flatten)
@@ -295,8 +302,10 @@ class Remediator:
             preserved_as=preserved,
         )
 
-    def _upstream(self, target_repository: str, reference: str, rule: Rule) -> tuple[Registry, str, Facts, Verdict]:
-        """The rule's upstream of `target_repository` at `reference` (a tag or a digest), if it satisfies the rule."""
+    def _upstream(self, target_repository: str, reference: str,
+                  rule: Rule) -> tuple[Registry, str, Facts, FetchedManifest]:
+        """The rule's upstream of `target_repository` at `reference` (a tag or a digest), if it satisfies the rule:
+        its registry, repository, facts and top manifest (read once, by the inspection and for the import)."""
         template = rule.upstream_for(target_repository)
         if template is None:
             raise NoCompliantSource("the rule has no upstream")
@@ -306,7 +315,9 @@ class Remediator:
             raise NoCompliantSource(f"upstream {template!r}: {error}") from None
         registry = self.registries.client(upstream.registry)
         try:
-            facts = inspect_manifest(registry, upstream.repository, reference, rule)
+            fetched = registry.get_manifest(upstream.repository, reference)
+            facts = inspect_fetched(registry, upstream.repository, fetched, rule,
+                                    tag=None if is_valid_digest(reference) else reference)
         except (RegistryError, ManifestError) as error:
             if isinstance(error, RegistryError) and error.transient:
                 raise
@@ -315,13 +326,12 @@ class Remediator:
         verdict = decide(facts, Rule(require=rule.require, match=rule.match))
         if verdict.verdict != COMPLIANT or (facts.kind == "image" and any(decide(facts, rule).forbidden)):
             raise NoCompliantSource(f"{upstream} has no compliant variant ({verdict.reason})")
-        return registry, upstream.repository, facts, verdict
+        return registry, upstream.repository, facts, fetched
 
     def _reimport(self, registry: Registry, target: Target, facts: Facts, rule: Rule) -> Remedy:
-        upstream, upstream_repository, upstream_facts, _ = self._upstream(target.repository, target.tag, rule)
+        upstream, upstream_repository, upstream_facts, fetched = self._upstream(target.repository, target.tag, rule)
         flatten = rule.flatten and len(rule.require) == 1
         try:
-            fetched = upstream.get_manifest(upstream_repository, upstream_facts.digest)
             plan, flatten = self._import_plan(upstream, upstream_repository, fetched, rule, flatten)
         except CopyError as error:
             raise NoCompliantSource(str(error)) from None
@@ -372,8 +382,10 @@ class Remediator:
                            flatten=flatten)
         if not rule.keeps_signatures or plan.digest == fetched.digest:
             return plan, flatten
-        signed = self._signed(upstream, upstream_repository, (fetched.digest, plan.digest))
-        if signature_status(plan.digest, fetched.digest, signed) != "lost":
+        # A filtered index built here (`plan.manifest`) has a new digest, which nothing upstream can have signed.
+        looked_up = (fetched.digest,) if plan.manifest is not None else (fetched.digest, plan.digest)
+        signed = self._signed(upstream, upstream_repository, looked_up)
+        if signature_status(plan.digest, fetched.digest, signed) != SIGNATURE_LOST:
             return plan, flatten
         if not flatten and len(rule.require) == 1:
             single = plan_import(fetched, platforms=rule.require, strict=rule.strict, exclude=rule.forbid,
@@ -426,7 +438,7 @@ class Remediator:
         if copied.digest != plan.digest:
             raise CopyError(f"{upstream.host}/{upstream_repository}@{fetched.digest}: the copy wrote {copied.digest}, "
                             f"the plan was {plan.digest}")
-        return _Brought(copied.digest, copied.referrers_copied, copied.signatures or "none")
+        return _Brought(copied.digest, copied.referrers_copied, copied.signatures or SIGNATURE_NONE)
 
     def _quarantine(self, registry: Registry, target: Target, *, prefix: str) -> Remedy:
         if self.policy.quarantine.mode == "lock":
@@ -521,7 +533,7 @@ def _unchanged(fetched: FetchedManifest, plan: ImportPlan) -> tuple[str, ...]:
 def _signatures_note(brought: _Brought) -> str:
     """The reason's words on signatures: what came along, and a signed digest replaced by an unsigned one."""
     note = _with_referrers(brought.referrers_copied)
-    if brought.signatures == "lost":
+    if brought.signatures == SIGNATURE_LOST:
         note += "; the upstream's signatures do not cover the new digest (signatures: lost)"
     return note
 
@@ -674,8 +686,8 @@ def registry_origin(
     try:
         listing = _origin_listing(registry, repository, digest)
         if listing is None:
-            kept_index = _manifest_or_none(registry, repository, referrers_tag(digest))
-            listing = referrers_in_index(kept_index) if kept_index is not None else ()
+            kept_index = manifest_or_none(registry, repository, referrers_tag(digest))
+            listing = referrers_in_index(kept_index.raw) if kept_index is not None else ()
         found: set[QuarantineOrigin] = set()
         for artifact in (referrer.digest for referrer in listing if referrer.artifact_type == QUARANTINE_ORIGIN_ARTIFACT):
             read = read_origin_artifact(registry.get_manifest(repository, artifact).raw, digest)
@@ -693,13 +705,6 @@ def _origin_listing(registry: Registry, repository: str, digest: str) -> tuple[R
     if isinstance(registry, ListsReferrers):
         return registry.referrers(repository, digest, artifact_type=QUARANTINE_ORIGIN_ARTIFACT)
     return None
-
-
-def _manifest_or_none(registry: Registry, repository: str, tag: str) -> bytes | None:
-    try:
-        return registry.get_manifest(repository, tag).raw
-    except NotFound:
-        return None
 
 
 def _not_quarantined(policy: Policy, host: str, repository: str, reference: str, locked: str) -> str:

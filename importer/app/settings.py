@@ -381,10 +381,12 @@ def _https_url(environ: Mapping[str, str], name: str, insecure: tuple[str, ...])
     return url
 
 
-def _upstream_hosts(policy: Policy) -> tuple[str, ...]:
-    """Registry hosts the policy re-imports from: they may need credentials too."""
+def upstream_hosts(policy: Policy, *, written_out: bool = False) -> tuple[str, ...]:
+    """Registry hosts the policy re-imports from, each once: they may need credentials too. `written_out`: only hosts
+    written out (not empty, no `{…}` placeholder; a policy read from a file has no other), as `doctor` probes them."""
     templates = [policy.defaults.upstream, *(rule.upstream for rule in policy.rules)]
-    return tuple(dict.fromkeys(t.split("/", 1)[0].lower() for t in templates if t))
+    hosts = (template.split("/", 1)[0].lower() for template in templates if template)
+    return tuple(dict.fromkeys(host for host in hosts if not written_out or (host and "{" not in host)))
 
 
 _SWEEP_OFF = frozenset({"", "off"})
@@ -481,5 +483,5 @@ def load_settings(environ: Mapping[str, str] | None = None, *, policy: Policy | 
         policy=policy,
         ledger_path=Path(ledger) if ledger else default_ledger_path(environ),
         webhook_token=token,
-        credentials=_credentials(environ, registries + _upstream_hosts(policy)),
+        credentials=_credentials(environ, registries + upstream_hosts(policy)),
     )

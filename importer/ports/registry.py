@@ -34,6 +34,7 @@ __all__ = [
     "ProtocolError",
     "Registry",
     "RegistryError",
+    "RegistryReader",
     "TooLarge",
     "TransientRegistryError",
     "Unauthorized",
@@ -92,6 +93,19 @@ class ManifestHead:
     digest: str
     media_type: str
     size: int
+
+
+class RegistryReader(Protocol):
+    """The reads inspection makes (importer.app.inspection): a manifest and a blob, each verified by the reader. Every
+    Registry is one; so is a plan read from memory (importer.app.copy_policy), which has nothing else to offer."""
+
+    def get_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        """Fetch a manifest by tag or digest, verify its digest, refuse more than MAX_MANIFEST_BYTES."""
+        ...
+
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int) -> bytes:
+        """A whole blob, verified; TooLarge when it exceeds max_bytes."""
+        ...
 
 
 @runtime_checkable

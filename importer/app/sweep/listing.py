@@ -2,6 +2,7 @@
 
     names = repository_names(registry, "team/**", page_size=None)   # a glob without wildcards names one outright
     tags = list_tags(registry, policy, "team/app", page_size=None, clock=utc_now, deadline=deadline)
+    entry = listed_tag(registry, policy, "team/app", "1.0", clock=utc_now)   # one tag: a HEAD, no listing
     order = resume_order(["team/m", "team/n"], names)   # team/m, team/n, then team/o … team/z, team/a … team/l
 
 Both follow `Link` pagination through the registry client. ACR (`ListsTagDigests`) lists through `/acr/v1`, which
@@ -15,14 +16,10 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from importer.app.sweep.budget import before
-from importer.app.sweep.model import ListedTag
+from importer.app.sweep.model import ListedTag, has_wildcard
 from importer.core.policy import Policy
 from importer.ports.abilities import ListsTagDigests
 from importer.ports.registry import NotFound, Registry
-
-
-def has_wildcard(glob: str) -> bool:
-    return "*" in glob or "?" in glob
 
 
 def repository_names(registry: Registry, glob: str | None, *, page_size: int | None) -> Iterator[str]:
@@ -50,6 +47,26 @@ def list_tags(registry: Registry, policy: Policy, repository: str, *, page_size:
         return [ListedTag(repository, name, ignored_because=ignored) for name in before(deadline, names)]
     except NotFound:  # deleted since the catalog named it: nothing left to judge
         return []
+
+
+def listed_tag(registry: Registry, policy: Policy, repository: str, tag: str, *,
+               clock: Callable[[], str]) -> ListedTag | None:
+    """`tag` of `repository` as `list_tags` would list it, from one HEAD instead of the whole listing: its digest and
+    when it was read where the listing gives them (ACR), not elsewhere; None when the repository has no such tag (or
+    no longer exists). RegistryError passes."""
+    rule = policy.rule_for(repository)
+    ignored = "repository is ignored by the policy" if rule.ignore else None
+    with_digest = isinstance(registry, ListsTagDigests)
+    read_at = clock() if with_digest else None  # before the read: anything recorded after it is newer
+    try:
+        head = registry.head_manifest(repository, tag)
+    except NotFound:
+        return None
+    if head is None:
+        return None
+    if with_digest:
+        return ListedTag(repository, tag, head.digest, read_at, ignored)
+    return ListedTag(repository, tag, ignored_because=ignored)
 
 
 def resume_order(resume: Sequence[str], repositories: Iterable[str]) -> list[str]:

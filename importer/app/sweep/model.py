@@ -88,9 +88,14 @@ def parse_scope(text: str) -> SweepScope:
     return SweepScope(host.lower(), glob, tag)
 
 
+def has_wildcard(glob: str) -> bool:
+    """Whether a repository glob has a wildcard (`*`, `**`, `?`); one without names a single repository outright."""
+    return "*" in glob or "?" in glob
+
+
 def _check_tag(repository: str | None, tag: str, subject: str) -> None:
     """ValueError `subject: why` unless `tag` is a tag and `repository` names one repository outright."""
-    if repository is None or "*" in repository or "?" in repository:
+    if repository is None or has_wildcard(repository):
         raise ValueError(f"{subject}: a tag names one tag of one repository, so the repository takes no wildcard "
                          f"(got {repository or 'every repository'!r} with tag {tag!r})")
     try:

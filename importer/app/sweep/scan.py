@@ -34,7 +34,7 @@ from importer.app.registries import RegistryDirectory
 from importer.app.settings import DEFAULT_EVENT_DEADLINE_SECONDS
 from importer.app.sweep.budget import OutOfTime, before, earliest, passed
 from importer.app.sweep.handoff import PipelineHandoff
-from importer.app.sweep.listing import list_tags, repository_names, resume_order
+from importer.app.sweep.listing import list_tags, listed_tag, repository_names, resume_order
 from importer.app.sweep.locks import KeyedLocks
 from importer.app.sweep.model import DRY_RUN, ListedTag, SweepError, SweepItem, SweepOptions, SweepReport
 from importer.app.sweep.suggestions import with_suggestion
@@ -115,17 +115,16 @@ class Sweep:
         deadline passed before they were all listed."""
         if passed(deadline):
             return None
+        if self.options.tag is not None:  # one tag: a HEAD, not the repository's whole listing
+            entry = listed_tag(self.registry, self.policy, repository, self.options.tag, clock=self._clock)
+            if entry is None:
+                raise NotFound(f"{self.host}/{repository} has no tag {self.options.tag}")
+            return [entry]
         try:
-            listed = list_tags(self.registry, self.policy, repository, page_size=self.options.page_size,
-                               clock=self._clock, deadline=deadline)
+            return list_tags(self.registry, self.policy, repository, page_size=self.options.page_size,
+                             clock=self._clock, deadline=deadline)
         except OutOfTime:
             return None
-        if self.options.tag is None:
-            return listed
-        wanted = [entry for entry in listed if entry.tag == self.options.tag]
-        if not wanted:
-            raise NotFound(f"{self.host}/{repository} has no tag {self.options.tag}")
-        return wanted
 
     def run(self, progress: SweepProgress | None = None, *, deadline: float | None = None,
             resume: Sequence[str] = ()) -> SweepReport:

@@ -1,7 +1,7 @@
 """What to do about a swept tag: the command that deals with it by hand (`SweepItem.suggestion`) and, in words, what
 fixing it means (`SweepItem.remedy`); both are in the --json report and the rendered ones.
 
-    suggested_command(item, policy, "policy.yaml")    # a violation of 127.0.0.1:5000/team/app:1 to re-import gives
+    suggested_command(item, "policy.yaml")            # a violation of 127.0.0.1:5000/team/app:1 to re-import gives
     # 'platform-guard audit 127.0.0.1:5000/team/app:1 --policy policy.yaml --remediate'
     remedy(item, policy)                              # 're-import from docker.io/library/nginx'
 
@@ -27,7 +27,7 @@ def _policy_words(policy_hint: str | None) -> tuple[str, ...]:
     return ("--policy", policy_hint) if policy_hint else ()
 
 
-def suggested_command(item: SweepItem, policy: Policy, policy_hint: str | None = None) -> str | None:
+def suggested_command(item: SweepItem, policy_hint: str | None = None) -> str | None:
     """The command that would deal with `item` by hand, or None when there is nothing to do."""
     tagged = f"{item.registry}/{item.repository}:{item.tag}"
     if item.result == "quarantined" and item.preserved_as and "@" not in item.preserved_as:
@@ -52,10 +52,7 @@ def remedy(item: SweepItem, policy: Policy) -> str | None:
     if item.status != "violation":
         return None
     if item.action == "reimport":
-        try:
-            upstream = policy.rule_for(item.repository).upstream_for(item.repository)
-        except ValueError:
-            upstream = None
+        upstream = policy.rule_for(item.repository).upstream_for(item.repository)  # the rule matches: no ValueError
         return f"re-import from {upstream}" if upstream else "re-import"
     if item.action == "quarantine":
         quarantine = policy.quarantine
@@ -69,7 +66,7 @@ def remedy(item: SweepItem, policy: Policy) -> str | None:
 
 def with_suggestion(item: SweepItem, policy: Policy, policy_hint: str | None) -> SweepItem:
     """`item` with its suggested command and its remedy, when it has them."""
-    suggestion = suggested_command(item, policy, policy_hint)
+    suggestion = suggested_command(item, policy_hint)
     what = remedy(item, policy)
     if suggestion is None and what is None:
         return item
