@@ -84,7 +84,7 @@ from testbed.images import (
 )
 from testbed.push import SKOPEO_BINARY
 from testbed.registry import LocalRegistry
-from testbed.tools import missing_tool_message, pinned_version, read_lock, tool_path, tools_dir
+from testbed.tools import missing_tool_message, pinned_version, tool_path
 
 MIB = 1024 * 1024
 PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le")
@@ -511,25 +511,13 @@ def prepare_peers(
             continue
         path = tool_path(name)
         if path is None:
-            missing[name] = _missing_message(name)
+            missing[name] = f"{missing_tool_message(name)}; measured without it"
             continue
         peers[name] = Peer(name, str(path), peer_version(name, str(path), environment), environment)
     if "regctl" in peers:
         for registry in registries:
             _run_checked([peers["regctl"].binary, "registry", "set", registry.host, "--tls", "disabled"], environment)
     return peers, missing
-
-
-def _missing_message(name: str) -> str:
-    """Why peer `name` is left out, and how to build it."""
-    lock = read_lock()
-    pin = lock.tools.get(name)
-    if pin is None:
-        return f"{missing_tool_message(name)}; measured without it"
-    return (
-        f"{name} {pin.version} is not built (no {pin.path_in(tools_dir())}): `bash scripts/setup` builds it when "
-        f"Go >= {lock.go_minimum} is installed; measured without it"
-    )
 
 
 def balanced_order(number: int, tools: Sequence[str]) -> tuple[str, ...]:

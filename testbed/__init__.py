@@ -5,9 +5,8 @@
 - `images.ImageBuilder`: tiny deterministic images of any platform set, indexes, attestations, charts, bad manifests.
 - `push.push`: skopeo pushes (raw HTTP where skopeo would rewrite the bytes), digests unchanged.
 - `stack.GuardedRegistry`: a registry whose notifications reach a running local host and pipeline.
-- `tools.require_tool`: the Go tools pinned in scripts/tools.lock (crane, regctl, oras, registry v3, olareg, cosign, notation),
-  built by scripts/setup outside the repository; a test without them skips, or fails under
-  PLATFORM_GUARD_REQUIRE_TOOLS=1.
+- `tools.require_tool`: the Go tools pinned in scripts/tools.lock, built by scripts/setup outside the repository; a
+  test without them skips, or fails under PLATFORM_GUARD_REQUIRE_TOOLS=1.
 - `signing.Cosign`, `signing.Notation`: the real signing CLIs in private directories, signing and verifying by digest.
 - `signatures.Signer`: signatures shaped as cosign and Notation push them, without keys (fast, for the product tests).
 - `registry.ReferrersApiRegistry`: olareg, a registry that serves the OCI referrers API.

@@ -3,6 +3,7 @@
     with Azurite(tmp_path / "azurite") as azurite:
         ledger = TableLedger(connection_string=azurite.connection_string)
         azurite.table_endpoint      # "http://127.0.0.1:PORT/devstoreaccount1"
+        read_only_tables(azurite)   # a connection string whose SAS may only read and list tables
 
 Azurite is the npm package pinned in the repository's package.json; `npm ci` at the repository root installs it
 into ./node_modules (node 18 or newer). `azurite_command()` says what is missing when it cannot run. The
@@ -12,6 +13,7 @@ well-known development account (`devstoreaccount1` and its published key) is the
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import socket
 import subprocess
@@ -174,3 +176,18 @@ class Azurite(ServiceProcess):
             return self.log_path.read_text(errors="replace")[-2000:]
         except OSError:
             return "(no log)"
+
+
+def read_only_tables(azurite: Azurite) -> str:
+    """A connection string to `azurite`'s Table service whose account SAS may read and list tables, nothing else (an
+    identity without write access, for the checks that must say so). The Azure SDK is imported here, on first use."""
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.data.tables import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    sas = generate_account_sas(
+        AzureNamedKeyCredential(ACCOUNT_NAME, ACCOUNT_KEY),
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(read=True, list=True),
+        expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
+    )
+    return f"TableEndpoint={azurite.table_endpoint};SharedAccessSignature={sas}"

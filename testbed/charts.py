@@ -25,6 +25,9 @@ from typing import Any
 
 import yaml
 
+from importer.core.charts.model import (  # noqa: F401  (re-exported: the Chart.yaml annotation declaring the images)
+    ARTIFACTHUB_IMAGES_ANNOTATION as ARTIFACTHUB_IMAGES,
+)
 from testbed.images import (
     HELM_CHART_LAYER,
     HELM_CONFIG,
@@ -38,7 +41,6 @@ from testbed.images import (
 )
 from testbed.push import push
 
-ARTIFACTHUB_IMAGES = "artifacthub.io/images"  # the Chart.yaml annotation that declares a chart's images
 _ZERO_CHUNK = bytes(1024 * 1024)
 _END_OF_ARCHIVE = bytes(2 * tarfile.BLOCKSIZE)
 

@@ -14,7 +14,8 @@ string, the seed and the layer number, so different platforms or seeds never sha
 
 Platform strings are used exactly as written ("linux/aarch64" stays "aarch64"): the point is to feed
 un-normalised and inconsistent inputs to the code under test; `raw_manifest` and `add_blob` store any bytes
-for bad-input cases. `single` and `multi` at the bottom build the common shapes in one line.
+for bad-input cases. `single` and `multi` at the bottom build the common shapes in one line; `children_of`
+reads an index's entries back as descriptors.
 
 Signatures and other referrers, shaped as the tools push them (docs/design.md, "Artifacts and referrers"):
 
@@ -512,14 +513,22 @@ class ImageBuilder:
 
 def cosign_tag(subject: Descriptor | str, suffix: str) -> str:
     """The tag cosign stores a signature (`sig`), attestation (`att`) or SBOM (`sbom`) of `subject` under:
-    `sha256-<hex>.<suffix>`."""
+    `sha256-<hex>.<suffix>`.
+
+    A test oracle, written out on purpose rather than taken from importer.core.referrers (`cosign_tags`): the testbed
+    stores signatures where cosign does (tests/testbed/test_signing_tools.py checks this against the real cosign), so
+    that the product's own tag names are checked against it, never trusted by it. The same goes for `referrers_tag`.
+    """
     digest = subject if isinstance(subject, str) else subject.digest
     algorithm, _, hex_digest = digest.partition(":")
     return f"{algorithm}-{hex_digest}.{suffix}"
 
 
 def referrers_tag(subject: Descriptor | str) -> str:
-    """The OCI referrers tag schema's tag for `subject`: `<algorithm>-<hex>` (the hex cut to 64 digits)."""
+    """The OCI referrers tag schema's tag for `subject`: `<algorithm>-<hex>` (the hex cut to 64 digits).
+
+    A test oracle, like `cosign_tag`: independent of importer.core.referrers.referrers_tag, and checked against the
+    real notation and cosign in tests/testbed/test_signing_tools.py."""
     digest = subject if isinstance(subject, str) else subject.digest
     algorithm, _, hex_digest = digest.partition(":")
     return f"{algorithm}-{hex_digest[:64]}"
@@ -551,3 +560,11 @@ def multi(
     if attestations:
         children.extend(builder.attestation(image) for image in images)
     return builder.index(children, docker=docker, annotations=annotations)
+
+
+def children_of(builder: ImageBuilder, index: Descriptor) -> list[Descriptor]:
+    """The entries of an index the builder stored, as descriptors, exactly as listed: platform, annotations and
+    artifactType included where the entry has them."""
+    return [Descriptor(entry["mediaType"], entry["digest"], entry["size"], platform=entry.get("platform"),
+                       annotations=entry.get("annotations"), artifact_type=entry.get("artifactType"))
+            for entry in builder.document(index)["manifests"]]

@@ -10,12 +10,12 @@ Two flavours, the same configuration:
 
 - "2.8" (the default): `/usr/bin/docker-registry`, Debian's `docker-registry`, distribution 2.8.
 - "v3": distribution v3.1.2 built by `scripts/setup` (`testbed/tools.py` finds it; tests get it through the
-  `registry_v3` fixture, which skips where it is not built). Its configuration is 2.8's: every key used here means
-  the same in v3. v3 also validates that an index's children exist (`validation.manifests.indexes.platforms`
-  defaults to `all`, as 2.8 always does). Neither flavour serves the OCI referrers API
-  (`GET /v2/<name>/referrers/<digest>` answers 404 on both; tests/testbed/test_registry_flavours.py shows it), so
-  clients fall back to the referrers tag schema (`sha256-<hex>` tags). v3 exports OpenTelemetry traces unless told
-  not to: the process gets `OTEL_TRACES_EXPORTER=none`, so it never dials a collector.
+  `any_registry` fixture, which runs them on each flavour and skips v3 where it is not built). Its configuration is
+  2.8's: every key used here means the same in v3. v3 also validates that an index's children exist
+  (`validation.manifests.indexes.platforms` defaults to `all`, as 2.8 always does). Neither flavour serves the OCI
+  referrers API (`GET /v2/<name>/referrers/<digest>` answers 404 on both; tests/testbed/test_registry_flavours.py
+  shows it), so clients fall back to the referrers tag schema (`sha256-<hex>` tags). v3 exports OpenTelemetry traces
+  unless told not to: the process gets `OTEL_TRACES_EXPORTER=none`, so it never dials a collector.
 
 Notifications, when asked for, go to `notify_url` with `Authorization: Bearer <token>`; pulls and mounts are not
 sent, like the deployed configuration in the README. `htpasswd` turns on basic auth (an htpasswd file with bcrypt

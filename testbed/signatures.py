@@ -6,7 +6,8 @@ API: cosign tags (`sha256-<hex>.sig/.att`), and the referrers tag schema's index
     signer.notation(index)            # by digest, listed in the index tagged sha256-<hex>
     index, children, signer = signed_index(builder, host, "team/app", "1.0", ["linux/amd64", "linux/arm64"])
 
-Shapes, not signatures: nothing here holds a key (testbed/signing.py runs the real tools).
+Shapes, not signatures: nothing here holds a key (testbed/signing.py runs the real tools). The tags are
+testbed.images' `cosign_tag` and `referrers_tag`, the oracle the product's tag names are checked against.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from importer.core.referrers import referrers_in_index, referrers_tag
-from testbed.images import DSSE_ENVELOPE, Descriptor, ImageBuilder, cosign_tag, multi
+from importer.core.referrers import referrers_in_index
+from testbed.images import DSSE_ENVELOPE, Descriptor, ImageBuilder, children_of, cosign_tag, multi, referrers_tag
 from testbed.push import PushError, fetch_manifest, push
 
 
@@ -52,12 +53,6 @@ class Signer:
             return []
         return [Descriptor(r.media_type, r.digest, r.size, artifact_type=r.artifact_type,
                            annotations=dict(r.annotations) or None) for r in referrers_in_index(raw)]
-
-
-def children_of(builder: ImageBuilder, index: Descriptor) -> list[Descriptor]:
-    """The entries of an index the builder made, as descriptors."""
-    return [Descriptor(entry["mediaType"], entry["digest"], entry["size"], platform=entry.get("platform"))
-            for entry in builder.document(index)["manifests"]]
 
 
 def signed_index(builder: ImageBuilder, host: str, repository: str, tag: str, platforms: Sequence[str], *,

@@ -30,7 +30,7 @@ from testbed.http_server import LocalHttpServer, QuietRequestHandler
 
 ISSUER = "testbed-token-issuer"
 SERVICE = "testbed-registry"
-LIFETIME_SECONDS = 300
+LIFETIME_SECONDS = 300  # the default `lifetime` of the tokens issued (their `exp` and `expires_in`)
 
 
 class _Handler(QuietRequestHandler):
@@ -42,7 +42,7 @@ class _Handler(QuietRequestHandler):
         if user is None:
             self.send_json(401, {"details": "credentials required"})
             return
-        self.send_json(200, {"token": service.token(user, scopes), "expires_in": LIFETIME_SECONDS})
+        self.send_json(200, {"token": service.token(user, scopes), "expires_in": service.lifetime})
 
     def do_POST(self) -> None:
         service: TokenService = self.server.owner  # type: ignore[attr-defined]
@@ -55,14 +55,19 @@ class _Handler(QuietRequestHandler):
         if user is None:
             self.send_json(401, {"error": "invalid_grant"})
             return
-        self.send_json(200, {"access_token": service.token(user, scopes), "expires_in": LIFETIME_SECONDS})
+        self.send_json(200, {"access_token": service.token(user, scopes), "expires_in": service.lifetime})
 
 
 class TokenService:
-    """The token service; start it (or use it as a context manager) before the registry that trusts it."""
+    """The token service; start it (or use it as a context manager) before the registry that trusts it.
+
+    `lifetime` is how long the tokens it issues from now on are good for, in seconds (`exp` and `expires_in`); a test
+    may shorten it to see a client fetch a new token.
+    """
 
     def __init__(self, root: Path, *, users: dict[str, str], refresh_tokens: dict[str, str]) -> None:
         self.users, self.refresh_tokens = users, refresh_tokens
+        self.lifetime = LIFETIME_SECONDS
         self.requests: list[tuple[str, str | None, tuple[str, ...]]] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testbed token issuer")])
@@ -98,7 +103,7 @@ class TokenService:
             kind, rest = scope.split(":", 1)
             resource, _, actions = rest.rpartition(":")
             access.append({"type": kind, "name": resource, "actions": actions.split(",")})
-        claims = {"iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + LIFETIME_SECONDS, "nbf": now - 5,
+        claims = {"iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + self.lifetime, "nbf": now - 5,
                   "iat": now, "jti": f"{now}-{len(self.requests)}", "access": access}
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"x5c": [self._x5c]})
 

@@ -3,9 +3,9 @@
     tool_path("cosign")          # Path(~/.cache/platform-guard/tools/cosign-v2.6.5/cosign), or None if not built
     require_tool("notation")     # in a test: the path, or skip ("notation is not built: run scripts/setup ...")
 
-The tools (crane, regctl, oras, the distribution v3 registry, cosign, notation) are built outside the repository,
-at `${PLATFORM_GUARD_TOOLS_DIR:-$HOME/.cache/platform-guard/tools}/<tool>-<version>/<tool>`, from the one list of
-pins that the build script reads too. A test that needs one calls `require_tool`: where Go is missing the tool is
+The tools pinned in `scripts/tools.lock` are built outside the repository, at
+`${PLATFORM_GUARD_TOOLS_DIR:-$HOME/.cache/platform-guard/tools}/<tool>-<version>/<tool>`, from that one list of
+pins, which the build script reads too. A test that needs one calls `require_tool`: where Go is missing the tool is
 missing and the test is skipped, unless `PLATFORM_GUARD_REQUIRE_TOOLS=1` (CI), which makes it fail instead.
 
 pytest is imported only inside `require_tool`: the demo imports the testbed without pytest around.

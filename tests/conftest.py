@@ -1,7 +1,9 @@
-"""Shared fixtures: real registries, a guarded registry stack, an image builder and Azurite, all on 127.0.0.1."""
+"""Shared fixtures: real registries, a guarded registry stack, an image builder, Azurite, the signing tools (cosign,
+notation), all on 127.0.0.1, and a clean PLATFORM_GUARD_* environment."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,8 +12,20 @@ import pytest
 from testbed.azurite import Azurite, node_binary
 from testbed.images import ImageBuilder
 from testbed.registry import REFERRERS_API_TOOL, V3_TOOL, LocalRegistry, ReferrersApiRegistry
+from testbed.signing import Cosign, Notation
 from testbed.stack import GuardedRegistry
 from testbed.tools import require_tool
+
+
+@pytest.fixture
+def clean_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No PLATFORM_GUARD_* setting from outside the test, and the ledger in the test's folder; returns the
+    monkeypatch, for the module's own settings (DOCKER_CONFIG, PATH, ...) on top."""
+    for name in list(os.environ):
+        if name.startswith("PLATFORM_GUARD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "ledger.db"))
+    return monkeypatch
 
 
 @pytest.fixture
@@ -28,11 +42,16 @@ def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
 
 
 @pytest.fixture
-def registry_v3(tmp_path: Path) -> Iterator[LocalRegistry]:
-    """A plain distribution v3 registry (built by scripts/setup; skipped where it is not, failed with
-    PLATFORM_GUARD_REQUIRE_TOOLS=1), stopped after the test."""
-    require_tool(V3_TOOL)
-    with LocalRegistry(tmp_path / "plain-registry-v3", flavour="v3") as running:
+def upstream(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A second plain registry, the upstream that re-imports come from, stopped after the test."""
+    with LocalRegistry(tmp_path / "upstream") as running:
+        yield running
+
+
+@pytest.fixture
+def target_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A second, independent plain registry to copy into, stopped after the test."""
+    with LocalRegistry(tmp_path / "target-registry") as running:
         yield running
 
 
@@ -80,6 +99,20 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         pytest.skip("node is not installed (Debian: apt-get install nodejs npm), so Azurite cannot run")
     with Azurite(tmp_path_factory.mktemp("azurite")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def cosign(tmp_path_factory: pytest.TempPathFactory) -> Cosign:
+    """The real cosign (built by scripts/setup; skipped where it is not, failed with PLATFORM_GUARD_REQUIRE_TOOLS=1)
+    with one key pair for the session: every test's registry is its own, so no test sees another's signatures. A
+    test that needs a second signer makes its own `Cosign`."""
+    return Cosign(tmp_path_factory.mktemp("cosign"), require_tool("cosign"))
+
+
+@pytest.fixture(scope="session")
+def notation(tmp_path_factory: pytest.TempPathFactory) -> Notation:
+    """The real notation with one test CA, key and trust policy for the session (like `cosign`)."""
+    return Notation(tmp_path_factory.mktemp("notation"), require_tool("notation"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

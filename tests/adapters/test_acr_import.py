@@ -43,9 +43,9 @@ from importer.core.platforms import parse
 from importer.core.selection import ImportPlan, plan_import
 from importer.ports.deadlines import time_limit
 from importer.ports.registry import FetchedManifest, RegistryError, Unauthorized
-from testbed.arm import ArmImportSimulator
+from testbed.arm import IMPORT_ACTION, POLL_ACTION, ArmImportSimulator
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
-from testbed.images import ImageBuilder, multi, single
+from testbed.images import ImageBuilder, children_of, multi, single
 from testbed.push import push
 from testbed.registry import LocalRegistry
 
@@ -586,8 +586,6 @@ def authorization_failed(action: str, scope: str) -> Reply:
                      f"perform action '{action}' over scope '{scope}' or the scope is invalid.")
 
 
-IMPORT_ACTION = "Microsoft.ContainerRegistry/registries/importImage/action"
-POLL_ACTION = "Microsoft.ContainerRegistry/locations/operationResults/read"
 ROLE = f'the identity needs the role "{IMPORT_ROLE}" ({IMPORT_ROLE_ID}) on registry {REGISTRY_ID}'
 
 AUTHORIZATION_CASES = [
@@ -637,12 +635,6 @@ def test_contract_a_source_by_resource_id_names_the_role_on_both_registries(arm:
             importer.import_image(source_registry="baseimages.azurecr.io", source_image=f"team/app@{DIGEST}",
                                   untagged_repositories=["team/app"])
     assert f"on registry {REGISTRY_ID} and on the source registry {BASE_ID}" in str(raised.value)
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[LocalRegistry]:
-    with LocalRegistry(tmp_path / "upstream") as started:
-        yield started
 
 
 def simulated_importer(simulator: ArmImportSimulator, **options: Any) -> AcrImporter:
@@ -792,7 +784,7 @@ def fetched(builder: ImageBuilder, descriptor: Any) -> FetchedManifest:
 
 
 def children(builder: ImageBuilder, descriptor: Any) -> list[str]:
-    return [entry["digest"] for entry in builder.document(descriptor)["manifests"]]
+    return [child.digest for child in children_of(builder, descriptor)]
 
 
 WHOLE_CASES = [

@@ -71,16 +71,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
 
 
 @pytest.fixture
-def docker_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """DOCKER_CONFIG in the test's directory, its bin/ first on PATH, and no PLATFORM_GUARD_* settings."""
-    for name in list(os.environ):
-        if name.startswith("PLATFORM_GUARD_"):
-            monkeypatch.delenv(name)
+def docker_dir(tmp_path: Path, clean_settings: pytest.MonkeyPatch) -> Path:
+    """DOCKER_CONFIG in the test's directory, its bin/ first on PATH, and no PLATFORM_GUARD_* settings but the ledger
+    in the test's directory (`clean_settings`)."""
     directory = tmp_path / "docker"
     directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-    monkeypatch.setenv("PATH", f"{directory / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "ledger.db"))
+    clean_settings.setenv("DOCKER_CONFIG", str(directory))
+    clean_settings.setenv("PATH", f"{directory / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     return directory
 
 

@@ -1,8 +1,8 @@
 """Tests for importer.adapters.registry.oci.OciRegistry against real distribution registries and small local servers.
 
 Real registries (testbed.registry.LocalRegistry) carry the API behaviour: manifests, blobs, uploads,
-mounts, deletes, catalog pagination, basic auth (htpasswd) and Docker token auth (a token server written
-here signs ES256 JWTs with an x5c certificate that the registry trusts through `rootcertbundle`).
+mounts, deletes, catalog pagination, basic auth (htpasswd) and Docker token auth (testbed.token_service signs ES256
+JWTs with an x5c certificate that the registry trusts through `rootcertbundle`).
 A scripted HTTP server on 127.0.0.1 stands in where a real registry cannot misbehave on demand: retries,
 Retry-After, connection resets, wrong digests, endless bodies, redirects, error bodies, and tag pagination
 (distribution 2.8 ignores `n` on tags/list, so it cannot show tag pages).
@@ -10,8 +10,6 @@ Retry-After, connection resets, wrong digests, endless bodies, redirects, error 
 
 from __future__ import annotations
 
-import base64
-import datetime
 import email.utils
 import hashlib
 import json
@@ -26,12 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from importer.adapters.registry.oci import OciRegistry
 from importer.core.media_types import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
@@ -52,6 +45,7 @@ from importer.ports.registry import (
 )
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.registry import LocalRegistry
+from testbed.token_service import TokenService
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -999,88 +993,16 @@ def test_basic_auth_refusals_raise_unauthorized(basic_registry: LocalRegistry, c
 # Docker token auth on a real registry
 
 
-class TokenServer:
-    """A Docker token service on 127.0.0.1 issuing ES256 JWTs (x5c header) for every scope asked for."""
-
-    def __init__(self, root: Path, *, issuer: str, service: str, users: dict[str, str]) -> None:
-        self.issuer, self.service, self.users = issuer, service, users
-        self.lifetime = 300
-        self.requests: list[tuple[str | None, tuple[str, ...]]] = []
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "platform-guard test token issuer")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self._key, hashes.SHA256())
-        )
-        self.root_bundle = root / "token-ca.pem"
-        self.root_bundle.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        self._x5c = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
-        self._server = ScriptedServer(self._answer)
-        self.realm = f"{self._server.url}/token"
-
-    def _answer(self, request: SeenRequest) -> Reply:
-        user = self._authenticate(request.headers.get("authorization"))
-        scopes = tuple(parse_qs(urlsplit(request.path).query).get("scope", []))
-        self.requests.append((user, scopes))
-        if user is None:
-            return Reply(401, {}, b'{"details": "credentials required"}')
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "sub": user,
-            "aud": self.service,
-            "exp": now + self.lifetime,
-            "nbf": now - 5,
-            "iat": now,
-            "jti": f"{now}-{len(self.requests)}",
-            "access": [self._access(scope) for scope in scopes],
-        }
-        token = jwt.encode(claims, self._key, algorithm="ES256", headers={"x5c": [self._x5c]})
-        body = json.dumps({"token": token, "expires_in": self.lifetime}).encode()
-        return Reply(200, {"Content-Type": "application/json"}, body)
-
-    def _authenticate(self, header: str | None) -> str | None:
-        if not header or not header.startswith("Basic "):
-            return None
-        username, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        return username if self.users.get(username) == password else None
-
-    @staticmethod
-    def _access(scope: str) -> dict[str, object]:
-        kind, rest = scope.split(":", 1)
-        name, _, actions = rest.rpartition(":")
-        return {"type": kind, "name": name, "actions": actions.split(",")}
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
 @pytest.fixture(scope="module")
-def token_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegistry, TokenServer]]:
+def token_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegistry, TokenService]]:
+    """A registry with token auth, trusting a token service (testbed.token_service) that knows USERNAME / PASSWORD."""
     root = tmp_path_factory.mktemp("token")
-    tokens = TokenServer(root, issuer="test-issuer", service="test-registry", users={USERNAME: PASSWORD})
-    settings = {
-        "realm": tokens.realm,
-        "service": "test-registry",
-        "issuer": "test-issuer",
-        "rootcertbundle": str(tokens.root_bundle),
-    }
-    try:
-        with LocalRegistry(root / "registry", token_auth=settings) as local:
-            yield local, tokens
-    finally:
-        tokens.stop()
+    tokens = TokenService(root / "tokens", users={USERNAME: PASSWORD}, refresh_tokens={})
+    with tokens, LocalRegistry(root / "registry", token_auth=tokens.registry_settings()) as local:
+        yield local, tokens
 
 
-def test_token_auth_pushes_pulls_and_caches_tokens(token_setup: tuple[LocalRegistry, TokenServer]) -> None:
+def test_token_auth_pushes_pulls_and_caches_tokens(token_setup: tuple[LocalRegistry, TokenService]) -> None:
     """With credentials the client gets scoped tokens from the realm, and reuses each one until it expires."""
     local, tokens = token_setup
     with OciRegistry(local.host, credentials=Credentials(USERNAME, PASSWORD)) as authed:
@@ -1091,13 +1013,13 @@ def test_token_auth_pushes_pulls_and_caches_tokens(token_setup: tuple[LocalRegis
         before = authed.requests_made
         authed.get_manifest("token/app", "1")
         assert authed.requests_made == before + 1 and len(tokens.requests) == asked
-        assert tokens.requests[-1] == (USERNAME, ("repository:token/app:pull",))
-        assert (USERNAME, ("repository:token/app:pull,push",)) in tokens.requests
+        assert tokens.requests[-1] == ("GET", USERNAME, ("repository:token/app:pull",))
+        assert ("GET", USERNAME, ("repository:token/app:pull,push",)) in tokens.requests
         authed.delete_manifest("token/app", image.digest)
         assert authed.head_manifest("token/app", image.digest) is None
 
 
-def test_expired_tokens_are_fetched_again(token_setup: tuple[LocalRegistry, TokenServer]) -> None:
+def test_expired_tokens_are_fetched_again(token_setup: tuple[LocalRegistry, TokenService]) -> None:
     """A token is not used past its expires_in (less a safety margin): the next request gets a new one."""
     local, tokens = token_setup
     with OciRegistry(local.host, credentials=Credentials(USERNAME, PASSWORD)) as authed:
@@ -1119,7 +1041,7 @@ def test_expired_tokens_are_fetched_again(token_setup: tuple[LocalRegistry, Toke
     "credentials", [None, Credentials(USERNAME, "wrong-password")], ids=["anonymous", "wrong-password"]
 )
 def test_token_auth_refusals_raise_unauthorized(
-    token_setup: tuple[LocalRegistry, TokenServer], credentials: Credentials | None
+    token_setup: tuple[LocalRegistry, TokenService], credentials: Credentials | None
 ) -> None:
     """When the token service refuses, the client raises Unauthorized naming the manifest, without secrets."""
     local, _ = token_setup

@@ -8,7 +8,7 @@ upstream registry holding the images. Events that must be repeated are handed to
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,12 +253,6 @@ def chart_policy(upstream_host: str, *, on_violation: str = "reimport") -> str:
 
 def images_annotation(*references: str) -> str:
     return yaml.safe_dump([{"name": f"image{n}", "image": reference} for n, reference in enumerate(references)])
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[LocalRegistry]:
-    with LocalRegistry(tmp_path / "upstream") as running:
-        yield running
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,13 +59,6 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-def target_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
-    """A second, independent registry to copy into."""
-    with LocalRegistry(tmp_path / "target-registry") as running:
-        yield running
-
-
-@pytest.fixture
 def source(registry: LocalRegistry) -> Iterator[OciRegistry]:
     with OciRegistry(registry.host) as client:
         yield client

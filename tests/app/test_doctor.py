@@ -11,7 +11,6 @@ off, a table that may only be read, the import right missing — and the printed
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import sqlite3
 import threading
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken, AzureNamedKeyCredential
-from azure.data.tables import AccountSasPermissions, ResourceTypes, TableClient, generate_account_sas
+from azure.core.credentials import AccessToken
+from azure.data.tables import TableClient
 
 from importer.adapters.probes import ArmPermissions, AzureIdentity, HttpProbe
 from importer.adapters.registry.acr import AcrRegistry
@@ -56,7 +55,7 @@ from importer.core.policy import parse_policy
 from importer.entry.composition import ledger_for, queue_for, registry_directory_for
 from importer.entry.doctor import refused, unreachable
 from importer.ports.probes import Identity, IdentityUnavailable, Permission, PermissionsRefused
-from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, read_only_tables
 from testbed.faults import FaultProxy
 from testbed.http_server import LocalHttpServer, QuietRequestHandler
 from testbed.images import ImageBuilder, single
@@ -352,17 +351,6 @@ def test_upstreams_are_checked_for_reads(pushed: LocalRegistry, tmp_path: Path) 
 
 
 # --- Table Storage and Storage Queues (Azurite) ---------------------------------------------------------------------
-
-
-def read_only_tables(azurite: Azurite) -> str:
-    """A connection string whose SAS may read and list tables, nothing else."""
-    sas = generate_account_sas(
-        AzureNamedKeyCredential(ACCOUNT_NAME, ACCOUNT_KEY),
-        resource_types=ResourceTypes(service=True, container=True, object=True),
-        permission=AccountSasPermissions(read=True, list=True),
-        expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
-    )
-    return f"TableEndpoint={azurite.table_endpoint};SharedAccessSignature={sas}"
 
 
 def test_table_ledger_and_storage_queue_are_ok(azurite: Azurite, pushed: LocalRegistry, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ with the real tools and a registry that serves the referrers API are in tests/in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,12 +27,6 @@ from testbed.signatures import Signer, signed_index
 
 SOURCE = "mirror/app"
 TARGET = "team/app"
-
-
-@pytest.fixture
-def target_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
-    with LocalRegistry(tmp_path / "target-registry") as running:
-        yield running
 
 
 def signed_upstream(builder: ImageBuilder, registry: LocalRegistry, platforms: Sequence[str], *,

@@ -43,12 +43,6 @@ def reimport_policy(upstream_host: str, *, require: str = "[linux/amd64, linux/a
 QUARANTINE_POLICY = "version: 1\ndefaults:\n  require: [linux/amd64]\n  on_violation: quarantine\n"
 
 
-@pytest.fixture
-def upstream(tmp_path: Path) -> Any:
-    with LocalRegistry(tmp_path / "upstream") as running:
-        yield running
-
-
 def client(host: str) -> OciRegistry:
     return OciRegistry(host)
 

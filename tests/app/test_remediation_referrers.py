@@ -7,7 +7,7 @@ tests/interop runs the real cosign and notation against the result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,19 +17,13 @@ from importer.app.remediation import quarantine_tag
 from importer.core.media_types import NOTARY_SIGNATURE
 from importer.core.referrers import referrers_in_index, referrers_tag
 from importer.entry.cli import main
-from testbed.images import ImageBuilder, cosign_tag, multi, single
+from testbed.images import ImageBuilder, children_of, cosign_tag, multi, single
 from testbed.push import fetch_manifest, list_tags, push, push_raw_manifest
 from testbed.registry import LocalRegistry
-from testbed.signatures import Signer, children_of, signed_index
+from testbed.signatures import Signer, signed_index
 from testbed.stack import GuardedRegistry
 
 UPSTREAM_REPOSITORY = "mirror/team/app"
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[LocalRegistry]:
-    with LocalRegistry(tmp_path / "upstream") as running:
-        yield running
 
 
 def reimport_policy(upstream_host: str, *, require: str, forbid: str = "[]", signatures: str = "allow-loss") -> str:

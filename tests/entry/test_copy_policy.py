@@ -8,7 +8,6 @@ artifact, pushed with skopeo; a fresh target per test, read back with plain HTTP
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,12 +46,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
 
 
 @pytest.fixture
-def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRegistry]:
-    """An empty registry to copy into; no PLATFORM_GUARD_* settings and no docker config from outside the test."""
-    for name in list(os.environ):
-        if name.startswith("PLATFORM_GUARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+def target(tmp_path: Path, clean_settings: pytest.MonkeyPatch) -> Iterator[LocalRegistry]:
+    """An empty registry to copy into; no PLATFORM_GUARD_* settings (tests/conftest.py's `clean_settings`) and no
+    docker config from outside the test."""
+    clean_settings.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     with LocalRegistry(tmp_path / "target") as running:
         yield running
 

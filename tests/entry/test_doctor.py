@@ -3,7 +3,6 @@ stack (real registries, Azurite), with its table, its `--json`, its exit codes a
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess
@@ -12,11 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.core.credentials import AzureNamedKeyCredential
-from azure.data.tables import AccountSasPermissions, ResourceTypes, generate_account_sas
 
 from importer.entry.cli import main
-from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+from testbed.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, read_only_tables
 from testbed.faults import FaultProxy
 from testbed.images import ImageBuilder, single
 from testbed.push import push
@@ -30,13 +27,11 @@ PASSWORD = "pw-upstream-do-not-print-7f3a"
 
 
 @pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """A clean PLATFORM_GUARD_* environment with the ledger in the test's folder."""
-    for name in list(os.environ):
-        if name.startswith("PLATFORM_GUARD_") or name == "AZURE_CLIENT_ID":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "ledger.db"))
-    return monkeypatch
+def environment(clean_settings: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean PLATFORM_GUARD_* environment with the ledger in the test's folder (`clean_settings`), and no
+    AZURE_CLIENT_ID."""
+    clean_settings.delenv("AZURE_CLIENT_ID", raising=False)
+    return clean_settings
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -122,16 +117,6 @@ def test_a_bad_policy_is_reported_in_the_table_and_exits_2(
     policy = next(line for line in out.splitlines() if line.startswith("policy"))
     assert "error" in policy and "on_violation" in policy
     assert any(line.startswith("push") and " ok " in line for line in out.splitlines())
-
-
-def read_only_tables(azurite: Azurite) -> str:
-    sas = generate_account_sas(
-        AzureNamedKeyCredential(ACCOUNT_NAME, ACCOUNT_KEY),
-        resource_types=ResourceTypes(service=True, container=True, object=True),
-        permission=AccountSasPermissions(read=True, list=True),
-        expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
-    )
-    return f"TableEndpoint={azurite.table_endpoint};SharedAccessSignature={sas}"
 
 
 def test_azure_storage_through_azurite(environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -25,15 +25,12 @@ from packaging.requirements import Requirement
 
 import importer
 from importer.entry.cli import build_parser
+from tests.requirement_pins import normalised, pins
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = ("yaml", "_yaml", "urllib3", "prometheus_client")  # import names of the base dependencies, linked in
 SCAFFOLDING = ("testbed", "tests", "bench", "scripts", "docs", "infra", "function_app.py", "host.json")
 NOT_IN_THE_EXTRA = {"azure-functions"}  # the Functions host's binding library: only function_app.py imports it
-
-
-def _name(text: str) -> str:
-    return re.sub(r"[-_.]+", "-", text).lower()
 
 
 def _run(args: list[str | Path], cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,24 +99,19 @@ def test_metadata_names_light_dependencies_and_the_azure_extra(wheel: Path) -> N
     assert metadata["Version"] == importer.__version__
     assert metadata["Requires-Python"] == ">=3.11"
     requirements = [Requirement(text) for text in metadata.get_all("Requires-Dist") or ()]
-    base = {_name(r.name): r for r in requirements if r.marker is None}
-    azure = {_name(r.name): r for r in requirements if r.marker is not None and r.marker.evaluate({"extra": "azure"})}
+    base = {normalised(r.name): r for r in requirements if r.marker is None}
+    azure = {normalised(r.name): r for r in requirements
+             if r.marker is not None and r.marker.evaluate({"extra": "azure"})}
     assert set(base) == {"pyyaml", "urllib3", "prometheus-client"}, base
     assert "azure" in (metadata.get_all("Provides-Extra") or ())
     # The deployment's pins (requirements.txt) are the extra's packages plus the base, each inside its range.
-    pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            pins[_name(name)] = version
-    assert set(azure) == set(pins) - set(base) - NOT_IN_THE_EXTRA, azure
+    pinned = pins(ROOT / "requirements.txt")
+    assert set(azure) == set(pinned) - set(base) - NOT_IN_THE_EXTRA, azure
     # The CLI's metrics library is not the Functions app's (it never imports it): pinned for development only.
-    pins.setdefault("prometheus-client", (ROOT / "requirements-dev.txt").read_text().split("prometheus_client==")[1]
-                    .split()[0])
+    pinned.setdefault("prometheus-client", pins(ROOT / "requirements-dev.txt")["prometheus-client"])
     for name, requirement in {**base, **azure}.items():
-        assert requirement.specifier.contains(pins[name]), f"requirements.txt pins {name}=={pins[name]}: " \
-                                                           f"outside {requirement.specifier}"
+        assert requirement.specifier.contains(pinned[name]), f"requirements.txt pins {name}=={pinned[name]}: " \
+                                                             f"outside {requirement.specifier}"
     entry_points = zipfile.ZipFile(wheel).read(f"platform_guard-{importer.__version__}.dist-info/entry_points.txt")
     assert "platform-guard = importer.entry.cli:main" in entry_points.decode()
 

@@ -81,14 +81,11 @@ def fresh_runtime() -> Iterator[None]:
 
 @pytest.mark.parametrize("setting", ["PLATFORM_GUARD_POLICY", "PLATFORM_GUARD_POLICY_FILE"])
 def test_functions_start_up_with_a_deeply_nested_policy_fails_with_a_settings_error(
-    fresh_runtime: None, deep_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+    fresh_runtime: None, deep_file: Path, clean_settings: pytest.MonkeyPatch, setting: str
 ) -> None:
     """The Functions app builds its runtime from the app settings on first use: a deep policy there is a
     SettingsError naming the setting (or file) and the line, not a RecursionError."""
-    for name in [name for name in os.environ if name.startswith("PLATFORM_GUARD_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "ledger.db"))
-    monkeypatch.setenv(setting, DEEP_POLICY if setting == "PLATFORM_GUARD_POLICY" else str(deep_file))
+    clean_settings.setenv(setting, DEEP_POLICY if setting == "PLATFORM_GUARD_POLICY" else str(deep_file))
     source = "PLATFORM_GUARD_POLICY" if setting == "PLATFORM_GUARD_POLICY" else str(deep_file)
     with pytest.raises(SettingsError) as refused:
         importer.entry.runtime.current()

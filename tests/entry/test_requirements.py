@@ -8,11 +8,12 @@ checks that the distribution provides that module and that shipped code imports 
 from __future__ import annotations
 
 import ast
-import re
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
+
+from tests.requirement_pins import pins
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each pinned distribution and the module the app imports from it.
@@ -30,19 +31,6 @@ MODULE_OF = {
 # Not pinned on purpose: ACR's data plane goes through our OciRegistry-based AcrRegistry (docs/design.md, "Azure
 # adapters"); nothing imports the SDK.
 NOT_SHIPPED = ("azure-containerregistry",)
-
-
-def pins(path: Path) -> dict[str, str]:
-    """`name==version` lines of a requirements file, names normalised (PEP 503)."""
-    found = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        name, equals, version = line.partition("==")
-        assert equals, f"{path.name}: {line!r} is not pinned with =="
-        found[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return found
 
 
 def shipped_imports() -> set[str]:

@@ -27,10 +27,9 @@ from importer.app.settings import Settings
 from importer.core.events import PushEvent
 from importer.core.outcome import Outcome
 from importer.core.policy import parse_policy
-from testbed.images import ImageBuilder, multi, single
+from testbed.images import ImageBuilder, children_of, multi, single
 from testbed.push import push
 from testbed.registry import REFERRERS_API_TOOL, LocalRegistry, ReferrersApiRegistry
-from testbed.signatures import children_of
 from testbed.signing import Cosign, Notation
 from testbed.tools import require_tool
 
@@ -56,16 +55,6 @@ def registries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Regis
     else:
         with LocalRegistry(tmp_path / "up") as up, LocalRegistry(tmp_path / "guarded") as guarded:
             yield Registries(up.host, guarded.host, False)
-
-
-@pytest.fixture(scope="module")
-def cosign(tmp_path_factory: pytest.TempPathFactory) -> Cosign:
-    return Cosign(tmp_path_factory.mktemp("cosign"), require_tool("cosign"))
-
-
-@pytest.fixture(scope="module")
-def notation(tmp_path_factory: pytest.TempPathFactory) -> Notation:
-    return Notation(tmp_path_factory.mktemp("notation"), require_tool("notation"))
 
 
 def sign_both(cosign: Cosign, notation: Notation, registries: Registries, reference: str) -> None:

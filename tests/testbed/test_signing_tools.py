@@ -3,7 +3,9 @@
 Each signing test runs on distribution 2.8 and on distribution v3 (`any_registry`), with tools built by
 scripts/setup (testbed/tools.py): without them the tests skip, or fail under PLATFORM_GUARD_REQUIRE_TOOLS=1. What
 each tool left in the registry (tags, the referrers API's answer, the referrers tag index, the signature manifest's
-media types) is asserted, and printed in the session summary under "signing tools".
+media types) is asserted, and printed in the session summary under "signing tools". The `cosign` and `notation`
+fixtures (tests/conftest.py) keep one key each for the whole session, each test signing in a registry of its own; the
+"someone else" test makes its own second signers.
 """
 
 from __future__ import annotations
@@ -44,16 +46,6 @@ SPDX_SBOM: dict[str, Any] = {
     "creationInfo": {"created": "2024-01-01T00:00:00Z", "creators": ["Tool: platform-guard-tests"]},
     "packages": [],
 }
-
-
-@pytest.fixture
-def cosign(tmp_path: Path) -> Cosign:
-    return Cosign(tmp_path / "cosign", require_tool("cosign"))
-
-
-@pytest.fixture
-def notation(tmp_path: Path) -> Notation:
-    return Notation(tmp_path / "notation", require_tool("notation"))
 
 
 # -- what a registry holds for a digest -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from testbed.images import (
     Descriptor,
     ImageBuilder,
     canonical_json,
+    children_of,
     multi,
     single,
 )
@@ -117,14 +118,6 @@ def builder(tmp_path: Path) -> ImageBuilder:
 
 def repository_for(case_id: str) -> str:
     return f"tests/{case_id}"
-
-
-def children(builder: ImageBuilder, index: Descriptor) -> list[Descriptor]:
-    return [
-        Descriptor(entry["mediaType"], entry["digest"], entry["size"], entry.get("platform"),
-                   entry.get("annotations"), entry.get("artifactType"))
-        for entry in builder.document(index)["manifests"]
-    ]
 
 
 def layout_files(root: Path) -> dict[str, bytes]:
@@ -352,7 +345,7 @@ def check_tree(builder: ImageBuilder, descriptor: Descriptor) -> None:
     if descriptor.is_index:
         jsonschema.validate(document, INDEX_SCHEMA)
         assert document["mediaType"] == descriptor.media_type
-        for child in children(builder, descriptor):
+        for child in children_of(builder, descriptor):
             check_tree(builder, child)
     elif descriptor.media_type in (OCI_MANIFEST, DOCKER_MANIFEST):
         jsonschema.validate(document, MANIFEST_SCHEMA)
@@ -406,7 +399,7 @@ def assert_served_unchanged(builder: ImageBuilder, registry: LocalRegistry, repo
     """skopeo reads back the same bytes for `reference`, and for every child by digest, recursively."""
     assert skopeo_inspect_raw(f"docker://{registry.host}/{repository}{reference}") == builder.blob(descriptor.digest)
     if descriptor.is_index:
-        for child in children(builder, descriptor):
+        for child in children_of(builder, descriptor):
             assert_served_unchanged(builder, registry, repository, child, f"@{child.digest}")
 
 
