@@ -1,7 +1,7 @@
 """The audit report as people read it: Markdown or HTML for a file (`audit --report`), a few lines for a terminal.
 
-    write_report(report, Path("audit.md"))      # or .html; ValueError for another extension
-    print(format_summary(report))               # totals, then each violation and failure with its command
+    text = render_markdown(report)              # or render_html: what `audit --report FILE.md|.html` writes
+    print(format_summary(report, display))      # totals, then each violation and failure with its command
 
 The file is what on-call reads, in this order: the scope and sweep; the totals by status (and by result outside a
 dry run); the failures (repositories whose tags could not be listed, tags that could not be read), each with its error
@@ -23,10 +23,8 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from importer.app.sweep import STATUSES, SweepItem, SweepReport, repository_command
-from importer.core.safe_text import escape_unsafe
 from importer.core.words import counted
 from importer.entry.terminal import (
     Display,
@@ -135,18 +133,13 @@ def _headline(report: SweepReport) -> str:
              f"{counted(totals['violation'], 'violation')} ({sum(item.pending for item in report.violations)} pending)",
              f"{totals['ignored']} ignored", f"{totals['failed']} failed", f"{totals['gone']} gone"]
     if report.repository_errors:
-        parts.append(f"{counted(len(report.repository_errors), 'repository', 'repositories')} not listed")
+        parts.append(f"{counted(len(report.repository_errors), 'repository')} not listed")
     return f"{counted(len(report.items), 'tag')}: {', '.join(parts)}"
 
 
 def _violations_heading(report: SweepReport, groups: dict[str, list[_Group]]) -> str:
     return (f"Violations ({counted(len(report.violations), 'tag')} in "
-            f"{counted(len(groups), 'repository', 'repositories')})")
-
-
-def _shown(text: object) -> str:
-    """Outside text, every unsafe character (controls, bidi, line breaks) shown as its escape (importer.core.safe_text)."""
-    return escape_unsafe(str(text))
+            f"{counted(len(groups), 'repository')})")
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
@@ -154,7 +147,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
 
 def _md(text: object) -> str:
     """Outside text for Markdown: shown on one line, HTML and Markdown syntax in it escaped, so it reads as written."""
-    escaped = html.escape(_shown(text), quote=False)
+    escaped = html.escape(sanitise(text), quote=False)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", escaped)
 
 
@@ -162,7 +155,7 @@ def _md_code(text: str | None) -> str:
     """A code span holding `text` as written (for a table cell: `|` escaped, as GFM tables need even in code)."""
     if not text:
         return "—"
-    shown = _shown(text)
+    shown = sanitise(text)
     fence = "`" * (max((len(run) for run in re.findall("`+", shown)), default=0) + 1)
     padded = f" {shown} " if shown.startswith("`") or shown.endswith("`") else shown
     return f"{fence}{padded}{fence}".replace("|", "\\|")
@@ -241,7 +234,7 @@ def render_html(report: SweepReport) -> str:
     Markdown; each repository's violations collapse under a summary of their groups."""
 
     def e(text: object) -> str:
-        return html.escape(_shown(text))
+        return html.escape(sanitise(text))
 
     def code(text: str | None) -> str:
         return f"<code>{e(text)}</code>" if text else "—"
@@ -312,24 +305,12 @@ def render_html(report: SweepReport) -> str:
     return "".join(parts)
 
 
-def write_report(report: SweepReport, path: Path) -> None:
-    """Write the report as Markdown (`.md`) or HTML (`.html`, `.htm`); ValueError for another extension."""
-    suffix = path.suffix.lower()
-    if suffix == ".md":
-        text = render_markdown(report)
-    elif suffix in (".html", ".htm"):
-        text = render_html(report)
-    else:
-        raise ValueError(f"report {str(path)!r}: the name must end in .md or .html")
-    path.write_text(text, encoding="utf-8")
-
-
-def format_summary(report: SweepReport, width: int | None = None, *, colour: bool = False) -> str:
-    """A few lines for a terminal: totals, then each violation and failure with its command. With a `width` (the
-    terminal's: importer.entry.terminal.output_width) every line fits it, a problem giving way before its reference
-    (digests first, see importer.entry.terminal) and a note saying so; None prints every value whole, as a pipe and
-    `--wide` want. `colour` colours each status."""
-    summary = _Summary(Display(width, colour))
+def format_summary(report: SweepReport, display: Display = Display()) -> str:
+    """A few lines for a terminal: totals, then each violation and failure with its command. With the display's width
+    (the terminal's: importer.entry.terminal.display_for) every line fits it, a problem giving way before its reference
+    (digests first, see importer.entry.terminal) and a note saying so; without one (the default) every value is whole,
+    as a pipe and `--wide` want. With its colour, each status is coloured."""
+    summary = _Summary(display)
     totals = ", ".join(counted(count, status) if status == "violation" else f"{count} {status}"
                        for status, count in report.totals().items() if count)
     summary.line("", f"{_heading(report)}: {counted(len(report.items), 'tag')} ({totals or 'none'})")

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from importer import __version__
+from importer.core.program import PROGRAM
 from importer.entry.commands import (
     audit,
     charts,
@@ -54,11 +55,11 @@ COMMANDS = (check, copy, hosting, outcomes, release, charts, audit, doctor, demo
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="platform-guard",  # the installed command; `python -m importer` from a checkout is the same parser
+        prog=PROGRAM,  # the installed command; `python -m importer` from a checkout is the same parser
         description="Platform Guard: keep every image in a registry runnable on the platforms your clusters use.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
-    parser.add_argument("--version", action="version", version=f"platform-guard {__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(commands)
@@ -101,16 +102,18 @@ def _run(argv: Sequence[str] | None) -> int:
         _say_failure(args, f"error: {error}", error, None)
         return EXIT_USAGE
     except CommandFailed as failure:
-        _say_failure(args, failure.line, failure.__cause__ or failure, failure.reference)
+        _say_failure(args, str(failure), failure.__cause__ or failure, failure.reference)
         return failure.exit_code
 
 
 def _say_failure(args: argparse.Namespace, line: str, cause: BaseException, reference: str | None) -> None:
     """The failure on stderr for people and, when the command was asked for `--json`, as an error document on stdout
     (`{"error": {"kind", "message", "reference"}}`), so that a script reading stdout is never left with nothing. The
-    commands with `-o/--output` (check, audit) write their own, in the format asked for."""
+    commands with `-o/--output` (check, audit: importer.entry.formats.choice.add_output_flags) say their own failures
+    in the format asked for (importer.entry.formats.emit.emit_error), --json or not: here only a usage error they
+    could not say that way (`--json -o junit`), on stderr alone."""
     print(sanitise(line), file=sys.stderr)
-    if getattr(args, "json", False) and getattr(args, "output", None) is None:
+    if getattr(args, "json", False) and not hasattr(args, "output"):
         print(json.dumps(error_document(describe_error(cause, reference=reference)), indent=2))
 
 

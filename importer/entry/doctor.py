@@ -41,7 +41,7 @@ from importer.entry.composition import (
     server_importer_for,
 )
 from importer.entry.formats.errors import describe_error, error_document
-from importer.entry.terminal import sanitise
+from importer.entry.terminal import Column, sanitise, table
 
 _REFUSED_CODES = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure", "AuthorizationFailed",
                             "AuthenticationFailed", "InsufficientAccountPermissions"})
@@ -133,12 +133,13 @@ def unreachable(error: BaseException) -> bool:
     return False
 
 
+_COLUMNS = (Column("CHECK"), Column("TARGET"), Column("RESULT"), Column("DETAIL"))
+
+
 def format_diagnosis(diagnosis: Diagnosis) -> str:
     """The table, then how to grant each missing right (and what to run for what could not be probed), then the
     summary line. Every cell and line is sanitised: details quote registries, ARM and storage."""
-    rows = [("CHECK", "TARGET", "RESULT", "DETAIL")]
-    rows += [(f.check, f.target, f.result, f.detail) for f in diagnosis.findings]
-    lines = _aligned(rows)
+    lines = table(_COLUMNS, [(f.check, f.target, f.result, f.detail) for f in diagnosis.findings])
     missing = [f for f in diagnosis.findings if f.fix and f.result == MISSING]
     other = [f for f in diagnosis.findings if f.fix and f.result != MISSING]
     if missing:
@@ -159,14 +160,6 @@ def _fixes(findings: list[Any]) -> list[str]:
         lines.append(sanitise(f"  {finding.check}  {finding.target}"))
         lines += [sanitise(f"    {command}") for command in finding.fix]
     return lines
-
-
-def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
-    """Fixed-width columns, every cell sanitised; the last (unbounded) column is not padded."""
-    shown = [[sanitise(cell) for cell in row] for row in rows]
-    last = len(shown[0]) - 1
-    widths = [max(len(row[i]) for row in shown) for i in range(last)]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:last])) + "  " + row[last] for row in shown]
 
 
 def run_doctor(*, as_json: bool = False, timeout: float = 30.0, environ: Mapping[str, str] | None = None) -> int:

@@ -15,4 +15,4 @@ OCI_SCHEME = "oci://"
 
 def strip_oci_scheme(text: str) -> str:
     """`text` without a leading `oci://`."""
-    return text[len(OCI_SCHEME):] if text.startswith(OCI_SCHEME) else text
+    return text.removeprefix(OCI_SCHEME)

@@ -339,12 +339,14 @@ def shortened_note(display: Display) -> str:
     return paint(fit_line(note, display), "dim" if display.colour else None)
 
 
-def _table(
-    columns: Sequence[Column], rows: Sequence[Sequence[str]], display: Display, steps: Sequence[tuple[int, int]]
+def table(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], display: Display = Display(),
+    steps: Sequence[tuple[int, int]] = (),
 ) -> list[str]:
     """The rows as lines under a line of titles, two spaces apart, every cell sanitised (widths are of what is shown);
     the last column, the one of unbounded width, is not padded. With a width, the columns give way as `steps` says
-    (see fit_widths) and a note follows when a value was shortened."""
+    (see fit_widths) and a note follows when a value was shortened; with the default display every value is whole and
+    uncoloured."""
     titles = [column.title for column in columns]
     body = [[sanitise(cell) for cell in row] for row in rows]
     natural = [max(text_width(cell) for cell in cells) for cells in zip(titles, *body, strict=False)]
@@ -400,7 +402,7 @@ def format_outcomes(outcomes: Sequence[Outcome], display: Display = Display()) -
         reference = outcome.reference or outcome.repository or outcome.event_id
         rows.append((outcome.received_at, outcome.result, reference, ",".join(outcome.platforms),
                      outcome.error or outcome.reason or ""))
-    return "\n".join(_table(_OUTCOME_COLUMNS, rows, display, _OUTCOME_STEPS))
+    return "\n".join(table(_OUTCOME_COLUMNS, rows, display, _OUTCOME_STEPS))
 
 
 _IMAGE, _IMAGE_PLATFORMS, _HEURISTIC, _FOUND_IN = range(4)
@@ -427,7 +429,7 @@ def format_chart_table(info: ChartInfo, display: Display = Display()) -> str:
              ", ".join(image.sources))
             for image in info.images
         ]
-        lines += _table(_CHART_COLUMNS, rows, display, _CHART_STEPS)
+        lines += table(_CHART_COLUMNS, rows, display, _CHART_STEPS)
     else:
         lines.append("no images found")
     if info.subcharts:
@@ -459,4 +461,4 @@ def format_dead_letters(letters: Sequence[DeadLetter], display: Display = Displa
     for letter in letters:
         dead_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.dead_at))
         rows.append((letter.message_id, str(letter.attempts), dead_at, letter.key, letter.error))
-    return "\n".join(_table(_DEAD_LETTER_COLUMNS, rows, display, _DEAD_LETTER_STEPS))
+    return "\n".join(table(_DEAD_LETTER_COLUMNS, rows, display, _DEAD_LETTER_STEPS))

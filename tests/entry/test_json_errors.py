@@ -6,7 +6,6 @@ registries on loopback ports; `check` and `audit` (with `-o`) are covered in tes
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,12 +30,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
 
 
 @pytest.fixture(autouse=True)
-def no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("PLATFORM_GUARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PLATFORM_GUARD_LEDGER", str(tmp_path / "ledger.db"))
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))  # never the real ~/.docker
+def no_settings(tmp_path: Path, clean_settings: pytest.MonkeyPatch) -> None:
+    clean_settings.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))  # never the real ~/.docker
 
 
 CASES = [

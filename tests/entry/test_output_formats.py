@@ -379,6 +379,27 @@ def test_unknown_report_extension_is_a_usage_error(shelf: Shelf, tmp_path: Path,
     assert not (tmp_path / name).exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        pytest.param(["check", "BAD ref", "--json"], "invalid", id="check-json-flag-bad-reference"),
+        pytest.param(["check", "BAD ref", "-o", "json"], "invalid", id="check-o-json-bad-reference"),
+        pytest.param(["audit", "x/y", "--json", "--report", "foo.txt"], "usage", id="audit-json-flag-bad-report"),
+        pytest.param(["check", "{host}/team/ok:1", "-o", "json", "--report", "{tmp}/missing/dir/out.json"], "usage",
+                     id="check-report-not-writable"),
+        pytest.param(["check", "{host}/team/ok:1", "--json", "--report", "{tmp}/missing/dir/out.sarif"], "usage",
+                     id="check-json-flag-report-not-writable"),
+    ],
+)
+def test_a_usage_error_is_one_error_document(shelf: Shelf, tmp_path: Path, argv: list[str], kind: str) -> None:
+    """With --json as with -o json, a usage error (a bad reference or scope, a report file that cannot be written) is
+    exactly one error document on stdout, the human line on stderr, exit 2."""
+    result = run(*(word.format(host=shelf.host, tmp=tmp_path) for word in argv))
+    assert result.returncode == 2, result.stderr
+    assert json.loads(result.stdout)["error"]["kind"] == kind  # one document: json.loads refuses two
+    assert result.stderr.startswith("error: ") and result.stderr.count("error: ") == 1, result.stderr
+
+
 @pytest.mark.parametrize("extension", [".xml", ".sarif", ".json"])
 def test_report_file_gets_the_error_too(shelf: Shelf, tmp_path: Path, extension: str) -> None:
     """A check that cannot read its image still writes the report file, with the error in it, for CI to publish."""

@@ -104,7 +104,7 @@ def audit_summary(display: Display) -> str:
                          started_at="2026-11-26T10:00:00Z", finished_at="2026-11-26T10:00:01Z", duration_seconds=1.0,
                          items=(violation, failed), repository_errors=(("team/c", REASON),),
                          policy_source="policy.yaml")
-    return format_summary(report, display.width, colour=display.colour)
+    return format_summary(report, display)
 
 
 RENDERERS: dict[str, Callable[[Display], str]] = {

@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from importer.app.settings import Settings
+from importer.core.program import PROGRAM
 from importer.core.words import counted
 from importer.entry.commands.common import (
     EXIT_OK,
@@ -23,34 +24,37 @@ from importer.entry.commands.common import (
     MOST_THREADS,
     Subcommands,
     UsageError,
+    add_wide_flag,
     settings_for,
     whole_number,
     with_examples,
 )
 from importer.entry.composition import existing_ledger_for, pipeline_for, registry_directory_for
 from importer.entry.formats import REPORT_EXTENSIONS, add_output_flags, describe_error, output_format, report_format
-from importer.entry.formats.cases import Run
 from importer.entry.terminal import sanitise
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from importer.app.sweep import SweepReport
+    from importer.entry.formats.cases import Run
 
 def command_audit(args: argparse.Namespace) -> int:
-    """The sweep, with its output in the format asked for; with machine output, usage errors are documents too."""
+    """The sweep, with its output in the format asked for; with machine output, errors (usage errors too) are
+    documents."""
     from pathlib import Path
 
+    from importer.entry.formats.cases import Run
     from importer.entry.formats.emit import emit_error
 
     output = output_format(args.output, args.json)
-    run = Run("audit", f"platform-guard audit {args.scope or ''}".strip())
+    run = Run("audit", f"{PROGRAM} audit {args.scope or ''}".strip())
     try:
         report = (Path(args.report), report_format(args.report, REPORT_EXTENSIONS)) if args.report else None
         return _audit(args, output, run, report)
     except UsageError as error:
-        emit_error(describe_error(error, reference=args.scope), run=run, output=output, report=None, stderr=False)
-        raise
+        return emit_error(describe_error(error, reference=args.scope), run=run, output=output, report=None,
+                          line=f"error: {error}")
 
 
 def _audit(args: argparse.Namespace, output: str, run: Run, report_file: tuple[Path, str] | None) -> int:
@@ -105,8 +109,7 @@ def _audit(args: argparse.Namespace, output: str, run: Run, report_file: tuple[P
     if report_file is not None:
         _write_report(report, run, *report_file)
     if output == "table":
-        display = display_for(sys.stdout, wide=args.wide)
-        print(format_summary(report, display.width, colour=display.colour))
+        print(format_summary(report, display_for(sys.stdout, wide=args.wide)))
         if report_file is not None:
             print(sanitise(f"report written to {report_file[0]}"))
     else:
@@ -119,7 +122,7 @@ def _audit(args: argparse.Namespace, output: str, run: Run, report_file: tuple[P
 def _run_of(report: SweepReport, title: str) -> Run:
     """The sweep as JUnit and SARIF see it: a case per tag swept, and per repository whose tags could not be listed;
     a sweep that ran out of time says so."""
-    from importer.entry.formats.cases import ERROR, Case, case_from_sweep_item
+    from importer.entry.formats.cases import ERROR, Case, Run, case_from_sweep_item
 
     cases = [case_from_sweep_item(item) for item in report.items]
     cases += [Case(f"{report.registry}/{name}", ERROR, f"its tags could not be listed: {error}",
@@ -136,17 +139,18 @@ def _run_of(report: SweepReport, title: str) -> Run:
 
 
 def _write_report(report: SweepReport, run: Run, path: Path, kind: str) -> None:
-    """The report file, in the format its name says: Markdown and HTML by importer.entry.audit_report."""
-    from importer.entry.audit_report import write_report
+    """The report file, in the format its name says (`kind`, from importer.entry.formats.choice.report_format):
+    Markdown and HTML by importer.entry.audit_report, the machine formats as -o prints them."""
+    from importer.entry.audit_report import render_html, render_markdown
     from importer.entry.formats.emit import machine_text, write_report_text
 
-    if kind in ("markdown", "html"):
-        try:
-            write_report(report, path)
-        except OSError as error:
-            raise UsageError(f"--report {str(path)!r}: cannot write it ({error.strerror or error})") from None
+    if kind == "markdown":
+        text = render_markdown(report)
+    elif kind == "html":
+        text = render_html(report)
     else:
-        write_report_text(path, machine_text(kind, run=run, document=report.as_dict()))
+        text = machine_text(kind, run=run, document=report.as_dict())
+    write_report_text(path, text)
 
 
 def _guarding(settings: Settings, host: str) -> Settings:
@@ -188,9 +192,7 @@ def register(commands: Subcommands) -> None:
                        help="re-import or quarantine violations, as events do, in the guarded registry or the one "
                        "named here")
     add_output_flags(audit, what="the report", reports=REPORT_EXTENSIONS)
-    audit.add_argument("--wide", action="store_true",
-                       help="print every value whole, never shortened to the terminal's width (the default when "
-                            "stdout is not a terminal)")
+    add_wide_flag(audit)
     audit.add_argument("--parallel", type=whole_number(1, MOST_THREADS), default=8, metavar="N",
                        help=f"tags read at once, 1 to {MOST_THREADS} (default 8)")
     audit.add_argument("--page-size", type=whole_number(1, MOST_PAGE_SIZE), metavar="N",

@@ -15,6 +15,7 @@ from importer.entry.commands.common import (
     CommandFailed,
     Subcommands,
     UsageError,
+    add_wide_flag,
     client_for,
     settings_for,
     with_examples,
@@ -28,14 +29,14 @@ def command_chart_images(args: argparse.Namespace) -> int:
 
     from importer.app.chart_reading import read_chart_from_registry
     from importer.core.charts import ChartError
-    from importer.entry.chart_file import read_chart_file
+    from importer.entry.chart_file import is_chart_file, read_chart_file
     from importer.entry.terminal import display_for, format_chart_table
 
     target: str = strip_oci_scheme(args.chart)
     try:
         if Path(target).is_dir():
             raise UsageError(f"{target!r} is a directory: give a packaged chart (helm package) or a chart reference")
-        if Path(target).is_file() or target.endswith((".tgz", ".tar.gz")):
+        if is_chart_file(target):
             info = read_chart_file(target)
         else:
             try:
@@ -74,7 +75,5 @@ def register(commands: Subcommands) -> None:
         "chart", metavar="REF_OR_TGZ", help="chart reference (e.g. 127.0.0.1:5000/charts/shop:1.0.0, or with oci:// as Helm writes it) or a .tgz file"
     )
     chart_images.add_argument("--json", action="store_true", help="print the chart and its images as one JSON object")
-    chart_images.add_argument("--wide", action="store_true",
-                              help="print every value whole, never shortened to the terminal's width (the default "
-                                   "when stdout is not a terminal)")
+    add_wide_flag(chart_images)
     chart_images.set_defaults(run=command_chart_images)

@@ -26,8 +26,10 @@ from importer.core.decide import VIOLATION, verdict_fields
 from importer.core.manifests import ManifestError
 from importer.core.media_types import HELM_CONFIG
 from importer.core.outcome import VERDICT_FIELDS, Outcome
+from importer.core.program import PROGRAM
 from importer.core.reference import ReferenceError, parse_reference, reference_of
 from importer.core.words import counted
+from importer.entry.chart_file import is_chart_file
 from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
@@ -47,9 +49,9 @@ from importer.entry.formats import (
     report_format,
 )
 from importer.entry.formats.cases import Case, Run, case_from_verdict
-from importer.entry.formats.emit import emit_error, machine_text, write_report_text
+from importer.entry.formats.errors import chart_errors
 from importer.entry.oci_reference import strip_oci_scheme
-from importer.entry.terminal import sanitise
+from importer.entry.terminal import Column, sanitise, table
 from importer.ports.registry import Registry, RegistryError
 
 if TYPE_CHECKING:
@@ -98,15 +100,16 @@ def _print_verdict(record: dict[str, Any]) -> None:
 
 def _print_chart_images(checked: _Checked) -> None:
     """The chart's images as a table: verdict, the image as the chart names it, where it was checked, why."""
-    rows = [("VERDICT", "IMAGE", "CHECKED AS", "REASON")]
+    rows = []
     for image, error in checked.images:
         verdict = f"error ({error.kind})" if error else f"{image['verdict']}" + (
             f" → {image['action']}" if image["action"] not in (None, "none") else "")
         rows.append((verdict, image["chart_image"], image["reference"] or "—", image["reason"] or ""))
-    shown = [[sanitise(cell) for cell in row] for row in rows]
-    widths = [max(len(row[column]) for row in shown) for column in range(3)]
-    for row in shown:
-        print("  " + "  ".join(cell.ljust(widths[column]) for column, cell in enumerate(row[:3])) + "  " + row[3])
+    for line in table(_CHART_IMAGE_COLUMNS, rows):
+        print("  " + line)
+
+
+_CHART_IMAGE_COLUMNS = (Column("VERDICT"), Column("IMAGE"), Column("CHECKED AS"), Column("REASON"))
 
 
 def _verdict_object(reference: Any, facts: Any, verdict: Any) -> dict[str, Any]:
@@ -125,6 +128,7 @@ def _verdict_object(reference: Any, facts: Any, verdict: Any) -> dict[str, Any]:
 def _chart_object(base: dict[str, Any], info: ChartInfo, results: tuple[ChartImageResult, ...]) -> _Checked:
     """The chart's verdict object, extended with its images (see the module docstring)."""
     from importer.app.chart_check import worst_verdict
+    from importer.app.chart_judgement import chart_notes
 
     images: list[tuple[dict[str, Any], ErrorInfo | None]] = []
     for result in results:
@@ -138,10 +142,7 @@ def _chart_object(base: dict[str, Any], info: ChartInfo, results: tuple[ChartIma
     counts = ", ".join(counted(verdicts.count(name), name) if name == VIOLATION else f"{verdicts.count(name)} {name}"
                        for name in ("compliant", VIOLATION, "ignored"))
     reason = f"chart {info.name} {info.version}: {counted(len(images), 'image')}: {counts}, {unreadable} unreadable"
-    if info.platforms:
-        reason += f"; the chart requires {', '.join(info.platforms)}"
-    if info.unresolved:
-        reason += f"; {counted(len(info.unresolved), 'image-like value')} not resolved (templates are not rendered)"
+    reason += chart_notes(info)
     verdict = worst_verdict(verdicts)
     actions = {image["action"] for image, _ in images if image["verdict"] == VIOLATION}
     record = {
@@ -196,40 +197,33 @@ def _check_reference(settings: Settings, target: str) -> _Checked:
         registry.close()
 
 
-def _chart_errors() -> tuple[type[Exception], ...]:
-    """ChartError once the chart code is loaded (it is loaded only to read a chart, which is what raises it)."""
-    charts = sys.modules.get("importer.core.charts.model")
-    return () if charts is None else (charts.ChartError,)
-
-
-def _is_chart_file(target: str) -> bool:
-    return Path(target).is_file() or target.endswith((".tgz", ".tar.gz"))
-
-
 def command_check(args: argparse.Namespace) -> int:
+    """The check, its output in the format asked for; with machine output, errors (usage errors too) are documents."""
+    from importer.entry.formats.emit import emit_error, machine_text, write_report_text
+
     started = time.perf_counter()
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     output = output_format(args.output, args.json)
     target = strip_oci_scheme(args.ref)
-    run = Run("check", f"platform-guard check {target}", started_at=started_at)
+    run = Run("check", f"{PROGRAM} check {target}", started_at=started_at)
     report: tuple[Path, str] | None = None
     try:
         if args.report:
             report = (Path(args.report), report_format(args.report, CHECK_REPORTS))
         settings = settings_for(args.policy)
-        if _is_chart_file(target):
+        if is_chart_file(target):
             checked = _check_chart_file(settings, target)
         else:
             checked = _check_reference(settings, target)
+        judged = Run("check", run.title, cases=checked.cases(), started_at=started_at,
+                     duration_seconds=time.perf_counter() - started)
+        if report is not None:
+            write_report_text(report[0], machine_text(report[1], run=judged, document=checked.record))
     except (UsageError, ReferenceError) as error:
-        emit_error(describe_error(error, reference=target), run=run, output=output, report=None, stderr=False)
-        raise UsageError(str(error)) from error
-    except (RegistryError, ManifestError, *_chart_errors()) as error:
+        return emit_error(describe_error(error, reference=target), run=run, output=output, report=None,
+                          line=f"error: {error}")
+    except (RegistryError, ManifestError, *chart_errors()) as error:
         return emit_error(describe_error(error, reference=target), run=run, output=output, report=report)
-    run = Run("check", run.title, cases=checked.cases(), started_at=started_at,
-              duration_seconds=time.perf_counter() - started)
-    if report is not None:
-        write_report_text(report[0], machine_text(report[1], run=run, document=checked.record))
     if output == "table":
         _print_verdict(checked.record)
         if checked.chart:
@@ -238,7 +232,7 @@ def command_check(args: argparse.Namespace) -> int:
             if error is not None:
                 print(sanitise(f"error: {image['chart_image']}: {error.message}"), file=sys.stderr)
     else:
-        print(machine_text(output, run=run, document=checked.record))
+        print(machine_text(output, run=judged, document=checked.record))
     return checked.exit_code
 
 

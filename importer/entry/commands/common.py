@@ -54,13 +54,12 @@ class UsageError(Exception):
 
 
 class CommandFailed(Exception):
-    """A command's failure, said once by the CLI (importer/entry/cli.py): `line` on stderr and, when the command was
-    asked for `--json`, an error document on stdout whose kind comes from the exception this one is raised from
-    (`raise CommandFailed(...) from error`). `exit_code` is the command's documented one."""
+    """A command's failure, said once by the CLI (importer/entry/cli.py): its message, the whole `line`, on stderr
+    and, when the command was asked for `--json`, an error document on stdout whose kind comes from the exception this
+    one is raised from (`raise CommandFailed(...) from error`). `exit_code` is the command's documented one."""
 
     def __init__(self, line: str, *, exit_code: int, reference: str | None = None) -> None:
         super().__init__(line)
-        self.line = line
         self.exit_code = exit_code
         self.reference = reference
 
@@ -77,6 +76,13 @@ def settings_for(policy_path: str | None) -> Settings:
 def client_for(settings: Settings, host: str) -> Registry:
     """A registry client for a host the user named, with its credentials and plain-HTTP permission from settings."""
     return registry_directory_for(settings).client(host)
+
+
+def add_wide_flag(parser: argparse.ArgumentParser) -> None:
+    """--wide on `parser`, for a command that prints a table fitted to the terminal."""
+    parser.add_argument("--wide", action="store_true",
+                        help="print every value whole, never shortened to the terminal's width (the default when "
+                             "stdout is not a terminal)")
 
 
 def whole_number(least: int, most: int) -> Callable[[str], int]:

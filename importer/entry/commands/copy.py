@@ -21,13 +21,12 @@ from importer.entry.commands.common import (
     CommandFailed,
     Subcommands,
     UsageError,
-    client_for,
     settings_for,
     whole_number,
     with_examples,
 )
 from importer.entry.terminal import sanitise
-from importer.ports.registry import Registry, RegistryError
+from importer.ports.registry import RegistryError
 
 if TYPE_CHECKING:
     from importer.app.copy_policy import CopyGate
@@ -52,6 +51,7 @@ def command_copy(args: argparse.Namespace) -> int:
     from importer.app.copy_policy import CopyGate, CopyRefused
     from importer.app.copying import CopyError, CopyEvent, copy_image
     from importer.core.platforms import PlatformError, parse, validate_pattern
+    from importer.entry.composition import registry_directory_for
     from importer.entry.progress import ProgressBar, format_megabytes
 
     if args.all and args.platform:
@@ -72,13 +72,12 @@ def command_copy(args: argparse.Namespace) -> int:
     except PlatformError as error:
         raise UsageError(str(error)) from None
     settings = settings_for(args.policy)
-    clients: dict[str, Registry] = {}
-    for host in dict.fromkeys((source.registry, target.registry)):
-        clients[host] = client_for(settings, host)
+    registries = registry_directory_for(settings)  # one client per host, one docker config store for both
+    source_client, target_client = registries.client(source.registry), registries.client(target.registry)
     destination = f"{target.registry}/{target.repository}" + (f":{target_tag}" if target_tag else "")
     gate = None
     if args.policy or target.registry.lower() in settings.registries:
-        gate = CopyGate(settings.policy, clients[source.registry], source.repository,
+        gate = CopyGate(settings.policy, source_client, source.repository,
                         target_repository=target.repository, target_tag=target_tag, force=args.force)
     bar = ProgressBar(f"copying {args.src}")
 
@@ -92,8 +91,8 @@ def command_copy(args: argparse.Namespace) -> int:
 
     try:
         result = copy_image(
-            clients[source.registry], source.repository, source.manifest_reference,
-            clients[target.registry], target.repository, target_tag,
+            source_client, source.repository, source.manifest_reference,
+            target_client, target.repository, target_tag,
             platforms=platforms, strict=args.strict, exclude=tuple(args.exclude or ()), flatten=args.flatten,
             parallel=args.parallel, progress=show, referrers=not args.no_referrers, vet=gate,
         )
@@ -110,8 +109,9 @@ def command_copy(args: argparse.Namespace) -> int:
                             reference=args.src) from error
     finally:
         bar.finish()
-        for client in clients.values():
-            client.close()
+        source_client.close()
+        if target_client is not source_client:  # one registry: one client
+            target_client.close()
     forced = gate is not None and gate.violation
     if forced:
         assert gate is not None and gate.verdict is not None

@@ -19,6 +19,7 @@ from importer.entry.commands.common import (
     CommandFailed,
     Subcommands,
     UsageError,
+    add_wide_flag,
     ledger_errors,
     settings_for,
     whole_number,
@@ -120,9 +121,7 @@ def register(commands: Subcommands) -> None:
                           help=f"how many, 1 to {MOST_OUTCOMES} (default 50)")
     outcomes.add_argument("--repository", help="only this repository")
     outcomes.add_argument("--all", action="store_true", help="also the attempts (`retrying`) before each final outcome")
-    outcomes.add_argument("--wide", action="store_true",
-                          help="print every value whole, never shortened to the terminal's width (the default when "
-                               "stdout is not a terminal)")
+    add_wide_flag(outcomes)
     outcomes.add_argument("--failed", action="store_true",
                           help="the events the workers gave up on (dead letters), with the command that re-drives them")
     outcomes.set_defaults(run=command_outcomes)

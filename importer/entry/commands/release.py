@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from importer.core.manifests import ManifestError
 from importer.core.reference import ReferenceError, parse_reference
 from importer.entry.commands.common import (
     EXIT_OK,
     EXIT_REGISTRY,
+    CommandFailed,
     Subcommands,
     UsageError,
     client_for,
@@ -56,8 +56,8 @@ def command_release(args: argparse.Namespace) -> int:
     except ReleaseError as error:
         raise UsageError(str(error)) from None
     except (RegistryError, ManifestError, *ledger_errors()) as error:
-        print(sanitise(f"error: releasing {args.ref}: {error}"), file=sys.stderr)
-        return EXIT_REGISTRY
+        raise CommandFailed(f"error: releasing {args.ref}: {error}", exit_code=EXIT_REGISTRY,
+                            reference=args.ref) from error
     finally:
         ledger.close()
         registry.close()

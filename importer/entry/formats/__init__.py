@@ -13,24 +13,19 @@ from __future__ import annotations
 
 from importer.entry.formats.choice import (
     CHECK_REPORTS,
-    MACHINE_OUTPUTS,
-    OUTPUTS,
     REPORT_EXTENSIONS,
     add_output_flags,
     output_format,
     report_format,
 )
-from importer.entry.formats.errors import ErrorInfo, describe_error, error_document
+from importer.entry.formats.errors import ErrorInfo, describe_error
 
 __all__ = [
     "CHECK_REPORTS",
     "ErrorInfo",
-    "MACHINE_OUTPUTS",
-    "OUTPUTS",
     "REPORT_EXTENSIONS",
     "add_output_flags",
     "describe_error",
-    "error_document",
     "output_format",
     "report_format",
 ]

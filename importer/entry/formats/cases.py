@@ -109,9 +109,6 @@ class Run:
     duration_seconds: float = 0.0
     properties: Mapping[str, Any] | None = None  # totals and the like, for SARIF's run properties
 
-    def count(self, status: str) -> int:
-        return sum(1 for case in self.cases if case.status == status)
-
 
 def repository_of(reference: str) -> str:
     """`registry/repository` of `registry/repository[:tag][@digest]`."""

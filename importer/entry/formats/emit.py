@@ -46,14 +46,13 @@ def write_report_text(path: Path, text: str) -> None:
 
 
 def emit_error(info: ErrorInfo, *, run: Run, output: str, report: tuple[Path, str] | None,
-               line: str | None = None, stderr: bool = True) -> int:
-    """Say `info` on stderr (`line`, default `error: REFERENCE: MESSAGE`; nothing with `stderr=False`, for a usage
-    error that the CLI's main says), as a document on stdout (machine output) and in the report file (machine
-    formats); returns its exit code."""
-    if stderr:
-        if line is None:
-            line = f"error: {info.reference}: {info.message}" if info.reference else f"error: {info.message}"
-        print(sanitise(line), file=sys.stderr)
+               line: str | None = None) -> int:
+    """Say `info` on stderr (`line`, default `error: REFERENCE: MESSAGE`), as a document on stdout (machine output)
+    and in the report file (machine formats); returns its exit code. The one place `check` and `audit` say a failure,
+    usage errors included: the CLI's main says no more of it."""
+    if line is None:
+        line = f"error: {info.reference}: {info.message}" if info.reference else f"error: {info.message}"
+    print(sanitise(line), file=sys.stderr)
     failed = dataclasses.replace(run, errors=(*run.errors, info))
     if report is not None and report[1] in MACHINE_OUTPUTS:
         try:

@@ -115,15 +115,16 @@ def _own_kind(error: BaseException) -> str | None:
             return kind
     if isinstance(error, RegistryError):
         return "registry"
-    if isinstance(error, ManifestError) or _is_chart_error(error):
+    if isinstance(error, (ManifestError, *chart_errors())):
         return "invalid_content"
     return None
 
 
-def _is_chart_error(error: BaseException) -> bool:
-    # The chart code is loaded only when a chart is read; an error from it means it is loaded.
+def chart_errors() -> tuple[type[Exception], ...]:
+    """ChartError once the chart code is loaded (it is loaded only to read a chart, which is what raises it), else
+    nothing: for `except` and `isinstance`, without loading the chart code to ask."""
     charts = sys.modules.get("importer.core.charts.model")
-    return charts is not None and isinstance(error, charts.ChartError)
+    return () if charts is None else (charts.ChartError,)
 
 
 def describe_error(error: BaseException, *, reference: str | None = None) -> ErrorInfo:

@@ -78,10 +78,6 @@ _RULES: dict[str, dict[str, Any]] = {
 }
 
 
-def _text(value: object) -> str:
-    return escape_unsafe(str(value))
-
-
 def _information_uri() -> str | None:
     """The home page the installed package declares (Project-URL `Homepage`), if any."""
     try:
@@ -119,11 +115,11 @@ def image_location(reference: str) -> dict[str, Any]:
     """A SARIF location for an image: a relative URI (no scheme, ':' encoded) and a logical location."""
     return {
         "physicalLocation": {
-            "artifactLocation": {"uri": quote(_text(reference), safe="/@._-~")},
+            "artifactLocation": {"uri": quote(escape_unsafe(reference), safe="/@._-~")},
             "region": {"startLine": 1},
         },
-        "logicalLocations": [{"name": _text(reference.rpartition("/")[2]), "fullyQualifiedName": _text(reference),
-                              "kind": "resource"}],
+        "logicalLocations": [{"name": escape_unsafe(reference.rpartition("/")[2]),
+                              "fullyQualifiedName": escape_unsafe(reference), "kind": "resource"}],
     }
 
 
@@ -138,7 +134,7 @@ def _message(case: Case, kind: str) -> str:
         head = f"{case.where} could not be read or judged ({case.error_kind or 'error'})"
     else:
         head = f"{case.where} violates the policy"
-    return _text(f"{head}: {case.message}")
+    return escape_unsafe(f"{head}: {case.message}")
 
 
 def _result(case: Case, kind: str) -> dict[str, Any]:
@@ -173,12 +169,12 @@ def sarif_document(run: Run) -> dict[str, Any]:
     notifications: list[dict[str, Any]] = []
     for error in run.errors:
         notification: dict[str, Any] = {
-            "level": "error", "message": {"text": _text(error.message)}, "descriptor": {"id": error.kind},
+            "level": "error", "message": {"text": escape_unsafe(error.message)}, "descriptor": {"id": error.kind},
         }
         if error.reference:
             notification["locations"] = [image_location(error.reference)]
         notifications.append(notification)
-    notifications += [{"level": "warning", "message": {"text": _text(warning)}} for warning in run.warnings]
+    notifications += [{"level": "warning", "message": {"text": escape_unsafe(warning)}} for warning in run.warnings]
     invocation: dict[str, Any] = {"executionSuccessful": not run.errors}
     if run.started_at:
         invocation["startTimeUtc"] = run.started_at
